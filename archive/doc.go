@@ -1,0 +1,12 @@
+// Package archive owns mailing lists: accepting messages, their parsing,
+// deduplication, article numbers and the derived SQLite index.
+//
+// It imports gitstore (storage) and go-message (parsing). smtpin, imapd and
+// swarm import archive; archive imports none of them and never calls swarm:
+// consumers subscribe to its events.
+//
+// A list lives in DATA/lists/NAME: the git epochs (see gitstore), the derived
+// index.sqlite3 (rebuildable from git alone by Reindex), users.sqlite3 (per
+// user IMAP flags, never touched by Reindex) and the list key (list.key, the
+// ed25519 private key, mode 0600; list.pub, its public key).
+package archive

@@ -1,0 +1,19 @@
+// Package gitstore owns a list's git repositories in the public-inbox v2
+// layout and the pack files inside them.
+//
+// It imports nothing of ours; go-git is used only here.
+//
+// On-disk layout under the list directory (DATA/lists/NAME):
+//
+//	inbox.lock                  marks a public-inbox v2 inbox (empty file)
+//	all.git/                    bare repo whose objects/info/alternates names every epoch
+//	git/N.git/                  one bare repository per epoch, N = 0, 1, ...
+//	git/N.git/refs/heads/master the epoch's tip; history is one linear chain
+//	git/N.git/objects/pack/     pack-<sha1>.pack, .idx and .keep written by us
+//
+// Every commit holds one message: its tree has the single blob "m" (a removal
+// holds "d" instead). Objects are appended as one pack per batch, written to a
+// temporary file, fsynced, renamed idx first then pack, and the directory
+// fsynced; only then does the ref move, by lock file + fsync + rename. Packs are
+// never deltified by us and are marked .keep; gc.auto is 0.
+package gitstore
