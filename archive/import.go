@@ -1,0 +1,336 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"mailswarm/gitstore"
+)
+
+// ImportOptions configures Import. The zero value is usable.
+type ImportOptions struct {
+	// Format is how mbox files were quoted; the zero value is mboxrd.
+	Format MboxFormat
+	// BatchSize is how many messages go into one git pack and index
+	// transaction; zero means 1000.
+	BatchSize int
+	// Progress, when set, is called after each batch with the totals so far
+	// and the number of input bytes read.
+	Progress func(r ImportResult, bytesRead int64)
+}
+
+// ImportResult counts what Import did.
+type ImportResult struct {
+	Read       int // messages read from the sources
+	Added      int // archived as new commits
+	Adopted    int // commits adopted byte for byte from a public-inbox inbox
+	Duplicates int // dropped as duplicates (same Message-ID, same content)
+	Malformed  int // archived although parsing found problems
+}
+
+const batchBytes = 16 << 20
+
+// Import archives every message of the sources in paths, in order: mbox
+// files (gzip allowed), Maildirs, directories of .eml files, single .eml
+// files, public-inbox v2 inboxes and single epochs (N.git). A public-inbox
+// inbox imported into an empty list is adopted as history, commit for
+// commit; otherwise its messages are archived like any others. Import is
+// safe to run again after it was interrupted: archived messages are
+// recognised as duplicates.
+func (l *List) Import(ctx context.Context, paths []string, opts *ImportOptions) (ImportResult, error) {
+	var o ImportOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	im := &importer{l: l, opts: o}
+	for _, p := range paths {
+		if err := im.importPath(ctx, p); err != nil {
+			im.flush(ctx)
+			return im.res, fmt.Errorf("archive: import %s: %w", p, err)
+		}
+	}
+	if err := im.flush(ctx); err != nil {
+		return im.res, fmt.Errorf("archive: import: %w", err)
+	}
+	return im.res, nil
+}
+
+type importer struct {
+	l         *List
+	opts      ImportOptions
+	res       ImportResult
+	bytesRead int64
+
+	pending      []pendingMsg
+	pendingBytes int
+	// The previous batch is written while the next one is read and parsed.
+	inflight chan addOutcome
+}
+
+type addOutcome struct {
+	r   AddResult
+	err error
+}
+
+type pendingMsg struct {
+	raw     []byte
+	arrived time.Time
+}
+
+func (im *importer) importPath(ctx context.Context, path string) error {
+	kind, err := DetectFormat(path)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "mbox":
+		f, err := OpenMaybeGzip(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return ReadMbox(f, im.opts.Format, func(msg []byte) error {
+			return im.add(ctx, append([]byte(nil), msg...), time.Time{})
+		})
+	case "maildir", "eml":
+		return WalkMaildir(path, func(_ string, msg []byte) error {
+			return im.add(ctx, msg, time.Time{})
+		})
+	case "public-inbox":
+		epochs, err := inboxEpochs(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range epochs {
+			if err := im.importEpoch(ctx, e.dir, e.n); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "epoch":
+		n := -1
+		if m := epochRE.FindStringSubmatch(filepath.Base(filepath.Clean(path))); m != nil {
+			n, _ = strconv.Atoi(m[1])
+		}
+		return im.importEpoch(ctx, path, n)
+	}
+	return fmt.Errorf("unsupported source kind %q", kind)
+}
+
+var epochRE = regexp.MustCompile(`^([0-9]+)\.git$`)
+
+type epochDir struct {
+	n   int
+	dir string
+}
+
+func inboxEpochs(inbox string) ([]epochDir, error) {
+	ents, err := os.ReadDir(filepath.Join(inbox, "git"))
+	if err != nil {
+		return nil, err
+	}
+	var out []epochDir
+	for _, e := range ents {
+		if m := epochRE.FindStringSubmatch(e.Name()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			out = append(out, epochDir{n, filepath.Join(inbox, "git", e.Name())})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].n < out[j].n })
+	if len(out) == 0 {
+		return nil, errors.New("no epochs under git/")
+	}
+	return out, nil
+}
+
+// importEpoch adopts a foreign epoch byte for byte when the list has
+// nothing in that epoch yet and every earlier epoch is already adopted
+// (so article numbers stay public-inbox's positions), else archives its
+// messages as new mail.
+func (im *importer) importEpoch(ctx context.Context, dir string, n int) error {
+	f, err := gitstore.OpenForeign(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if n >= 0 && im.canAdopt(n) {
+		if err := im.flush(ctx); err != nil {
+			return err
+		}
+		return im.adopt(ctx, f, n)
+	}
+	return f.Walk(gitstore.ZeroHash, func(e gitstore.Entry, raw gitstore.RawCommit) error {
+		if e.Remove {
+			return nil
+		}
+		return im.add(ctx, raw.Blob, e.Committer.When)
+	})
+}
+
+// canAdopt reports whether epoch n of a foreign inbox can be taken as is:
+// our epoch n is empty and so is everything after it, and our epochs before
+// it exist.
+func (im *importer) canAdopt(n int) bool {
+	if len(im.pending) > 0 || im.inflight != nil {
+		if im.flush(context.Background()) != nil {
+			return false
+		}
+	}
+	eps := im.l.git.Epochs()
+	for _, e := range eps {
+		tip, err := im.l.git.Tip(e)
+		if err != nil {
+			return false
+		}
+		if e >= n && !tip.IsZero() {
+			return false
+		}
+		if e < n && tip.IsZero() {
+			return false
+		}
+	}
+	return n == 0 || len(eps) >= n
+}
+
+func (im *importer) adopt(ctx context.Context, f *gitstore.Foreign, n int) error {
+	l := im.l
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	var batch []gitstore.RawCommit
+	known := map[gitstore.Hash]*Parsed{}
+	write := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := l.git.AppendRaw(n, batch); err != nil {
+			return err
+		}
+		if _, _, err := l.catchUp(ctx, known); err != nil {
+			return err
+		}
+		batch = batch[:0]
+		clear(known)
+		im.progress()
+		return nil
+	}
+	size := 0
+	err := f.Walk(gitstore.ZeroHash, func(e gitstore.Entry, raw gitstore.RawCommit) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch = append(batch, raw)
+		im.res.Read++
+		if !e.Remove {
+			p := Parse(raw.Blob)
+			known[e.Blob] = p
+			im.res.Adopted++
+			if len(p.Problems) > 0 {
+				im.res.Malformed++
+			}
+		}
+		size += len(raw.Blob)
+		if len(batch) >= im.opts.BatchSize || size >= batchBytes {
+			size = 0
+			return write()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return write()
+}
+
+func (im *importer) add(ctx context.Context, raw []byte, arrived time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	im.res.Read++
+	im.bytesRead += int64(len(raw))
+	im.pending = append(im.pending, pendingMsg{raw, arrived})
+	im.pendingBytes += len(raw)
+	if len(im.pending) >= im.opts.BatchSize || im.pendingBytes >= batchBytes {
+		return im.cut(ctx)
+	}
+	return nil
+}
+
+// cut parses the pending batch on every core, waits for the previous batch
+// to be written, then starts writing this one in the background.
+func (im *importer) cut(ctx context.Context) error {
+	msgs := prepareAll(im.pending)
+	im.pending, im.pendingBytes = nil, 0
+	if err := im.wait(); err != nil {
+		return err
+	}
+	ch := make(chan addOutcome, 1)
+	im.inflight = ch
+	go func() {
+		r, err := im.l.AddPrepared(ctx, msgs)
+		ch <- addOutcome{r, err}
+	}()
+	return nil
+}
+
+func (im *importer) wait() error {
+	if im.inflight == nil {
+		return nil
+	}
+	o := <-im.inflight
+	im.inflight = nil
+	im.res.Added += o.r.Added
+	im.res.Duplicates += o.r.Duplicates
+	im.res.Malformed += o.r.Malformed
+	if o.err == nil {
+		im.progress()
+	}
+	return o.err
+}
+
+func (im *importer) flush(ctx context.Context) error {
+	if len(im.pending) > 0 {
+		if err := im.cut(ctx); err != nil {
+			return err
+		}
+	}
+	return im.wait()
+}
+
+func (im *importer) progress() {
+	if im.opts.Progress != nil {
+		im.opts.Progress(im.res, im.bytesRead)
+	}
+}
+
+// prepareAll parses msgs on every core, keeping their order.
+func prepareAll(msgs []pendingMsg) []*Prepared {
+	out := make([]*Prepared, len(msgs))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	next := make(chan int, len(msgs))
+	for i := range msgs {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = Prepare(msgs[i].raw, msgs[i].arrived)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}

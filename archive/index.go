@@ -1,0 +1,287 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, FTS5)
+
+	"mailswarm/gitstore"
+)
+
+// schemaVersion changes whenever the index layout does; an index of another
+// version is rebuilt from git.
+const schemaVersion = 1
+
+// The index is derived from git: every row can be rebuilt by Reindex.
+//
+//	msg     one row per archived message; num is the article number (its
+//	        position in the list's history across epochs, counting only "m"
+//	        commits), so it is the same on every mirror and after a rebuild.
+//	mids    every Message-ID of a message (dedup, threading)
+//	refs    the ids a message refers to (References, In-Reply-To)
+//	epochs  per epoch, the last commit indexed: the catch-up point after a
+//	        crash between the git ref move and the index commit
+//	fts     full text, trigram tokenizer: IMAP SEARCH is case-insensitive
+//	        substring matching (RFC 3501 6.4.4), which trigrams answer exactly
+var schema = []string{
+	`CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`,
+	`CREATE TABLE epochs (
+		epoch INTEGER PRIMARY KEY,
+		tip BLOB NOT NULL,
+		commits INTEGER NOT NULL
+	)`,
+	`CREATE TABLE msg (
+		num INTEGER PRIMARY KEY,
+		epoch INTEGER NOT NULL,
+		commit_id BLOB NOT NULL,
+		blob_id BLOB NOT NULL,
+		pack TEXT NOT NULL,
+		off INTEGER NOT NULL,
+		size INTEGER NOT NULL,
+		mid TEXT NOT NULL,
+		chash BLOB NOT NULL,
+		date INTEGER NOT NULL,
+		arrived INTEGER NOT NULL,
+		subject TEXT NOT NULL,
+		from_name TEXT NOT NULL,
+		from_addr TEXT NOT NULL,
+		thread INTEGER NOT NULL,
+		env BLOB NOT NULL,
+		bs BLOB NOT NULL,
+		removed INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX msg_blob ON msg (blob_id)`,
+	`CREATE INDEX msg_arrived ON msg (arrived)`,
+	`CREATE INDEX msg_date ON msg (date)`,
+	`CREATE TABLE mids (mid TEXT NOT NULL, num INTEGER NOT NULL)`,
+	`CREATE INDEX mids_mid ON mids (mid)`,
+	`CREATE TABLE refs (mid TEXT NOT NULL, num INTEGER NOT NULL)`,
+	`CREATE INDEX refs_mid ON refs (mid)`,
+	`CREATE VIRTUAL TABLE fts USING fts5 (subject, hdr, body, content='', tokenize='trigram', detail=full)`,
+}
+
+// openIndex opens (creating when missing) the SQLite index at path.
+func openIndex(path string, nosync bool) (*sql.DB, error) {
+	sync := "NORMAL" // WAL + NORMAL: a killed process loses no committed transaction
+	if nosync {
+		sync = "OFF"
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", "foreign_keys(OFF)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("archive: index %s: %w", path, err)
+	}
+	if err := initSchema(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("archive: index %s: %w", path, err)
+	}
+	return db, nil
+}
+
+var errStaleSchema = errors.New("archive: index schema is stale")
+
+func initSchema(db *sql.DB) error {
+	ctx := context.Background()
+	var v string
+	err := db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'schema'`).Scan(&v)
+	if err == nil {
+		if v != fmt.Sprint(schemaVersion) {
+			return errStaleSchema
+		}
+		return nil
+	}
+	if !strings.Contains(err.Error(), "no such table") {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, s := range schema {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES ('schema', ?)`, fmt.Sprint(schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// indexTips returns the last indexed commit of every epoch.
+func indexTips(ctx context.Context, q querier) (map[int]gitstore.Hash, error) {
+	rows, err := q.QueryContext(ctx, `SELECT epoch, tip FROM epochs`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tips := map[int]gitstore.Hash{}
+	for rows.Next() {
+		var e int
+		var b []byte
+		if err := rows.Scan(&e, &b); err != nil {
+			return nil, err
+		}
+		var h gitstore.Hash
+		copy(h[:], b)
+		tips[e] = h
+	}
+	return tips, rows.Err()
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// indexWriter inserts rows within one transaction.
+type indexWriter struct {
+	tx                                            *sql.Tx
+	insMsg, insMid, insRef, insFTS, thrByMid      *sql.Stmt
+	thrByRef, setTip, markRemoved, lastNum, chash *sql.Stmt
+}
+
+func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
+	w := &indexWriter{tx: tx}
+	for _, p := range []struct {
+		s **sql.Stmt
+		q string
+	}{
+		{&w.insMsg, `INSERT INTO msg (num, epoch, commit_id, blob_id, pack, off, size, mid, chash, date, arrived,
+			subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.insMid, `INSERT INTO mids (mid, num) VALUES (?, ?)`},
+		{&w.insRef, `INSERT INTO refs (mid, num) VALUES (?, ?)`},
+		{&w.insFTS, `INSERT INTO fts (rowid, subject, hdr, body) VALUES (?, ?, ?, ?)`},
+		{&w.thrByMid, `SELECT msg.thread FROM mids JOIN msg ON msg.num = mids.num WHERE mids.mid = ? LIMIT 1`},
+		{&w.thrByRef, `SELECT msg.thread FROM refs JOIN msg ON msg.num = refs.num WHERE refs.mid = ? LIMIT 1`},
+		{&w.setTip, `INSERT INTO epochs (epoch, tip, commits) VALUES (?, ?, ?)
+			ON CONFLICT (epoch) DO UPDATE SET tip = excluded.tip, commits = epochs.commits + excluded.commits`},
+		{&w.markRemoved, `UPDATE msg SET removed = 1 WHERE num = (SELECT max(num) FROM msg WHERE blob_id = ? AND removed = 0)`},
+		{&w.lastNum, `SELECT coalesce(max(num), 0) FROM msg`},
+		{&w.chash, `SELECT msg.chash FROM mids JOIN msg ON msg.num = mids.num WHERE mids.mid = ? AND msg.removed = 0`},
+	} {
+		s, err := tx.PrepareContext(ctx, p.q)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*p.s = s
+	}
+	return w, nil
+}
+
+func (w *indexWriter) close() {
+	for _, s := range []*sql.Stmt{w.insMsg, w.insMid, w.insRef, w.insFTS, w.thrByMid, w.thrByRef,
+		w.setTip, w.markRemoved, w.lastNum, w.chash} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// thread finds the thread of a new message: that of the nearest message it
+// refers to, else that of a message which referred to it first, else its own.
+func (w *indexWriter) thread(ctx context.Context, num int64, p *Parsed) (int64, error) {
+	try := func(st *sql.Stmt, mid string) (int64, bool, error) {
+		var t int64
+		err := st.QueryRowContext(ctx, mid).Scan(&t)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, false, nil
+		}
+		return t, err == nil, err
+	}
+	for i := len(p.References) - 1; i >= -len(p.InReplyTo); i-- {
+		var mid string
+		if i >= 0 {
+			mid = p.References[i]
+		} else {
+			mid = p.InReplyTo[-i-1]
+		}
+		if t, ok, err := try(w.thrByMid, mid); err != nil || ok {
+			return t, err
+		}
+	}
+	for _, mid := range p.MessageIDs {
+		if t, ok, err := try(w.thrByRef, mid); err != nil || ok {
+			return t, err
+		}
+	}
+	return num, nil
+}
+
+// isDuplicate reports whether a message with p's Message-ID and content is
+// already archived (public-inbox's rule: same id and same content).
+func (w *indexWriter) isDuplicate(ctx context.Context, p *Parsed) (bool, error) {
+	rows, err := w.chash.QueryContext(ctx, p.MessageID)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			return false, err
+		}
+		if string(h) == string(p.ContentHash[:]) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
+}
+
+// addMessage inserts article num for entry e whose blob parses to p.
+func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Entry, p *Parsed) error {
+	thr, err := w.thread(ctx, num, p)
+	if err != nil {
+		return err
+	}
+	date := p.Date
+	if date.IsZero() {
+		date = e.Author.When
+	}
+	_, err = w.insMsg.ExecContext(ctx, num, e.Epoch, e.Commit[:], e.Blob[:], e.BlobLoc.Pack, e.BlobLoc.Offset,
+		e.BlobSize, p.MessageID, p.ContentHash[:], date.Unix(), e.Committer.When.Unix(),
+		p.Subject, p.From.Name, p.From.Mailbox+"@"+p.From.Host, thr,
+		EncodeEnvelope(&p.Envelope), EncodeBodyStructure(&p.Body))
+	if err != nil {
+		return fmt.Errorf("insert article %d: %w", num, err)
+	}
+	mids := p.MessageIDs
+	if len(mids) == 0 {
+		mids = []string{p.MessageID}
+	}
+	seen := map[string]bool{}
+	for _, m := range mids {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		if _, err := w.insMid.ExecContext(ctx, m, num); err != nil {
+			return err
+		}
+	}
+	for _, r := range append(append([]string(nil), p.References...), p.InReplyTo...) {
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		if _, err := w.insRef.ExecContext(ctx, r, num); err != nil {
+			return err
+		}
+	}
+	if _, err := w.insFTS.ExecContext(ctx, num, p.Subject, p.HeaderText, p.Text); err != nil {
+		return fmt.Errorf("fts article %d: %w", num, err)
+	}
+	return nil
+}

@@ -1,0 +1,294 @@
+package archive
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"mailswarm/gitstore"
+)
+
+// List is one mailing list: its git epochs and its index. It is safe for
+// concurrent use; writes are serialised.
+type List struct {
+	a    *Archive
+	name string
+	dir  string
+	meta meta
+	pub  ed25519.PublicKey
+
+	git *gitstore.Store
+	db  *sql.DB
+
+	wmu sync.Mutex // one writer at a time in this process (git has its own flock)
+	// progress, when set (under wmu), is told how many commits each index
+	// chunk covered.
+	progress func(commits int64)
+}
+
+func openList(a *Archive, name, dir string) (*List, error) {
+	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
+	}
+	l := &List{a: a, name: name, dir: dir}
+	if err := json.Unmarshal(b, &l.meta); err != nil {
+		return nil, fmt.Errorf("archive: open list %s: %s: %w", name, metaFile, err)
+	}
+	if l.pub, err = readPublicKey(dir); err != nil {
+		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
+	}
+	l.git, err = gitstore.Open(dir, &gitstore.Options{EpochSize: a.opts.EpochSize, NoSync: a.opts.NoSync, Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
+	}
+	l.db, err = openIndex(filepath.Join(dir, indexFile), a.opts.NoSync)
+	if errors.Is(err, errStaleSchema) {
+		a.log.Warn("index schema changed: rebuilding from git", "list", name)
+		if err = l.rebuildIndex(context.Background(), nil); err == nil {
+			l.db, err = openIndex(filepath.Join(dir, indexFile), a.opts.NoSync)
+		}
+	}
+	if err != nil {
+		l.git.Close()
+		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
+	}
+	// The index may lag git after a crash between the ref move and the
+	// index commit: catch up from git, which is the truth.
+	if _, _, err := l.catchUp(context.Background(), nil); err != nil {
+		l.close()
+		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (l *List) close() error {
+	return errors.Join(l.db.Close(), l.git.Close())
+}
+
+// Name returns the list's name.
+func (l *List) Name() string { return l.name }
+
+// Address returns the list's posting address as created (may be empty).
+func (l *List) Address() string { return l.meta.Address }
+
+// Dir returns the list directory (a public-inbox v2 inbox).
+func (l *List) Dir() string { return l.dir }
+
+// PublicKey returns the list's ed25519 public key: its identity.
+func (l *List) PublicKey() ed25519.PublicKey { return l.pub }
+
+// UIDValidity returns the IMAP UIDVALIDITY of the list's mailbox named
+// mailbox (the list itself, or one of its year children).
+func (l *List) UIDValidity(mailbox string) uint32 { return uidValidity(l.pub, mailbox) }
+
+// Git returns the list's git store (for the swarm and verification).
+func (l *List) Git() *gitstore.Store { return l.git }
+
+// catchUp indexes every commit that git has and the index has not, epoch by
+// epoch, in history order, committing every catchUpChunk messages so a
+// rebuild of a large list neither holds one huge transaction nor loses its
+// progress. known maps blob ids to parses already made (nil is fine: blobs
+// are then read and parsed). It returns the range of article numbers added
+// (first > last when none) and publishes it as one Event.
+func (l *List) catchUp(ctx context.Context, known map[gitstore.Hash]*Parsed) (first, last int64, err error) {
+	c := &chunker{l: l, ctx: ctx}
+	defer c.abort()
+	if err := c.begin(); err != nil {
+		return 0, 0, err
+	}
+	tips, err := indexTips(ctx, c.tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := c.w.lastNum.QueryRowContext(ctx).Scan(&last); err != nil {
+		return 0, 0, err
+	}
+	first = last + 1
+	for _, epoch := range l.git.Epochs() {
+		gtip, err := l.git.Tip(epoch)
+		if err != nil {
+			return 0, 0, err
+		}
+		if gtip == tips[epoch] {
+			continue
+		}
+		err = l.git.Walk(epoch, tips[epoch], func(e gitstore.Entry) error {
+			c.n++
+			if e.Remove {
+				_, err := c.w.markRemoved.ExecContext(ctx, e.Blob[:])
+				return err
+			}
+			p := known[e.Blob]
+			if p == nil {
+				raw, err := l.git.ReadBlob(e.BlobLoc)
+				if err != nil {
+					return err
+				}
+				p = Parse(raw)
+			}
+			last++
+			if err := c.w.addMessage(ctx, last, &e, p); err != nil {
+				return err
+			}
+			if c.n >= catchUpChunk {
+				return c.commit(epoch, e.Commit)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
+		}
+		if err := c.commit(epoch, gtip); err != nil {
+			return 0, 0, err
+		}
+	}
+	if c.added && last >= first {
+		l.a.events.publish(Event{List: l.name, First: first, Last: last})
+	}
+	return first, last, nil
+}
+
+const catchUpChunk = 5000
+
+// chunker is catchUp's transaction, renewed every catchUpChunk commits.
+type chunker struct {
+	l     *List
+	ctx   context.Context
+	tx    *sql.Tx
+	w     *indexWriter
+	n     int64 // commits walked in this transaction
+	added bool  // something was committed
+}
+
+func (c *chunker) begin() error {
+	tx, err := c.l.db.BeginTx(c.ctx, nil)
+	if err != nil {
+		return err
+	}
+	w, err := newIndexWriter(c.ctx, tx)
+	if err != nil {
+		tx.Rollback()
+		return err
+	}
+	c.tx, c.w, c.n = tx, w, 0
+	return nil
+}
+
+// commit records tip as epoch's last indexed commit, commits, and begins
+// the next transaction.
+func (c *chunker) commit(epoch int, tip gitstore.Hash) error {
+	if _, err := c.w.setTip.ExecContext(c.ctx, epoch, tip[:], c.n); err != nil {
+		return err
+	}
+	c.w.close()
+	if err := c.tx.Commit(); err != nil {
+		return err
+	}
+	c.added = true
+	if c.l.progress != nil {
+		c.l.progress(c.n)
+	}
+	return c.begin()
+}
+
+func (c *chunker) abort() {
+	if c.tx != nil {
+		c.w.close()
+		c.tx.Rollback()
+	}
+}
+
+// Stats is a summary of a list.
+type Stats struct {
+	Name        string `json:"name"`
+	Messages    int64  `json:"messages"`     // archived and not removed
+	Epochs      int    `json:"epochs"`       // git epochs
+	LastArticle int64  `json:"last_article"` // highest article number
+	Bytes       int64  `json:"bytes"`        // raw message bytes of the archived messages
+	DiskBytes   int64  `json:"disk_bytes"`   // bytes the list directory takes
+}
+
+// Stats returns the list's summary.
+func (l *List) Stats(ctx context.Context) (Stats, error) {
+	s := Stats{Name: l.name, Epochs: len(l.git.Epochs())}
+	err := l.db.QueryRowContext(ctx, `SELECT count(*), coalesce(max(num), 0), coalesce(sum(size), 0)
+		FROM msg WHERE removed = 0`).Scan(&s.Messages, &s.LastArticle, &s.Bytes)
+	if err != nil {
+		return s, fmt.Errorf("archive: stats %s: %w", l.name, err)
+	}
+	if err := l.db.QueryRowContext(ctx, `SELECT coalesce(max(num), 0) FROM msg`).Scan(&s.LastArticle); err != nil {
+		return s, fmt.Errorf("archive: stats %s: %w", l.name, err)
+	}
+	filepath.WalkDir(l.dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				s.DiskBytes += fi.Size()
+			}
+		}
+		return nil
+	})
+	return s, nil
+}
+
+// Article is one archived message's index row.
+type Article struct {
+	Num       int64
+	Epoch     int
+	Commit    gitstore.Hash
+	Blob      gitstore.Hash
+	Loc       gitstore.Loc
+	Size      int64
+	MessageID string
+	Date      int64 // Date header, unix seconds (commit author time when missing)
+	Arrived   int64 // committer time, unix seconds (IMAP INTERNALDATE)
+	Subject   string
+	Removed   bool
+}
+
+// Articles calls fn for each article with from <= num <= to (to 0: no
+// bound) in article order, removed ones included when withRemoved.
+func (l *List) Articles(ctx context.Context, from, to int64, withRemoved bool, fn func(*Article) error) error {
+	if to <= 0 {
+		to = 1<<63 - 1
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT num, epoch, commit_id, blob_id, pack, off, size, mid, date,
+		arrived, subject, removed FROM msg WHERE num BETWEEN ? AND ? ORDER BY num`, from, to)
+	if err != nil {
+		return fmt.Errorf("archive: articles %s: %w", l.name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a Article
+		var c, b []byte
+		if err := rows.Scan(&a.Num, &a.Epoch, &c, &b, &a.Loc.Pack, &a.Loc.Offset, &a.Size, &a.MessageID,
+			&a.Date, &a.Arrived, &a.Subject, &a.Removed); err != nil {
+			return fmt.Errorf("archive: articles %s: %w", l.name, err)
+		}
+		copy(a.Commit[:], c)
+		copy(a.Blob[:], b)
+		a.Loc.Epoch = a.Epoch
+		if a.Removed && !withRemoved {
+			continue
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Read returns an article's raw bytes, straight from its pack.
+func (l *List) Read(a *Article) ([]byte, error) {
+	b, err := l.git.ReadBlob(a.Loc)
+	if err != nil {
+		return nil, fmt.Errorf("archive: read %s article %d: %w", l.name, a.Num, err)
+	}
+	return b, nil
+}
