@@ -1,0 +1,58 @@
+// Command bench measures mailswarm beside the peer it is compared with and
+// prints a markdown table (docs/BENCHMARKS.md holds the results).
+//
+// Usage, from the repository root:
+//
+//	go run ./bench import [-n 10000] [-mbox FILE]... [-skip-pi] [-skip-ours]
+//	                      [-bin PATH] [-pi-opts "--no-fsync"] [-shared DIR] [-keep]
+//
+// import: for each input mbox, `mailswarm import` into a fresh data
+// directory and public-inbox's full-index import (import_mbox.pl, as
+// shared/peers/public-inbox/run.sh does it) into a fresh v2 inbox, each
+// under /usr/bin/time -v; then a table of messages kept, seconds, msg/s,
+// peak RSS, disk per message and our msg/s over public-inbox's. The default
+// inputs are a synthetic list of -n messages made by
+// shared/peers/gen_mbox.py and the real corpus
+// shared/corpora/spamassassin/easy-ham-1.mboxrd.gz; -mbox (repeatable)
+// replaces them. Compressed inputs are decompressed first, untimed, and
+// both sides read the same plain file.
+//
+// Needs: go, python3 (generator), public-inbox, perl, sqlite3, git, and
+// GNU time at /usr/bin/time (else peak RSS is not measured). Everything is
+// written under one directory in os.TempDir, removed at the end unless
+// -keep.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: go run ./bench COMMAND [flags]
+
+commands:
+  import   mailswarm import vs public-inbox import (go run ./bench import -h)
+`)
+	os.Exit(2)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "import":
+		err = importMain(os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "bench: unknown command %q\n", os.Args[1])
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
