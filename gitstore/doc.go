@@ -1,7 +1,9 @@
 // Package gitstore owns a list's git repositories in the public-inbox v2
 // layout and the pack files inside them.
 //
-// It imports nothing of ours; go-git is used only here.
+// It imports nothing of ours and reads and writes git objects, packs and
+// indexes itself (go-git is not needed: its ref writes are not atomic and its
+// pack parser is lenient).
 //
 // On-disk layout under the list directory (DATA/lists/NAME):
 //

@@ -1,0 +1,221 @@
+package gitstore
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// pending is one commit of a batch waiting for its pack to be written.
+type pending struct {
+	entry   Entry
+	blobIdx int // index of the blob in the batch, -1 when already stored
+}
+
+// beginAppend takes both append locks and reloads what other processes
+// may have written; the returned function releases them.
+func (s *store) beginAppend() (func(), error) {
+	s.amu.Lock()
+	lk, err := s.lockAppend()
+	if err != nil {
+		s.amu.Unlock()
+		return nil, err
+	}
+	release := func() { lk.unlock(); s.amu.Unlock() }
+	if err := s.refresh(); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// addEpoch creates epoch n and lists it in all.git's alternates.
+func (s *store) addEpoch(n int) (*odb, error) {
+	if err := initRepo(s.gitDir(n), s.opts.NoSync); err != nil {
+		return nil, err
+	}
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	if err := writeAlternates(s.dir, s.epochs(), s.opts.NoSync); err != nil {
+		return nil, err
+	}
+	s.log.Info("gitstore: new epoch", "dir", s.dir, "epoch", n)
+	return s.epoch(n)
+}
+
+// commitBatch writes pb as one pack into epoch n (when it holds anything),
+// moves the ref to tip, and fills in the entries' blob locations.
+func (s *store) commitBatch(n int, db *odb, pb *packBuilder, tip Hash, batch []pending, out []Entry) ([]Entry, error) {
+	if len(batch) == 0 {
+		return out, nil
+	}
+	name := ""
+	if len(pb.objs) > 0 {
+		var err error
+		name, err = pb.write(filepath.Join(s.gitDir(n), "objects", "pack"), s.opts.NoSync)
+		if err != nil {
+			return nil, err
+		}
+		if err := db.loadPack(name); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeRef(s.gitDir(n), masterRef, tip, s.opts.NoSync, s.log); err != nil {
+		return nil, err
+	}
+	for _, p := range batch {
+		e := p.entry
+		if p.blobIdx >= 0 {
+			e.BlobLoc = Loc{Epoch: n, Pack: name, Offset: pb.objs[p.blobIdx].off}
+		} else {
+			pn, off, err := db.locate(e.Blob)
+			if err != nil {
+				return nil, err
+			}
+			e.BlobLoc = Loc{Epoch: n, Pack: pn, Offset: off}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// addObject adds an object to the batch unless the epoch already has it
+// packed; it returns its batch index or -1.
+func addObject(pb *packBuilder, db *odb, t ObjectType, h Hash, data []byte) int {
+	if i, ok := pb.index[h]; ok {
+		return i
+	}
+	if _, ok := db.lookup(h); ok {
+		return -1
+	}
+	return pb.add(t, h, data)
+}
+
+func (s *store) append(commits []Commit) ([]Entry, error) {
+	if len(commits) == 0 {
+		return nil, nil
+	}
+	release, err := s.beginAppend()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	eps := s.epochs()
+	n := eps[len(eps)-1]
+	db, err := s.epoch(n)
+	if err != nil {
+		return nil, err
+	}
+	tip, err := readRef(s.gitDir(n), masterRef)
+	if err != nil {
+		return nil, err
+	}
+	epochBytes := db.packBytes()
+	pb := newPackBuilder()
+	out := make([]Entry, 0, len(commits))
+	batch := make([]pending, 0, len(commits))
+	for _, c := range commits {
+		if used := epochBytes + pb.size; used > 0 && used > s.opts.EpochSize {
+			if out, err = s.commitBatch(n, db, pb, tip, batch, out); err != nil {
+				return nil, err
+			}
+			n++
+			if db, err = s.addEpoch(n); err != nil {
+				return nil, err
+			}
+			tip, epochBytes, pb, batch = ZeroHash, 0, newPackBuilder(), batch[:0]
+		}
+		name := "m"
+		if c.Remove {
+			name = "d"
+		}
+		blobH := hashObject(ObjBlob, c.Blob)
+		tree := encodeTree(name, blobH)
+		treeH := hashObject(ObjTree, tree)
+		cdata := encodeCommit(treeH, tip, c.Author, c.Committer, c.Message)
+		commitH := hashObject(ObjCommit, cdata)
+		addObject(pb, db, ObjCommit, commitH, cdata)
+		addObject(pb, db, ObjTree, treeH, tree)
+		bi := addObject(pb, db, ObjBlob, blobH, c.Blob)
+		ci, err := parseCommit(cdata) // normalised idents and message, as Walk returns them
+		if err != nil {
+			return nil, err
+		}
+		batch = append(batch, pending{Entry{
+			Epoch: n, Commit: commitH, Parent: tip, Tree: treeH, Blob: blobH,
+			Remove: c.Remove, BlobSize: int64(len(c.Blob)),
+			Author: ci.Author, Committer: ci.Committer, Message: ci.Message,
+		}, bi})
+		tip = commitH
+	}
+	return s.commitBatch(n, db, pb, tip, batch, out)
+}
+
+func (s *store) appendRaw(n int, commits []RawCommit) ([]Entry, error) {
+	if len(commits) == 0 {
+		return nil, nil
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("gitstore: bad epoch %d", n)
+	}
+	release, err := s.beginAppend()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	eps := s.epochs()
+	last := eps[len(eps)-1]
+	var db *odb
+	switch {
+	case n <= last:
+		db, err = s.epoch(n)
+	case n == last+1:
+		db, err = s.addEpoch(n)
+	default:
+		err = fmt.Errorf("gitstore: epoch %d would leave a gap after %d", n, last)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tip, err := readRef(s.gitDir(n), masterRef)
+	if err != nil {
+		return nil, err
+	}
+	pb := newPackBuilder()
+	batch := make([]pending, 0, len(commits))
+	for i, rc := range commits {
+		commitH := hashObject(ObjCommit, rc.Commit)
+		ci, err := parseCommit(rc.Commit)
+		if err != nil {
+			return nil, fmt.Errorf("gitstore: adopt commit %d (%s): %w", i, commitH, err)
+		}
+		if ci.Parents > 1 || ci.Parent != tip {
+			return nil, fmt.Errorf("gitstore: adopt commit %d (%s): %w: parent %s, want %s",
+				i, commitH, ErrCorrupt, ci.Parent, tip)
+		}
+		treeH := hashObject(ObjTree, rc.Tree)
+		if treeH != ci.Tree {
+			return nil, fmt.Errorf("gitstore: adopt commit %d (%s): %w: tree is %s, commit names %s",
+				i, commitH, ErrCorrupt, treeH, ci.Tree)
+		}
+		name, blobH, err := parseTree(rc.Tree)
+		if err != nil {
+			return nil, fmt.Errorf("gitstore: adopt commit %d (%s): %w", i, commitH, err)
+		}
+		if h := hashObject(ObjBlob, rc.Blob); h != blobH {
+			return nil, fmt.Errorf("gitstore: adopt commit %d (%s): %w: blob is %s, tree names %s",
+				i, commitH, ErrCorrupt, h, blobH)
+		}
+		addObject(pb, db, ObjCommit, commitH, rc.Commit)
+		addObject(pb, db, ObjTree, treeH, rc.Tree)
+		bi := addObject(pb, db, ObjBlob, blobH, rc.Blob)
+		batch = append(batch, pending{Entry{
+			Epoch: n, Commit: commitH, Parent: ci.Parent, Tree: treeH, Blob: blobH,
+			Remove: name == "d", BlobSize: int64(len(rc.Blob)),
+			Author: ci.Author, Committer: ci.Committer, Message: ci.Message,
+		}, bi})
+		tip = commitH
+	}
+	return s.commitBatch(n, db, pb, tip, batch, nil)
+}
+

@@ -1,0 +1,127 @@
+package gitstore
+
+import (
+	"bufio"
+	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// canonicalLevel is the fixed zlib level of canonical packs. Go's
+// compress/zlib output at a given level is stable across toolchains (see
+// DESIGN.md), so anyone holding the objects rebuilds the same bytes.
+const canonicalLevel = 6
+
+func (s *store) writeCanonicalPack(w io.Writer, n int, from, to Hash) (PackInfo, error) {
+	db, err := s.epoch(n)
+	if err != nil {
+		return PackInfo{}, err
+	}
+	return writeCanonical(db, w, from, to)
+}
+
+// writeCanonical writes the canonical pack of the commits after from up to
+// and including to.
+func writeCanonical(db *odb, w io.Writer, from, to Hash) (PackInfo, error) {
+	var info PackInfo
+	if to.IsZero() {
+		return info, fmt.Errorf("gitstore: canonical pack: no end commit")
+	}
+	links, err := collectChain(db, to, from)
+	if err != nil {
+		return info, fmt.Errorf("gitstore: canonical pack: %w", err)
+	}
+	// Order: commits oldest to newest, then trees, then blobs, each once.
+	type item struct {
+		t ObjectType
+		h Hash
+	}
+	seen := make(map[Hash]bool, 3*len(links))
+	var commits, trees, blobs []item
+	for _, l := range links {
+		if !seen[l.commit] {
+			seen[l.commit] = true
+			commits = append(commits, item{ObjCommit, l.commit})
+		}
+	}
+	for _, l := range links {
+		if !seen[l.tree] {
+			seen[l.tree] = true
+			trees = append(trees, item{ObjTree, l.tree})
+		}
+	}
+	for _, l := range links {
+		t, data, err := db.read(l.tree)
+		if err != nil {
+			return info, fmt.Errorf("gitstore: canonical pack: tree %s: %w", l.tree, err)
+		}
+		if t != ObjTree {
+			return info, fmt.Errorf("gitstore: canonical pack: %w: %s is not a tree", ErrCorrupt, l.tree)
+		}
+		_, blob, err := parseTree(data)
+		if err != nil {
+			return info, fmt.Errorf("gitstore: canonical pack: tree %s: %w", l.tree, err)
+		}
+		if !seen[blob] {
+			seen[blob] = true
+			blobs = append(blobs, item{ObjBlob, blob})
+		}
+	}
+	all := append(append(commits, trees...), blobs...)
+
+	sum1, sum256 := sha1.New(), sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, sum1, sum256)}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	var hdr [12]byte
+	copy(hdr[:], "PACK")
+	binary.BigEndian.PutUint32(hdr[4:], 2)
+	binary.BigEndian.PutUint32(hdr[8:], uint32(len(all)))
+	bw.Write(hdr[:])
+	zw, _ := zlib.NewWriterLevel(nil, canonicalLevel)
+	var zbuf bytes.Buffer
+	for _, it := range all {
+		t, data, err := db.read(it.h)
+		if err != nil {
+			return info, fmt.Errorf("gitstore: canonical pack: %s: %w", it.h, err)
+		}
+		if t != it.t {
+			return info, fmt.Errorf("gitstore: canonical pack: %w: %s is a %s, want %s", ErrCorrupt, it.h, typeName(t), typeName(it.t))
+		}
+		bw.Write(appendObjHeader(nil, t, int64(len(data))))
+		zbuf.Reset()
+		zw.Reset(&zbuf)
+		zw.Write(data)
+		zw.Close()
+		if _, err := bw.Write(zbuf.Bytes()); err != nil {
+			return info, fmt.Errorf("gitstore: canonical pack: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return info, fmt.Errorf("gitstore: canonical pack: %w", err)
+	}
+	sum1.Sum(info.Trailer[:0])
+	if _, err := cw.Write(info.Trailer[:]); err != nil {
+		return info, fmt.Errorf("gitstore: canonical pack: %w", err)
+	}
+	sum256.Sum(info.SHA256[:0])
+	info.Objects = len(all)
+	info.Commits = len(commits)
+	info.Size = cw.n
+	return info, nil
+}
+
+// countWriter counts bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

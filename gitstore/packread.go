@@ -1,0 +1,239 @@
+package gitstore
+
+import (
+	"bufio"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// maxDeltaDepth bounds delta chains (git's default is 50; gc --aggressive
+// uses 250).
+const maxDeltaDepth = 10000
+
+// Pack object type codes for deltas.
+const (
+	objOfsDelta = 6
+	objRefDelta = 7
+)
+
+// pack is one open pack file of an object database.
+type pack struct {
+	name string // "pack-<sha1>"
+	path string
+	f    *os.File
+	size int64
+	idx  *idxFile
+}
+
+// packHeader is the parsed header of the object at some offset.
+type packHeader struct {
+	typ      int   // 1-4, 6 or 7
+	size     int64 // inflated size (for deltas: of the delta data)
+	dataOff  int64 // where the zlib stream starts
+	baseOff  int64 // OFS_DELTA base
+	baseHash Hash  // REF_DELTA base
+}
+
+// readHeader parses the object header at off.
+func (p *pack) readHeader(off int64) (packHeader, error) {
+	var h packHeader
+	end := p.size - 20
+	if off < 12 || off >= end {
+		return h, fmt.Errorf("%w: %s: offset %d out of range", ErrCorrupt, p.name, off)
+	}
+	var buf [64]byte
+	n := int64(len(buf))
+	if end-off < n {
+		n = end - off
+	}
+	if _, err := p.f.ReadAt(buf[:n], off); err != nil {
+		return h, fmt.Errorf("gitstore: read %s: %w", p.name, err)
+	}
+	b := buf[:n]
+	i := 0
+	c := b[i]
+	i++
+	h.typ = int(c>>4) & 7
+	h.size = int64(c & 15)
+	shift := uint(4)
+	for c&0x80 != 0 {
+		if i >= len(b) || shift > 56 {
+			return h, fmt.Errorf("%w: %s: bad object header at %d", ErrCorrupt, p.name, off)
+		}
+		c = b[i]
+		i++
+		h.size |= int64(c&0x7f) << shift
+		shift += 7
+	}
+	switch h.typ {
+	case 1, 2, 3, 4:
+	case objOfsDelta:
+		if i >= len(b) {
+			return h, fmt.Errorf("%w: %s: bad delta header at %d", ErrCorrupt, p.name, off)
+		}
+		c = b[i]
+		i++
+		rel := int64(c & 0x7f)
+		for c&0x80 != 0 {
+			if i >= len(b) || rel > 1<<55 {
+				return h, fmt.Errorf("%w: %s: bad delta offset at %d", ErrCorrupt, p.name, off)
+			}
+			c = b[i]
+			i++
+			rel = ((rel + 1) << 7) | int64(c&0x7f)
+		}
+		h.baseOff = off - rel
+		if rel <= 0 || h.baseOff < 12 {
+			return h, fmt.Errorf("%w: %s: delta base out of range at %d", ErrCorrupt, p.name, off)
+		}
+	case objRefDelta:
+		if i+20 > len(b) {
+			return h, fmt.Errorf("%w: %s: bad delta header at %d", ErrCorrupt, p.name, off)
+		}
+		copy(h.baseHash[:], b[i:i+20])
+		i += 20
+	default:
+		return h, fmt.Errorf("%w: %s: bad object type %d at %d", ErrCorrupt, p.name, h.typ, off)
+	}
+	h.dataOff = off + int64(i)
+	return h, nil
+}
+
+var (
+	bufioPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+	zrPool    sync.Pool // of io.ReadCloser implementing zlib.Resetter
+)
+
+// inflate returns the first want bytes of the zlib stream at off (want is
+// normally the full declared size; for delta headers a prefix).
+func (p *pack) inflate(off, want int64) ([]byte, error) {
+	avail := p.size - 20 - off
+	if avail <= 0 || want < 0 || want > avail*1032+1024 {
+		return nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, want, off)
+	}
+	br := bufioPool.Get().(*bufio.Reader)
+	defer bufioPool.Put(br)
+	br.Reset(io.NewSectionReader(p.f, off, avail))
+	out, err := inflateFrom(br, want)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
+	}
+	return out, nil
+}
+
+// inflateFrom reads want bytes of the zlib stream in r.
+func inflateFrom(r io.Reader, want int64) ([]byte, error) {
+	var zr io.ReadCloser
+	if v := zrPool.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(r, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(r); err != nil {
+			return nil, err
+		}
+	}
+	defer zrPool.Put(zr)
+	out := make([]byte, want)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// deltaSizes reads the base and result sizes at the start of delta data.
+func deltaSizes(d []byte) (base, result int64, rest []byte, err error) {
+	base, d, err = deltaVarint(d)
+	if err != nil {
+		return
+	}
+	result, d, err = deltaVarint(d)
+	return base, result, d, err
+}
+
+func deltaVarint(d []byte) (int64, []byte, error) {
+	var v int64
+	shift := uint(0)
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if shift > 56 {
+			break
+		}
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			return v, d[i+1:], nil
+		}
+	}
+	return 0, nil, fmt.Errorf("%w: bad delta size", ErrCorrupt)
+}
+
+// applyDelta applies a git delta to base.
+func applyDelta(base, delta []byte) ([]byte, error) {
+	bsize, rsize, d, err := deltaSizes(delta)
+	if err != nil {
+		return nil, err
+	}
+	if bsize != int64(len(base)) {
+		return nil, fmt.Errorf("%w: delta base size %d, have %d", ErrCorrupt, bsize, len(base))
+	}
+	if rsize > int64(len(d))*(1<<16)+1 {
+		return nil, fmt.Errorf("%w: delta result size %d impossible", ErrCorrupt, rsize)
+	}
+	out := make([]byte, 0, rsize)
+	for len(d) > 0 {
+		op := d[0]
+		d = d[1:]
+		switch {
+		case op&0x80 != 0:
+			var off, size uint64
+			for i := 0; i < 4; i++ {
+				if op&(1<<i) != 0 {
+					if len(d) == 0 {
+						return nil, fmt.Errorf("%w: truncated delta", ErrCorrupt)
+					}
+					off |= uint64(d[0]) << (8 * i)
+					d = d[1:]
+				}
+			}
+			for i := 0; i < 3; i++ {
+				if op&(0x10<<i) != 0 {
+					if len(d) == 0 {
+						return nil, fmt.Errorf("%w: truncated delta", ErrCorrupt)
+					}
+					size |= uint64(d[0]) << (8 * i)
+					d = d[1:]
+				}
+			}
+			if size == 0 {
+				size = 0x10000
+			}
+			if off+size > uint64(len(base)) || int64(len(out))+int64(size) > rsize {
+				return nil, fmt.Errorf("%w: delta copy out of range", ErrCorrupt)
+			}
+			out = append(out, base[off:off+size]...)
+		case op != 0:
+			n := int(op)
+			if n > len(d) || int64(len(out)+n) > rsize {
+				return nil, fmt.Errorf("%w: delta insert out of range", ErrCorrupt)
+			}
+			out = append(out, d[:n]...)
+			d = d[n:]
+		default:
+			return nil, fmt.Errorf("%w: delta opcode 0", ErrCorrupt)
+		}
+	}
+	if int64(len(out)) != rsize {
+		return nil, fmt.Errorf("%w: delta result %d bytes, want %d", ErrCorrupt, len(out), rsize)
+	}
+	return out, nil
+}
