@@ -218,4 +218,3 @@ func (s *store) appendRaw(n int, commits []RawCommit) ([]Entry, error) {
 	}
 	return s.commitBatch(n, db, pb, tip, batch, nil)
 }
-
