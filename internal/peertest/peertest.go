@@ -24,7 +24,7 @@ func missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if InCI() {
-		t.Fatalf("%s (CI is set: .ci/run must install it)", msg)
+		t.Fatalf("%s (CI is set, so this fails: .ci/run must provide it)", msg)
 	}
 	t.Skipf("%s: skipping", msg)
 }
