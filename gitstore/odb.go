@@ -293,17 +293,12 @@ func (db *odb) readAt(p *pack, off int64, depth int) (ObjectType, []byte, error)
 	if depth > maxDeltaDepth {
 		return 0, nil, fmt.Errorf("%w: %s: delta chain too deep at %d", ErrCorrupt, p.name, off)
 	}
-	h, err := p.readHeader(off)
+	h, delta, err := p.readObj(off)
 	if err != nil {
 		return 0, nil, err
 	}
 	if h.typ <= 4 {
-		data, err := p.inflate(h.dataOff, h.size)
-		return ObjectType(h.typ), data, err
-	}
-	delta, err := p.inflate(h.dataOff, h.size)
-	if err != nil {
-		return 0, nil, err
+		return ObjectType(h.typ), delta, nil
 	}
 	var bt ObjectType
 	var base []byte

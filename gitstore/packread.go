@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bufio"
+	"bytes"
 	"compress/zlib"
 	"errors"
 	"fmt"
@@ -40,20 +41,66 @@ type packHeader struct {
 
 // readHeader parses the object header at off.
 func (p *pack) readHeader(off int64) (packHeader, error) {
-	var h packHeader
+	var buf [64]byte
+	b, err := p.readPrefix(off, buf[:])
+	if err != nil {
+		return packHeader{}, err
+	}
+	return p.parseHeader(b, off)
+}
+
+// readPrefix reads up to len(buf) bytes at off, stopping at the trailer.
+func (p *pack) readPrefix(off int64, buf []byte) ([]byte, error) {
 	end := p.size - 20
 	if off < 12 || off >= end {
-		return h, fmt.Errorf("%w: %s: offset %d out of range", ErrCorrupt, p.name, off)
+		return nil, fmt.Errorf("%w: %s: offset %d out of range", ErrCorrupt, p.name, off)
 	}
-	var buf [64]byte
 	n := int64(len(buf))
 	if end-off < n {
 		n = end - off
 	}
 	if _, err := p.f.ReadAt(buf[:n], off); err != nil {
-		return h, fmt.Errorf("gitstore: read %s: %w", p.name, err)
+		return nil, fmt.Errorf("gitstore: read %s: %w", p.name, err)
 	}
-	b := buf[:n]
+	return buf[:n], nil
+}
+
+// readObj reads the object header at off and inflates its data (for a
+// delta, the delta data). Small objects take a single read.
+func (p *pack) readObj(off int64) (packHeader, []byte, error) {
+	bp := smallBufPool.Get().(*[]byte)
+	defer smallBufPool.Put(bp)
+	b, err := p.readPrefix(off, *bp)
+	if err != nil {
+		return packHeader{}, nil, err
+	}
+	h, err := p.parseHeader(b, off)
+	if err != nil {
+		return h, nil, err
+	}
+	hl := h.dataOff - off
+	// zlib's worst case: 5 bytes per stored block of at least 16 KiB, plus
+	// header and checksum.
+	bound := h.size + 5*(h.size/16383+1) + 16
+	if hl+bound <= int64(len(b)) || off+int64(len(b)) == p.size-20 {
+		if h.size > int64(len(b))*1032+1024 {
+			return h, nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, h.size, off)
+		}
+		data, err := inflateFrom(bytes.NewReader(b[hl:]), h.size)
+		if err != nil {
+			return h, nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
+		}
+		return h, data, nil
+	}
+	data, err := p.inflate(h.dataOff, h.size)
+	return h, data, err
+}
+
+var smallBufPool = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
+
+// parseHeader parses an object header at the start of b (read at off).
+func (p *pack) parseHeader(b []byte, off int64) (packHeader, error) {
+	var h packHeader
 	i := 0
 	c := b[i]
 	i++

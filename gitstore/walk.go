@@ -7,12 +7,18 @@ import (
 // chainLink is one commit found walking back from a tip.
 type chainLink struct {
 	commit, parent, tree Hash
+	data                 []byte // the commit's contents, kept while memory allows
 }
+
+// keepCommitBytes bounds the commit contents collectChain keeps for the
+// second pass of a walk (beyond it, commits are read again).
+const keepCommitBytes = 64 << 20
 
 // collectChain follows first parents from tip back to from (exclusive; zero:
 // the root) and returns the commits oldest first. Merges are rejected.
 func collectChain(db *odb, tip, from Hash) ([]chainLink, error) {
 	var links []chainLink
+	kept := 0
 	for h := tip; h != from; {
 		if h.IsZero() {
 			return nil, fmt.Errorf("gitstore: %s is not an ancestor of %s", from, tip)
@@ -31,7 +37,11 @@ func collectChain(db *odb, tip, from Hash) ([]chainLink, error) {
 		if c.Parents > 1 {
 			return nil, fmt.Errorf("gitstore: %w: commit %s has %d parents", ErrCorrupt, h, c.Parents)
 		}
-		links = append(links, chainLink{h, c.Parent, c.Tree})
+		l := chainLink{commit: h, parent: c.Parent, tree: c.Tree}
+		if kept += len(data); kept <= keepCommitBytes {
+			l.data = data
+		}
+		links = append(links, l)
 		h = c.Parent
 	}
 	for i, j := 0, len(links)-1; i < j; i, j = i+1, j-1 {
@@ -48,7 +58,7 @@ func walkChain(db *odb, epoch int, tip, from Hash, raw bool, fn func(Entry, RawC
 		return err
 	}
 	for _, l := range links {
-		e, rc, err := readEntry(db, epoch, l.commit, raw)
+		e, rc, err := readEntry(db, epoch, l.commit, l.data, raw)
 		if err != nil {
 			return err
 		}
@@ -59,16 +69,20 @@ func walkChain(db *odb, epoch int, tip, from Hash, raw bool, fn func(Entry, RawC
 	return nil
 }
 
-// readEntry reads a commit, its tree and the blob's location.
-func readEntry(db *odb, epoch int, h Hash, raw bool) (Entry, RawCommit, error) {
+// readEntry reads a commit (unless its contents cdata are given), its tree
+// and the blob's location.
+func readEntry(db *odb, epoch int, h Hash, cdata []byte, raw bool) (Entry, RawCommit, error) {
 	var rc RawCommit
 	e := Entry{Epoch: epoch, Commit: h}
-	t, cdata, err := db.read(h)
-	if err != nil {
-		return e, rc, fmt.Errorf("gitstore: commit %s: %w", h, err)
-	}
-	if t != ObjCommit {
-		return e, rc, fmt.Errorf("gitstore: %w: %s is not a commit", ErrCorrupt, h)
+	if cdata == nil {
+		t, data, err := db.read(h)
+		if err != nil {
+			return e, rc, fmt.Errorf("gitstore: commit %s: %w", h, err)
+		}
+		if t != ObjCommit {
+			return e, rc, fmt.Errorf("gitstore: %w: %s is not a commit", ErrCorrupt, h)
+		}
+		cdata = data
 	}
 	c, err := parseCommit(cdata)
 	if err != nil {
