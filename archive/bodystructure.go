@@ -1,0 +1,685 @@
+package archive
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// BodyStructure is the IMAP BODYSTRUCTURE of a message or part, extended
+// form (RFC 3501 section 7.4.2), as Dovecot computes it:
+//
+//   - no Content-Type means text/plain (message/rfc822 inside
+//     multipart/digest, RFC 2046 section 5.1.5); a text part without a
+//     charset gets ("charset" "us-ascii");
+//   - Type, Subtype, Encoding and parameter values are kept as written;
+//     parameter names are lower-cased, RFC 2231 continuations are joined;
+//     Encoding defaults to "7bit";
+//   - Size counts the body's octets as IMAP transfers them, every line
+//     ending in CRLF (Dovecot's virtual size), so LF and CRLF storage
+//     agree; Lines (text/* and message/rfc822) counts lines, a last line
+//     without a line break included;
+//   - a multipart without a boundary is read as a single text/plain part;
+//     one whose boundary never occurs gets one empty text/plain child.
+type BodyStructure struct {
+	Type, Subtype     string
+	Params            [][2]string // ordered name, value pairs
+	ID, Description   string
+	Encoding          string
+	Size, Lines       int64
+	Envelope          *Envelope      // message/rfc822: the attached message's envelope
+	Body              *BodyStructure // message/rfc822: the attached message's structure
+	Children          []BodyStructure
+	MD5               string
+	Disposition       string
+	DispositionParams [][2]string
+	Language          []string
+	Location          string
+}
+
+// mimeNode is a parsed MIME part: its header, its body as transferred
+// and, for the walks that compute Text and ContentHash, its children.
+type mimeNode struct {
+	bs       BodyStructure
+	hdr      header
+	body     []byte
+	typ, sub string      // lower-case media type and subtype
+	params   [][2]string // Content-Type parameters
+	cte      string
+	children []*mimeNode
+	msg      *mimeNode // attached message (message/rfc822, global, news)
+	submsg   bool      // this node is an attached message's top part
+}
+
+// MIME limits, close to public-inbox's Eml.pm (nesting 20, parts 1000)
+// and postfix; beyond them parts are leaves.
+const (
+	maxMIMEDepth = 40
+	maxMIMEParts = 2000
+)
+
+type mimeState struct {
+	pr    *problems
+	parts int
+}
+
+// parsePart parses the message or part with header h and body; digest
+// is true inside multipart/digest.
+func parsePart(h header, body []byte, depth int, digest bool, pr *problems) *mimeNode {
+	st := &mimeState{pr: pr}
+	return st.part(h, body, depth, digest)
+}
+
+func (st *mimeState) part(h header, body []byte, depth int, digest bool) *mimeNode {
+	st.parts++
+	n := &mimeNode{hdr: h, body: body}
+	bs := &n.bs
+	if v, ok := h.first("Content-Type"); ok {
+		typ, sub, params, ok := parseContentType(unfoldPI(v))
+		if ok {
+			bs.Type, bs.Subtype, bs.Params = typ, sub, params
+		} else {
+			st.pr.add("bad Content-Type")
+		}
+	}
+	if bs.Type == "" {
+		if digest {
+			bs.Type, bs.Subtype = "message", "rfc822"
+		} else {
+			bs.Type, bs.Subtype = "text", "plain"
+		}
+	}
+	n.typ, n.sub, n.params = strings.ToLower(bs.Type), strings.ToLower(bs.Subtype), bs.Params
+	if v, ok := h.first("Content-Transfer-Encoding"); ok {
+		n.cte = cteToken(unfold(v))
+	}
+	bs.Encoding = n.cte
+	if bs.Encoding == "" {
+		bs.Encoding = "7bit"
+	}
+	if v, ok := h.first("Content-ID"); ok {
+		bs.ID = unfold(v)
+	}
+	if v, ok := h.first("Content-Description"); ok {
+		bs.Description = unfold(v)
+	}
+	if v, ok := h.first("Content-MD5"); ok {
+		bs.MD5 = unfold(v)
+	}
+	if v, ok := h.first("Content-Location"); ok {
+		bs.Location = unfold(v)
+	}
+	if v, ok := h.first("Content-Disposition"); ok {
+		s := unfoldPI(v)
+		tok, rest, _ := strings.Cut(s, ";")
+		bs.Disposition = strings.TrimSpace(tok)
+		if bs.Disposition != "" {
+			bs.DispositionParams = parseParams(rest)
+		}
+	}
+	if v, ok := h.first("Content-Language"); ok {
+		for _, l := range strings.Split(unfoldPI(v), ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				bs.Language = append(bs.Language, l)
+			}
+		}
+	}
+	bs.Size = int64(crlfLen(body))
+
+	if n.typ == "multipart" {
+		boundary := paramValue(n.params, "boundary")
+		if boundary == "" {
+			// RFC 2046 section 5.1.1 requires one; read the body as text
+			st.pr.add("multipart without boundary")
+			bs.Type, bs.Subtype = "text", "plain"
+			n.typ, n.sub = "text", "plain"
+			bs.Params = [][2]string{{"charset", "us-ascii"}}
+			n.params = nil
+		} else {
+			bs.Lines = 0
+			if depth >= maxMIMEDepth || st.parts >= maxMIMEParts {
+				st.pr.add("MIME nesting too deep")
+			} else {
+				for _, raw := range splitMultipart(body, boundary) {
+					if st.parts >= maxMIMEParts {
+						st.pr.add("too many MIME parts")
+						break
+					}
+					ch, cb, _ := splitMessage(raw, st.pr)
+					c := st.part(ch, cb, depth+1, n.sub == "digest")
+					n.children = append(n.children, c)
+					bs.Children = append(bs.Children, c.bs)
+				}
+			}
+			if len(bs.Children) == 0 {
+				st.pr.add("multipart without parts")
+				bs.Children = []BodyStructure{{Type: "text", Subtype: "plain",
+					Params: [][2]string{{"charset", "us-ascii"}}, Encoding: "7bit"}}
+			}
+			return n
+		}
+	}
+	if n.typ == "text" {
+		bs.Lines = countLines(body)
+		if paramIndex(bs.Params, "charset") < 0 && paramIndex(bs.Params, "charset*") < 0 {
+			bs.Params = append(bs.Params, [2]string{"charset", "us-ascii"})
+		}
+	}
+	if n.typ == "message" && isMessageSubtype(n.sub) {
+		enc := strings.ToLower(n.cte)
+		if enc == "base64" || enc == "quoted-printable" || depth >= maxMIMEDepth || st.parts >= maxMIMEParts {
+			// encoded or too deep: a plain leaf (Dovecot does the same
+			// for encoded message/rfc822)
+			return n
+		}
+		ch, cb, _ := splitMessage(body, st.pr)
+		c := st.part(ch, cb, depth+1, false)
+		c.submsg = true
+		n.msg = c
+		if n.sub == "rfc822" {
+			env := parseEnvelope(ch)
+			bs.Envelope = &env
+			bs.Body = &c.bs
+			bs.Lines = countLines(body)
+		}
+	}
+	return n
+}
+
+// isMessageSubtype reports the message/* subtypes that hold a whole
+// message (public-inbox Eml.pm %MESSAGE_DESCEND).
+func isMessageSubtype(sub string) bool {
+	switch sub {
+	case "rfc822", "global", "news", "rfc2822":
+		return true
+	}
+	return false
+}
+
+// splitMultipart returns the bodies of the parts of a multipart body
+// (RFC 2046 section 5.1.1): a delimiter line is "--boundary" followed
+// only by blanks, the close delimiter "--boundary--"; the line break
+// before a delimiter belongs to it. Without a close delimiter the last
+// part runs to the end.
+func splitMultipart(body []byte, boundary string) [][]byte {
+	delim := []byte("--" + boundary)
+	var parts [][]byte
+	start := -1
+	for pos := 0; pos < len(body); {
+		k := bytes.Index(body[pos:], delim)
+		if k < 0 {
+			break
+		}
+		p := pos + k
+		if p > 0 && body[p-1] != '\n' {
+			pos = p + 1
+			continue
+		}
+		lineEnd, next := len(body), len(body)
+		if j := bytes.IndexByte(body[p:], '\n'); j >= 0 {
+			lineEnd, next = p+j, p+j+1
+		}
+		rest := body[p+len(delim) : lineEnd]
+		closing := bytes.HasPrefix(rest, []byte("--"))
+		if !closing && len(bytes.Trim(rest, " \t\r")) != 0 {
+			pos = p + 1
+			continue
+		}
+		if start >= 0 {
+			end := p
+			if end > 0 && body[end-1] == '\n' {
+				end--
+				if end > 0 && body[end-1] == '\r' {
+					end--
+				}
+			}
+			if end < start {
+				end = start
+			}
+			parts = append(parts, body[start:end])
+			if len(parts) >= maxMIMEParts {
+				return parts
+			}
+		}
+		if closing {
+			return parts
+		}
+		start = next
+		pos = next
+	}
+	if start >= 0 {
+		parts = append(parts, body[start:])
+	}
+	return parts
+}
+
+// parseContentType parses "type/subtype; params" (RFC 2045 section 5.1).
+func parseContentType(s string) (typ, sub string, params [][2]string, ok bool) {
+	mt, rest, _ := strings.Cut(s, ";")
+	mt = strings.TrimSpace(stripComments(mt))
+	t, st, found := strings.Cut(mt, "/")
+	t, st = strings.TrimSpace(t), strings.TrimSpace(st)
+	if !found || t == "" || !isToken(t) || (st != "" && !isToken(st)) {
+		return "", "", nil, false
+	}
+	return t, st, parseParams(rest), true
+}
+
+func stripComments(s string) string {
+	if !strings.Contains(s, "(") {
+		return s
+	}
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// parseParams parses "; name=value" parameters leniently: names are
+// lower-cased, quoted values unescaped, RFC 2231 continuations
+// (name*0, name*1*...) joined; an extended value keeps its
+// charset'language' prefix under the name "name*", as Dovecot returns it.
+func parseParams(s string) [][2]string {
+	type seg struct {
+		idx   int
+		ext   bool
+		value string
+	}
+	var out [][2]string
+	conts := map[string][]seg{}
+	var contOrder []string
+	for i := 0; i < len(s) && len(out) < 200; {
+		for i < len(s) && (s[i] == ';' || s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
+		j := i
+		for j < len(s) && s[j] != '=' && s[j] != ';' {
+			j++
+		}
+		name := strings.ToLower(strings.TrimSpace(s[i:j]))
+		if j >= len(s) || s[j] == ';' {
+			i = j
+			continue
+		}
+		j++ // '='
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+			j++
+		}
+		var value string
+		if j < len(s) && s[j] == '"' {
+			var b strings.Builder
+			j++
+			for j < len(s) && s[j] != '"' {
+				if s[j] == '\\' && j+1 < len(s) {
+					j++
+				}
+				b.WriteByte(s[j])
+				j++
+			}
+			if j < len(s) {
+				j++
+			}
+			value = b.String()
+			for j < len(s) && s[j] != ';' { // junk after the quote
+				j++
+			}
+		} else {
+			k := j
+			for k < len(s) && s[k] != ';' {
+				k++
+			}
+			value = strings.TrimSpace(s[j:k])
+			j = k
+		}
+		i = j
+		if name == "" {
+			continue
+		}
+		if base, suffix, ok := strings.Cut(name, "*"); ok && suffix != "" {
+			ext := strings.HasSuffix(suffix, "*")
+			if n, err := strconv.Atoi(strings.TrimSuffix(suffix, "*")); err == nil && n >= 0 && n < 1000 {
+				if _, seen := conts[base]; !seen {
+					contOrder = append(contOrder, base)
+					out = append(out, [2]string{"\x00" + base, ""}) // placeholder
+				}
+				conts[base] = append(conts[base], seg{n, ext, value})
+				continue
+			}
+		}
+		out = append(out, [2]string{name, value})
+	}
+	for _, base := range contOrder {
+		segs := conts[base]
+		sort.SliceStable(segs, func(a, b int) bool { return segs[a].idx < segs[b].idx })
+		var b strings.Builder
+		for _, sg := range segs {
+			b.WriteString(sg.value)
+		}
+		name := base
+		if segs[0].ext {
+			name += "*"
+		}
+		for i := range out {
+			if out[i][0] == "\x00"+base {
+				out[i] = [2]string{name, b.String()}
+			}
+		}
+	}
+	return out
+}
+
+func paramIndex(params [][2]string, name string) int {
+	for i, p := range params {
+		if p[0] == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// paramValue returns parameter name decoded: a plain value as it is, an
+// RFC 2231 extended one (name*) percent-decoded and converted to UTF-8.
+func paramValue(params [][2]string, name string) string {
+	if i := paramIndex(params, name); i >= 0 {
+		return params[i][1]
+	}
+	if i := paramIndex(params, name+"*"); i >= 0 {
+		v := params[i][1]
+		parts := strings.SplitN(v, "'", 3)
+		cs := ""
+		if len(parts) == 3 {
+			cs, v = parts[0], parts[2]
+		}
+		b := make([]byte, 0, len(v))
+		for k := 0; k < len(v); k++ {
+			if v[k] == '%' && k+2 < len(v) && isHex(v[k+1]) && isHex(v[k+2]) {
+				b = append(b, unhex(v[k+1])<<4|unhex(v[k+2]))
+				k += 2
+			} else {
+				b = append(b, v[k])
+			}
+		}
+		s, _ := toUTF8(b, cs)
+		return s
+	}
+	return ""
+}
+
+// FormatBodyStructure renders b in IMAP wire syntax (RFC 3501 section
+// 7.4.2), extended form, the way a server sends it after "BODYSTRUCTURE ".
+func FormatBodyStructure(b *BodyStructure) string {
+	var sb strings.Builder
+	writeBody(&sb, b, 0)
+	return sb.String()
+}
+
+func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
+	sb.WriteByte('(')
+	if strings.EqualFold(b.Type, "multipart") {
+		for i := range b.Children {
+			if depth > 1000 {
+				break
+			}
+			writeBody(sb, &b.Children[i], depth+1)
+		}
+		if len(b.Children) == 0 {
+			sb.WriteString(`("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`)
+		}
+		sb.WriteByte(' ')
+		sub := b.Subtype
+		if sub == "" {
+			sub = "x-unknown"
+		}
+		writeString(sb, sub)
+		sb.WriteByte(' ')
+		writeParams(sb, b.Params)
+		sb.WriteByte(' ')
+		writeDisposition(sb, b)
+		sb.WriteByte(' ')
+		writeLanguage(sb, b.Language)
+		sb.WriteByte(' ')
+		writeNString(sb, b.Location)
+		sb.WriteByte(')')
+		return
+	}
+	writeString(sb, b.Type)
+	sb.WriteByte(' ')
+	sub := b.Subtype
+	if sub == "" {
+		sub = "unknown"
+	}
+	writeString(sb, sub)
+	sb.WriteByte(' ')
+	writeParams(sb, b.Params)
+	sb.WriteByte(' ')
+	writeNString(sb, b.ID)
+	sb.WriteByte(' ')
+	writeNString(sb, b.Description)
+	sb.WriteByte(' ')
+	enc := b.Encoding
+	if enc == "" {
+		enc = "7bit"
+	}
+	writeString(sb, enc)
+	sb.WriteByte(' ')
+	sb.WriteString(strconv.FormatInt(b.Size, 10))
+	if b.Envelope != nil && b.Body != nil && depth <= 1000 {
+		sb.WriteByte(' ')
+		writeEnvelope(sb, b.Envelope)
+		sb.WriteByte(' ')
+		writeBody(sb, b.Body, depth+1)
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.FormatInt(b.Lines, 10))
+	} else if strings.EqualFold(b.Type, "text") {
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.FormatInt(b.Lines, 10))
+	}
+	sb.WriteByte(' ')
+	writeNString(sb, b.MD5)
+	sb.WriteByte(' ')
+	writeDisposition(sb, b)
+	sb.WriteByte(' ')
+	writeLanguage(sb, b.Language)
+	sb.WriteByte(' ')
+	writeNString(sb, b.Location)
+	sb.WriteByte(')')
+}
+
+func writeParams(sb *strings.Builder, params [][2]string) {
+	if len(params) == 0 {
+		sb.WriteString("NIL")
+		return
+	}
+	sb.WriteByte('(')
+	for i, p := range params {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		writeString(sb, p[0])
+		sb.WriteByte(' ')
+		writeString(sb, p[1])
+	}
+	sb.WriteByte(')')
+}
+
+func writeDisposition(sb *strings.Builder, b *BodyStructure) {
+	if b.Disposition == "" {
+		sb.WriteString("NIL")
+		return
+	}
+	sb.WriteByte('(')
+	writeString(sb, b.Disposition)
+	sb.WriteByte(' ')
+	writeParams(sb, b.DispositionParams)
+	sb.WriteByte(')')
+}
+
+func writeLanguage(sb *strings.Builder, langs []string) {
+	if len(langs) == 0 {
+		sb.WriteString("NIL")
+		return
+	}
+	sb.WriteByte('(')
+	for i, l := range langs {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		writeString(sb, l)
+	}
+	sb.WriteByte(')')
+}
+
+// maxDecodeDepth bounds nesting when decoding a stored BodyStructure.
+const maxDecodeDepth = 200
+
+func (e *encoder) params(ps [][2]string) {
+	e.uint(uint64(len(ps)))
+	for _, p := range ps {
+		e.str(p[0])
+		e.str(p[1])
+	}
+}
+
+func (d *decoder) params() [][2]string {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	ps := make([][2]string, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		ps[i] = [2]string{d.str(), d.str()}
+	}
+	return ps
+}
+
+func (e *encoder) bodyStructure(b *BodyStructure) {
+	e.str(b.Type)
+	e.str(b.Subtype)
+	e.params(b.Params)
+	e.str(b.ID)
+	e.str(b.Description)
+	e.str(b.Encoding)
+	e.uint(uint64(b.Size))
+	e.uint(uint64(b.Lines))
+	var flags uint64
+	if b.Envelope != nil {
+		flags |= 1
+	}
+	if b.Body != nil {
+		flags |= 2
+	}
+	e.uint(flags)
+	if b.Envelope != nil {
+		e.envelope(b.Envelope)
+	}
+	if b.Body != nil {
+		e.bodyStructure(b.Body)
+	}
+	e.uint(uint64(len(b.Children)))
+	for i := range b.Children {
+		e.bodyStructure(&b.Children[i])
+	}
+	e.str(b.MD5)
+	e.str(b.Disposition)
+	e.params(b.DispositionParams)
+	e.uint(uint64(len(b.Language)))
+	for _, l := range b.Language {
+		e.str(l)
+	}
+	e.str(b.Location)
+}
+
+func (d *decoder) bodyStructure(b *BodyStructure, depth int) {
+	if depth > maxDecodeDepth {
+		d.err = errCorrupt
+		return
+	}
+	b.Type = d.str()
+	b.Subtype = d.str()
+	b.Params = d.params()
+	b.ID = d.str()
+	b.Description = d.str()
+	b.Encoding = d.str()
+	b.Size = int64(d.uint())
+	b.Lines = int64(d.uint())
+	flags := d.uint()
+	if d.err != nil {
+		return
+	}
+	if flags&1 != 0 {
+		b.Envelope = d.envelope()
+	}
+	if flags&2 != 0 && d.err == nil {
+		b.Body = &BodyStructure{}
+		d.bodyStructure(b.Body, depth+1)
+	}
+	if n := d.count(16); n > 0 {
+		b.Children = make([]BodyStructure, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			d.bodyStructure(&b.Children[i], depth+1)
+		}
+	}
+	b.MD5 = d.str()
+	b.Disposition = d.str()
+	b.DispositionParams = d.params()
+	if n := d.count(1); n > 0 {
+		b.Language = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			b.Language[i] = d.str()
+		}
+	}
+	b.Location = d.str()
+}
+
+// EncodeBodyStructure encodes b compactly for storage;
+// DecodeBodyStructure reverses it.
+func EncodeBodyStructure(b *BodyStructure) []byte {
+	enc := &encoder{b: make([]byte, 0, 128)}
+	enc.b = append(enc.b, bodyStructureFormat)
+	if b == nil {
+		b = &BodyStructure{}
+	}
+	enc.bodyStructure(b)
+	return enc.b
+}
+
+// DecodeBodyStructure decodes what EncodeBodyStructure produced.
+func DecodeBodyStructure(data []byte) (*BodyStructure, error) {
+	if len(data) == 0 || data[0] != bodyStructureFormat {
+		return nil, fmt.Errorf("decode bodystructure: %w", errCorrupt)
+	}
+	d := &decoder{b: data[1:]}
+	b := &BodyStructure{}
+	d.bodyStructure(b, 0)
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errCorrupt
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("decode bodystructure: %w", d.err)
+	}
+	return b, nil
+}
