@@ -104,8 +104,9 @@ var headerLine = regexp.MustCompile(`^[!-9;-~]+[ \t]*:`)
 //   - FormatEpoch: a bare git repository (objects/ and HEAD), such as
 //     git/0.git of an inbox;
 //   - FormatMaildir: a directory with cur/ or new/, or any other directory
-//     holding regular files (a directory of .eml files, as WalkMaildir
-//     reads it);
+//     with files that read as messages (FormatEML or FormatMbox) among the
+//     first 16 below it (a directory of .eml files, as WalkMaildir reads
+//     it);
 //   - FormatMbox: a file, maybe gzip-compressed, whose first line that is
 //     not blank starts with "From ";
 //   - FormatEML: a file whose first non-blank line is a header field.
@@ -154,7 +155,9 @@ func detectDir(path string) (string, error) {
 	if isDir("cur") || isDir("new") {
 		return FormatMaildir, nil
 	}
-	found := false
+	// A directory of message files: one of the first files found reads
+	// as a message.
+	found, tried := false, 0
 	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -165,8 +168,14 @@ func detectDir(path string) (string, error) {
 			}
 			return nil
 		}
-		if d.Type().IsRegular() {
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if f, err := detectFile(p); err == nil && f != "" {
 			found = true
+			return fs.SkipAll
+		}
+		if tried++; tried >= 16 {
 			return fs.SkipAll
 		}
 		return nil
