@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -59,4 +60,33 @@ func BenchmarkWalk(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "commits/s")
+}
+
+// BenchmarkLoadIdx loads the idx of a pack of 1M objects into the map.
+func BenchmarkLoadIdx(b *testing.B) {
+	const n = 1 << 20
+	entries := make([]idxEntry, n)
+	for i := range entries {
+		e := &entries[i]
+		e.hash = hashObject(ObjBlob, []byte(fmt.Sprint(i)))
+		e.offset = int64(12 + i*100)
+	}
+	dir := b.TempDir()
+	packDir := dir + "/pack"
+	if err := os.MkdirAll(packDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(packDir+"/pack-x.idx", encodeIdx(entries, Hash{}), 0o644)
+	os.WriteFile(packDir+"/pack-x.pack", make([]byte, 64), 0o644)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		db, err := openODB(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(db.objs) != n {
+			b.Fatalf("%d objects", len(db.objs))
+		}
+		db.close()
+	}
 }
