@@ -44,7 +44,9 @@ func (s *store) addEpoch(n int) (*odb, error) {
 }
 
 // commitBatch writes pb as one pack into epoch n (when it holds anything),
-// moves the ref to tip, and fills in the entries' blob locations.
+// moves the ref to tip, and appends the batch's entries, with their blob
+// locations, to out. On error out is returned as it was: the entries of
+// earlier epochs, which are committed.
 func (s *store) commitBatch(n int, db *odb, pb *packBuilder, tip Hash, batch []pending, out []Entry) ([]Entry, error) {
 	if len(batch) == 0 {
 		return out, nil
@@ -54,14 +56,14 @@ func (s *store) commitBatch(n int, db *odb, pb *packBuilder, tip Hash, batch []p
 		var err error
 		name, err = pb.write(filepath.Join(s.gitDir(n), "objects", "pack"), s.opts.NoSync)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if err := db.loadPack(name); err != nil {
-			return nil, err
+			return out, err
 		}
 	}
 	if err := writeRef(s.gitDir(n), masterRef, tip, s.opts.NoSync, s.log); err != nil {
-		return nil, err
+		return out, err
 	}
 	for _, p := range batch {
 		e := p.entry
@@ -70,7 +72,7 @@ func (s *store) commitBatch(n int, db *odb, pb *packBuilder, tip Hash, batch []p
 		} else {
 			pn, off, err := db.locate(e.Blob)
 			if err != nil {
-				return nil, err
+				return out, err
 			}
 			e.BlobLoc = Loc{Epoch: n, Pack: pn, Offset: off}
 		}
@@ -117,11 +119,11 @@ func (s *store) append(commits []Commit) ([]Entry, error) {
 	for _, c := range commits {
 		if used := epochBytes + pb.size; used > 0 && used > s.opts.EpochSize {
 			if out, err = s.commitBatch(n, db, pb, tip, batch, out); err != nil {
-				return nil, err
+				return out, err
 			}
 			n++
 			if db, err = s.addEpoch(n); err != nil {
-				return nil, err
+				return out, err
 			}
 			tip, epochBytes, pb, batch = ZeroHash, 0, newPackBuilder(), batch[:0]
 		}
@@ -139,7 +141,7 @@ func (s *store) append(commits []Commit) ([]Entry, error) {
 		bi := addObject(pb, db, ObjBlob, blobH, c.Blob)
 		ci, err := parseCommit(cdata) // normalised idents and message, as Walk returns them
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		batch = append(batch, pending{Entry{
 			Epoch: n, Commit: commitH, Parent: tip, Tree: treeH, Blob: blobH,

@@ -12,10 +12,21 @@
 //	git/N.git/                  one bare repository per epoch, N = 0, 1, ...
 //	git/N.git/refs/heads/master the epoch's tip; history is one linear chain
 //	git/N.git/objects/pack/     pack-<sha1>.pack, .idx and .keep written by us
+//	git/.append.lock            flock held by whoever appends (any process)
+//	tmp_mailswarm_*             temporary files, removed by Open after a crash
 //
 // Every commit holds one message: its tree has the single blob "m" (a removal
 // holds "d" instead). Objects are appended as one pack per batch, written to a
 // temporary file, fsynced, renamed idx first then pack, and the directory
 // fsynced; only then does the ref move, by lock file + fsync + rename. Packs are
 // never deltified by us and are marked .keep; gc.auto is 0.
+//
+// Readers keep, per epoch, a map from object name to pack and offset built
+// from the idx files (parsed here, idx v2) and extended on every append; a
+// pack that appears on disk (another process appended) is picked up on the
+// next miss or append. Packs written by git itself (git gc, repack,
+// fast-import) may hold OFS_DELTA/REF_DELTA objects and loose objects may
+// exist: both are read. A Loc of a loose object has Pack "loose/<hex name>"
+// and Offset 0. A pack without a ref pointing into it (a crash between pack
+// and ref) is harmless.
 package gitstore
