@@ -193,21 +193,12 @@ func (db *odb) packList() []*pack {
 	return out
 }
 
-// lookup finds a packed object, rescanning the pack directory once on a miss.
+// lookup finds a packed object in the map (no disk access).
 func (db *odb) lookup(h Hash) (objRef, bool) {
 	db.mu.RLock()
 	r, ok := db.objs[h]
 	db.mu.RUnlock()
 	return r, ok
-}
-
-// has reports whether the object is present, packed or loose.
-func (db *odb) has(h Hash) bool {
-	if _, ok := db.lookup(h); ok {
-		return true
-	}
-	_, err := os.Stat(db.loosePath(h))
-	return err == nil
 }
 
 // packByName returns a loaded pack, scanning once when it is unknown.
