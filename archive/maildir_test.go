@@ -11,8 +11,8 @@ import (
 	"testing"
 )
 
-// writeFiles creates files (path relative to dir → content).
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+// writeTestFiles creates files (path relative to dir → content).
+func writeTestFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -25,8 +25,8 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// walk returns the relative paths and messages WalkMaildir gives.
-func walk(t *testing.T, root string) (names, msgs []string) {
+// walkNames returns the relative paths and messages WalkMaildir gives.
+func walkNames(t *testing.T, root string) (names, msgs []string) {
 	t.Helper()
 	err := WalkMaildir(root, func(path string, msg []byte) error {
 		rel, err := filepath.Rel(root, path)
@@ -45,7 +45,7 @@ func walk(t *testing.T, root string) (names, msgs []string) {
 
 func TestWalkMaildir(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	writeTestFiles(t, dir, map[string]string{
 		"cur/1000.M2.host:2,S": "A: 2\n",
 		"new/1000.M1.host":     "A: 1\n",
 		"cur/1001.M3.host:2,":  "From a@b  Wed Jul  1 13:17:17 1998\nA: 3\n",
@@ -58,7 +58,7 @@ func TestWalkMaildir(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "cur", "subdir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	names, msgs := walk(t, dir)
+	names, msgs := walkNames(t, dir)
 	wantNames := []string{"new/1000.M1.host", "cur/1000.M2.host:2,S", "cur/1001.M3.host:2,", "new/1002.M4.host"}
 	wantMsgs := []string{"A: 1\n", "A: 2\n", "A: 3\n", "From me, with love\nA: 4\n"}
 	if !slices.Equal(names, wantNames) || !slices.Equal(msgs, wantMsgs) {
@@ -68,7 +68,7 @@ func TestWalkMaildir(t *testing.T) {
 
 func TestWalkMaildirPlain(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	writeTestFiles(t, dir, map[string]string{
 		"b.eml":        "A: b\n",
 		"a.eml":        "A: a\r\n",
 		"sub/c.eml":    "A: c\n",
@@ -77,14 +77,14 @@ func TestWalkMaildirPlain(t *testing.T) {
 		"sub/z/d.eml":  "A: d\n",
 		"sub/zz/e.eml": "A: e\n",
 	})
-	names, msgs := walk(t, dir)
+	names, msgs := walkNames(t, dir)
 	wantNames := []string{"a.eml", "b.eml", "sub/c.eml", "sub/z/d.eml", "sub/zz/e.eml"}
 	wantMsgs := []string{"A: a\r\n", "A: b\n", "A: c\n", "A: d\n", "A: e\n"}
 	if !slices.Equal(names, wantNames) || !slices.Equal(msgs, wantMsgs) {
 		t.Errorf("WalkMaildir gave %q %q, want %q %q", names, msgs, wantNames, wantMsgs)
 	}
 
-	names, msgs = walk(t, filepath.Join(dir, "a.eml"))
+	names, msgs = walkNames(t, filepath.Join(dir, "a.eml"))
 	if !slices.Equal(names, []string{"a.eml"}) || !slices.Equal(msgs, []string{"A: a\r\n"}) {
 		t.Errorf("WalkMaildir(a.eml) gave %q %q", names, msgs)
 	}
@@ -103,8 +103,8 @@ func TestWalkMaildirPlain(t *testing.T) {
 // helper script and checks that the Maildir holds the messages the mbox
 // does.
 func TestWalkMaildirConverted(t *testing.T) {
-	corpusFiles(t)
-	script := filepath.Join(filepath.Dir(corporaDir()), "peers", "dovecot", "mbox2maildir.py")
+	mboxCorpusFiles(t)
+	script := filepath.Join(filepath.Dir(mboxCorporaDir()), "peers", "dovecot", "mbox2maildir.py")
 	if _, err := os.Stat(script); err != nil {
 		t.Skipf("no %s", script)
 	}
@@ -116,7 +116,7 @@ func TestWalkMaildirConverted(t *testing.T) {
 	// (mailarc-1-dos.txt gives 15 messages, not 16).
 	for _, name := range []string{"notmuch-test/default.mboxrd.gz", "notmuch-test/lkml.mboxrd.gz", "spamassassin/hard-ham-1.mboxrd.gz"} {
 		t.Run(filepath.Base(name), func(t *testing.T) {
-			src := filepath.Join(corporaDir(), name)
+			src := filepath.Join(mboxCorporaDir(), name)
 			rc, err := OpenMaybeGzip(src)
 			if err != nil {
 				t.Fatal(err)
@@ -139,10 +139,10 @@ func TestWalkMaildirConverted(t *testing.T) {
 				t.Errorf("DetectFormat(Maildir) = %q, %v, want %q", f, err, FormatMaildir)
 			}
 			var want []string
-			for _, m := range readAll(t, bytes.NewReader(data), MboxRD) {
+			for _, m := range mboxReadAll(t, bytes.NewReader(data), MboxRD) {
 				want = append(want, string(m))
 			}
-			_, got := walk(t, md)
+			_, got := walkNames(t, md)
 			// File names start with the date: compare as sets.
 			slices.Sort(want)
 			slices.Sort(got)

@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// edgeInputs are mbox texts that exercise the splitting rules: the inputs
+// mboxEdgeInputs are mbox texts that exercise the splitting rules: the inputs
 // of TestReadMbox (MboxRD ones) and a few more.
-func edgeInputs() []string {
+func mboxEdgeInputs() []string {
 	var ins []string
 	for _, tc := range readMboxCases() {
 		if tc.format == MboxRD {
@@ -30,7 +30,7 @@ func edgeInputs() []string {
 // second read unchanged (but for a line ending added to a message that had
 // none), twice over.
 func FuzzMbox(f *testing.F) {
-	for _, in := range edgeInputs() {
+	for _, in := range mboxEdgeInputs() {
 		f.Add([]byte(in))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -44,7 +44,7 @@ func FuzzMbox(f *testing.F) {
 				return nil
 			})
 		}
-		msgs := readAll(t, bytes.NewReader(data), MboxRD)
+		msgs := mboxReadAll(t, bytes.NewReader(data), MboxRD)
 		for _, m := range msgs {
 			if !hasMboxContent(m) {
 				t.Fatalf("blank message %q", m)
@@ -66,7 +66,7 @@ func FuzzMbox(f *testing.F) {
 					t.Fatalf("pass %d: Write(%q): %v", pass, m, err)
 				}
 			}
-			got = readAll(t, &buf, MboxRD)
+			got = mboxReadAll(t, &buf, MboxRD)
 			if len(got) != len(want) {
 				t.Fatalf("pass %d: %d messages after round trip, want %d\nin: %q\nmbox: %q",
 					pass, len(got), len(want), data, buf.Bytes())

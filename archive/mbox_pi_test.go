@@ -13,15 +13,15 @@ import (
 	"testing"
 )
 
-// piDump is one message as public-inbox's reader hands it over.
-type piDump struct {
+// piMboxDump is one message as public-inbox's reader hands it over.
+type piMboxDump struct {
 	size int
 	sum  string // hex sha256
 }
 
-// havePublicInbox reports whether perl can load public-inbox's mbox reader;
+// piMboxAvailable reports whether perl can load public-inbox's mbox reader;
 // without it the test is skipped, unless $CI is set, where it fails.
-func havePublicInbox(t *testing.T) {
+func piMboxAvailable(t *testing.T) {
 	t.Helper()
 	err := exec.Command("perl", "-MPublicInbox::Eml", "-MPublicInbox::MboxReader", "-e", "1").Run()
 	if err == nil {
@@ -33,8 +33,8 @@ func havePublicInbox(t *testing.T) {
 	t.Skipf("perl cannot load PublicInbox::MboxReader (install public-inbox): %v", err)
 }
 
-// piRead runs testdata/pi_mbox_dump.pl on path.
-func piRead(t *testing.T, format, path string) []piDump {
+// piMboxRead runs testdata/pi_mbox_dump.pl on path.
+func piMboxRead(t *testing.T, format, path string) []piMboxDump {
 	t.Helper()
 	out, err := exec.Command("perl", "testdata/pi_mbox_dump.pl", format, path).Output()
 	if err != nil {
@@ -44,10 +44,10 @@ func piRead(t *testing.T, format, path string) []piDump {
 		}
 		t.Fatalf("pi_mbox_dump.pl %s: %v\n%s", path, err, stderr)
 	}
-	var dumps []piDump
+	var dumps []piMboxDump
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		var d piDump
+		var d piMboxDump
 		var asSize int
 		var asSum string
 		if _, err := fmt.Sscan(sc.Text(), &d.size, &d.sum, &asSize, &asSum); err != nil {
@@ -66,15 +66,15 @@ func piRead(t *testing.T, format, path string) []piDump {
 // TestReadMboxMatchesPublicInbox checks that ReadMbox splits every corpus
 // file into the very messages public-inbox 1.9's MboxReader gives.
 func TestReadMboxMatchesPublicInbox(t *testing.T) {
-	files := corpusFiles(t)
-	havePublicInbox(t)
+	files := mboxCorpusFiles(t)
+	piMboxAvailable(t)
 	for _, path := range files {
 		for _, format := range []MboxFormat{MboxRD, MboxO} {
 			t.Run(filepath.Base(path)+"/"+format.String(), func(t *testing.T) {
 				if format == MboxO && strings.HasSuffix(path, ".gz") && testing.Short() {
 					t.Skip("short")
 				}
-				comparePI(t, format, path)
+				piMboxCompare(t, format, path)
 			})
 		}
 	}
@@ -83,30 +83,41 @@ func TestReadMboxMatchesPublicInbox(t *testing.T) {
 // TestReadMboxMatchesPublicInboxEdges runs the comparison on the
 // hand-written cases of TestReadMbox and the fuzz seeds.
 func TestReadMboxMatchesPublicInboxEdges(t *testing.T) {
-	havePublicInbox(t)
+	piMboxAvailable(t)
 	dir := t.TempDir()
-	for i, in := range edgeInputs() {
+	for i, in := range mboxEdgeInputs() {
 		path := filepath.Join(dir, fmt.Sprintf("edge%d.mbox", i))
 		if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Run(fmt.Sprint(i), func(t *testing.T) { comparePI(t, MboxRD, path) })
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			piMboxCompare(t, MboxRD, path)
+			piMboxCompare(t, MboxO, path)
+		})
 	}
+	// mboxcl, on well-formed input (public-inbox dies on malformed).
+	cl := "\n" + mboxSep + "A: 1\nContent-Length: 27\n\nx\n\n>From here\n>>From there\n" +
+		"\n" + mboxSep + "A: 2\r\ncontent-length: 3\r\n\r\nabc\n"
+	path := filepath.Join(dir, "cl.mbox")
+	if err := os.WriteFile(path, []byte(cl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	piMboxCompare(t, MboxCL, path)
 }
 
-// comparePI compares ReadMbox and public-inbox on one file.
-func comparePI(t *testing.T, format MboxFormat, path string) {
+// piMboxCompare compares ReadMbox and public-inbox on one file.
+func piMboxCompare(t *testing.T, format MboxFormat, path string) {
 	t.Helper()
-	want := piRead(t, format.String(), path)
+	want := piMboxRead(t, format.String(), path)
 	rc, err := OpenMaybeGzip(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	var got []piDump
+	var got []piMboxDump
 	err = ReadMbox(rc, format, func(msg []byte) error {
 		sum := sha256.Sum256(msg)
-		got = append(got, piDump{len(msg), hex.EncodeToString(sum[:])})
+		got = append(got, piMboxDump{len(msg), hex.EncodeToString(sum[:])})
 		return nil
 	})
 	if err != nil {

@@ -12,20 +12,20 @@ import (
 	"testing/iotest"
 )
 
-// corporaDir is where the shared mail corpora live (see their SOURCES.md);
+// mboxCorporaDir is where the shared mail corpora live (see their SOURCES.md);
 // $MAILSWARM_CORPORA overrides it.
-func corporaDir() string {
+func mboxCorporaDir() string {
 	if d := os.Getenv("MAILSWARM_CORPORA"); d != "" {
 		return d
 	}
 	return "/work/shared/corpora"
 }
 
-// corpusFiles returns every mbox file of the corpora, skipping the test
+// mboxCorpusFiles returns every mbox file of the corpora, skipping the test
 // when they are not there.
-func corpusFiles(t testing.TB) []string {
+func mboxCorpusFiles(t testing.TB) []string {
 	t.Helper()
-	dir := corporaDir()
+	dir := mboxCorporaDir()
 	var files []string
 	for _, pat := range []string{"*/*.mboxrd.gz", "mbox-edge-cases/*.txt"} {
 		m, err := filepath.Glob(filepath.Join(dir, pat))
@@ -40,8 +40,8 @@ func corpusFiles(t testing.TB) []string {
 	return files
 }
 
-// readAll returns copies of the messages ReadMbox yields.
-func readAll(t testing.TB, r io.Reader, format MboxFormat) [][]byte {
+// mboxReadAll returns copies of the messages ReadMbox yields.
+func mboxReadAll(t testing.TB, r io.Reader, format MboxFormat) [][]byte {
 	t.Helper()
 	var msgs [][]byte
 	err := ReadMbox(r, format, func(msg []byte) error {
@@ -54,18 +54,18 @@ func readAll(t testing.TB, r io.Reader, format MboxFormat) [][]byte {
 	return msgs
 }
 
-// readFile reads a corpus file as mboxrd.
-func readFile(t testing.TB, path string) [][]byte {
+// mboxReadFile reads a corpus file as mboxrd.
+func mboxReadFile(t testing.TB, path string) [][]byte {
 	t.Helper()
 	rc, err := OpenMaybeGzip(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	return readAll(t, rc, MboxRD)
+	return mboxReadAll(t, rc, MboxRD)
 }
 
-const sep = "From mboxrd@z Thu Jan  1 00:00:00 1970\n"
+const mboxSep = "From mboxrd@z Thu Jan  1 00:00:00 1970\n"
 
 // readMboxCase is one hand-written ReadMbox case.
 type readMboxCase struct {
@@ -83,39 +83,39 @@ func readMboxCases() []readMboxCase {
 	return []readMboxCase{
 		{"empty", "", MboxRD, nil},
 		{"blank only", "\n\r\n \t\n", MboxRD, nil},
-		{"one", sep + "A: b\n\nbody\n\n", MboxRD, []string{"A: b\n\nbody\n"}},
-		{"two", sep + "A: 1\n\nx\n\n" + sep + "A: 2\n\ny\n\n", MboxRD,
+		{"one", mboxSep + "A: b\n\nbody\n\n", MboxRD, []string{"A: b\n\nbody\n"}},
+		{"two", mboxSep + "A: 1\n\nx\n\n" + mboxSep + "A: 2\n\ny\n\n", MboxRD,
 			[]string{"A: 1\n\nx\n", "A: 2\n\ny\n"}},
-		{"no blank line before separator", sep + "A: 1\n\nx\n" + sep + "A: 2\n\ny\n", MboxRD,
+		{"no blank line before separator", mboxSep + "A: 1\n\nx\n" + mboxSep + "A: 2\n\ny\n", MboxRD,
 			[]string{"A: 1\n\nx\n", "A: 2\n\ny\n"}},
-		{"only one blank line removed", sep + "A: 1\n\nx\n\n\n\n", MboxRD, []string{"A: 1\n\nx\n\n\n"}},
-		{"no final newline", sep + "A: 1\n\nx", MboxRD, []string{"A: 1\n\nx"}},
+		{"only one blank line removed", mboxSep + "A: 1\n\nx\n\n\n\n", MboxRD, []string{"A: 1\n\nx\n\n\n"}},
+		{"no final newline", mboxSep + "A: 1\n\nx", MboxRD, []string{"A: 1\n\nx"}},
 		{"crlf", "From a@b  Wed Jul  1 13:17:17 1998\r\nA: 1\r\n\r\nx\r\n\r\n" +
 			"From a@b  Wed Jul  1 13:17:17 1998\r\nA: 2\r\n\r\ny\r\n\r\n", MboxRD,
 			[]string{"A: 1\r\n\r\nx\r\n", "A: 2\r\n\r\ny\r\n"}},
-		{"crlf message, lf blank line", sep + "A: 1\r\n\r\nx\r\n\n", MboxRD, []string{"A: 1\r\n\r\nx\r\n"}},
-		{"lf message, crlf blank line", sep + "A: 1\n\nx\n\r\n", MboxRD, []string{"A: 1\n\nx\n"}},
-		{"cr alone is not a blank line", sep + "A: 1\n\nx\n\r", MboxRD, []string{"A: 1\n\nx\n\r"}},
-		{"text before the first separator", "junk\n" + sep + "A: 1\n\nx\n", MboxRD,
+		{"crlf message, lf blank line", mboxSep + "A: 1\r\n\r\nx\r\n\n", MboxRD, []string{"A: 1\r\n\r\nx\r\n"}},
+		{"lf message, crlf blank line", mboxSep + "A: 1\n\nx\n\r\n", MboxRD, []string{"A: 1\n\nx\n"}},
+		{"cr alone is not a blank line", mboxSep + "A: 1\n\nx\n\r", MboxRD, []string{"A: 1\n\nx\n\r"}},
+		{"text before the first separator", "junk\n" + mboxSep + "A: 1\n\nx\n", MboxRD,
 			[]string{"junk\n", "A: 1\n\nx\n"}},
 		{"no separator at all", "A: 1\n\nx\n", MboxRD, []string{"A: 1\n\nx\n"}},
-		{"blank piece skipped", sep + " \n\t\r\n" + sep + "A: 1\n\nx\n", MboxRD, []string{"A: 1\n\nx\n"}},
-		{"form feed is content", sep + "\f\n", MboxRD, []string{"\f\n"}},
-		{"loose From line stays", sep + "A: 1\n\nFrom me to you\nFrom a b c d e\n", MboxRD,
+		{"blank piece skipped", mboxSep + " \n\t\r\n" + mboxSep + "A: 1\n\nx\n", MboxRD, []string{"A: 1\n\nx\n"}},
+		{"form feed is content", mboxSep + "\f\n", MboxRD, []string{"\f\n"}},
+		{"loose From line stays", mboxSep + "A: 1\n\nFrom me to you\nFrom a b c d e\n", MboxRD,
 			[]string{"A: 1\n\nFrom me to you\nFrom a b c d e\n"}},
-		{"From line at end without newline stays", sep + "A: 1\n\nx\nFrom a@b Thu Jan  1 00:00:00 1970", MboxRD,
+		{"From line at end without newline stays", mboxSep + "A: 1\n\nx\nFrom a@b Thu Jan  1 00:00:00 1970", MboxRD,
 			[]string{"A: 1\n\nx\nFrom a@b Thu Jan  1 00:00:00 1970"}},
 		{"separator variants", "From a  Wed Jul  1 13:17:17 1998 WETDST\nA: 1\n\n" +
 			"From david@coppit.org Sat Sep  1 20:58 EDT 2001\nA: 2\n\n" +
 			"From upi at papat.org  Wed Feb  1 19:06:04 2006\nA: 3\n", MboxRD,
 			// "20:58 EDT" has only two ':'-fields: not a separator.
 			[]string{"A: 1\n\nFrom david@coppit.org Sat Sep  1 20:58 EDT 2001\nA: 2\n", "A: 3\n"}},
-		{"rd unquote", sep + "A: 1\n\n>From x\n>>From y\n>>>From z\n> From no\n>Fromage\nFrom: no\n", MboxRD,
+		{"rd unquote", mboxSep + "A: 1\n\n>From x\n>>From y\n>>>From z\n> From no\n>Fromage\nFrom: no\n", MboxRD,
 			[]string{"A: 1\n\nFrom x\n>From y\n>>From z\n> From no\n>Fromage\nFrom: no\n"}},
-		{"o unquote", sep + "A: 1\n\n>From x\n>>From y\n", MboxO,
+		{"o unquote", mboxSep + "A: 1\n\n>From x\n>>From y\n", MboxO,
 			[]string{"A: 1\n\nFrom x\n>>From y\n"}},
-		{"unquote first line", sep + ">From x\n", MboxRD, []string{"From x\n"}},
-		{"unquote crlf", sep + "A: 1\r\n\r\n>From x\r\n", MboxRD, []string{"A: 1\r\n\r\nFrom x\r\n"}},
+		{"unquote first line", mboxSep + ">From x\n", MboxRD, []string{"From x\n"}},
+		{"unquote crlf", mboxSep + "A: 1\r\n\r\n>From x\r\n", MboxRD, []string{"A: 1\r\n\r\nFrom x\r\n"}},
 		{"vertical tab is space", "From a\vb Thu Jan  1 00:00:00 1970\nA: 1\n", MboxRD,
 			[]string{"From a\vb Thu Jan  1 00:00:00 1970\nA: 1\n"}},
 		{"nbsp is not space", "From a\xa0b Thu Jan  1 00:00:00 1970\nA: 1\n", MboxRD,
@@ -123,10 +123,10 @@ func readMboxCases() []readMboxCase {
 		{"invalid utf-8 in separator", "From \xff\xfe Thu Jan  1 00:00:00 1970\nA: 1\n", MboxRD,
 			[]string{"A: 1\n"}},
 		{"cr in separator date", "From a Thu Jan  1 00:00:00 1970\r\nA: 1\n", MboxRD, []string{"A: 1\n"}},
-		{"long line", sep + "A: 1\n\n" + long + "\n>From " + long + "\n", MboxRD,
+		{"long line", mboxSep + "A: 1\n\n" + long + "\n>From " + long + "\n", MboxRD,
 			[]string{"A: 1\n\n" + long + "\nFrom " + long + "\n"}},
 		{"long separator", "A: 0\n" + longFrom + "A: 1\n", MboxRD, []string{"A: 0\n", "A: 1\n"}},
-		{"long line at start", long + "\n" + sep + "A: 1\n", MboxRD, []string{long + "\n", "A: 1\n"}},
+		{"long line at start", long + "\n" + mboxSep + "A: 1\n", MboxRD, []string{long + "\n", "A: 1\n"}},
 	}
 }
 
@@ -134,7 +134,7 @@ func TestReadMbox(t *testing.T) {
 	for _, tc := range readMboxCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, r := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in))} {
-				got := readAll(t, r, tc.format)
+				got := mboxReadAll(t, r, tc.format)
 				if len(got) != len(tc.want) {
 					t.Fatalf("ReadMbox(%.60q) gave %d messages %.200q, want %d", tc.in, len(got), got, len(tc.want))
 				}
@@ -177,7 +177,7 @@ func TestMboxFromLine(t *testing.T) {
 }
 
 func TestReadMboxErrors(t *testing.T) {
-	in := sep + "A: 1\n\n" + sep + "A: 2\n\n"
+	in := mboxSep + "A: 1\n\n" + mboxSep + "A: 2\n\n"
 	stop := errors.New("stop")
 	n := 0
 	err := ReadMbox(strings.NewReader(in), MboxRD, func([]byte) error { n++; return stop })
@@ -201,8 +201,8 @@ func TestReadMboxCL(t *testing.T) {
 	quoted := "x\n\n>From here\n>>From there\n"
 	m1 := "A: 1\nContent-Length: " + fmt.Sprint(len(quoted)) + "\n\n" + quoted
 	m2 := "A: 2\r\ncontent-length: 3\r\n\r\nabc"
-	in := "\n" + sep + m1 + "\n" + sep + m2 + "\n\n"
-	got := readAll(t, strings.NewReader(in), MboxCL)
+	in := "\n" + mboxSep + m1 + "\n" + mboxSep + m2 + "\n\n"
+	got := mboxReadAll(t, strings.NewReader(in), MboxCL)
 	want := []string{"A: 1\nContent-Length: " + fmt.Sprint(len(quoted)) + "\n\n" + body, "A: 2\r\ncontent-length: 3\r\n\r\nabc"}
 	if len(got) != len(want) {
 		t.Fatalf("ReadMbox(MboxCL) gave %d messages %q, want %d", len(got), got, len(want))
@@ -213,14 +213,14 @@ func TestReadMboxCL(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"A: 1\n\n",                                        // no From line
-		sep + "A: 1\n\nx\n",                               // no Content-Length
-		sep + "Content-Length: 9\n\nx\n",                  // short body
-		sep + "Content-Length: x\n\nx\n",                  // not a number
-		sep + "Content-Length: -1\n\nx\n",                 // not digits
-		sep + "A: 1\n",                                    // header never ends
-		sep + "Content-Length: 99999999999999999999\n\n",  // too long
-		sep + "Content-Length: 1\nContent-Length: 1\n\nx", // twice
+		"A: 1\n\n",                                            // no From line
+		mboxSep + "A: 1\n\nx\n",                               // no Content-Length
+		mboxSep + "Content-Length: 9\n\nx\n",                  // short body
+		mboxSep + "Content-Length: x\n\nx\n",                  // not a number
+		mboxSep + "Content-Length: -1\n\nx\n",                 // not digits
+		mboxSep + "A: 1\n",                                    // header never ends
+		mboxSep + "Content-Length: 99999999999999999999\n\n",  // too long
+		mboxSep + "Content-Length: 1\nContent-Length: 1\n\nx", // twice
 	} {
 		err := ReadMbox(strings.NewReader(bad), MboxCL, func([]byte) error { return nil })
 		if !errors.Is(err, errMboxCL) {
@@ -243,10 +243,10 @@ func TestCorpusCounts(t *testing.T) {
 		// public-inbox reads those messages as part of the one before.
 		"spamassassin/spam-2.mboxrd.gz": 1394,
 	}
-	dir := corporaDir()
-	corpusFiles(t)
+	dir := mboxCorporaDir()
+	mboxCorpusFiles(t)
 	for name, n := range want {
-		if got := len(readFile(t, filepath.Join(dir, name))); got != n {
+		if got := len(mboxReadFile(t, filepath.Join(dir, name))); got != n {
 			t.Errorf("%s: %d messages, want %d", name, got, n)
 		}
 	}
@@ -255,9 +255,9 @@ func TestCorpusCounts(t *testing.T) {
 // TestMboxRoundTrip reads every corpus, writes it back with MboxWriter and
 // reads that again: the messages must be the same.
 func TestMboxRoundTrip(t *testing.T) {
-	for _, path := range corpusFiles(t) {
+	for _, path := range mboxCorpusFiles(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			msgs := readFile(t, path)
+			msgs := mboxReadFile(t, path)
 			var buf bytes.Buffer
 			w := NewMboxWriter(&buf)
 			for _, m := range msgs {
@@ -265,7 +265,7 @@ func TestMboxRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			again := readAll(t, &buf, MboxRD)
+			again := mboxReadAll(t, &buf, MboxRD)
 			if len(again) != len(msgs) {
 				t.Fatalf("round trip gave %d messages, want %d", len(again), len(msgs))
 			}
@@ -285,7 +285,7 @@ func TestMboxRoundTrip(t *testing.T) {
 // BenchmarkReadMbox measures ReadMbox(MboxRD) on spamassassin easy-ham-1,
 // decompressed in memory first.
 func BenchmarkReadMbox(b *testing.B) {
-	path := filepath.Join(corporaDir(), "spamassassin/easy-ham-1.mboxrd.gz")
+	path := filepath.Join(mboxCorporaDir(), "spamassassin/easy-ham-1.mboxrd.gz")
 	rc, err := OpenMaybeGzip(path)
 	if err != nil {
 		b.Skipf("corpus: %v", err)

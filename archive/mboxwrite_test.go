@@ -11,18 +11,18 @@ func TestMboxWriter(t *testing.T) {
 	tests := []struct {
 		name, msg, from, want string
 	}{
-		{"default From line", "A: 1\n\nx\n", "", sep + "A: 1\n\nx\n\n"},
+		{"default From line", "A: 1\n\nx\n", "", mboxSep + "A: 1\n\nx\n\n"},
 		{"given From line", "A: 1\n\nx\n", "From a@b  Wed Jul  1 13:17:17 1998",
 			"From a@b  Wed Jul  1 13:17:17 1998\nA: 1\n\nx\n\n"},
 		{"given From line with newline", "A: 1\n", "From a@b Wed Jul  1 13:17:17 1998\n",
 			"From a@b Wed Jul  1 13:17:17 1998\nA: 1\n\n"},
 		{"quoting", "A: 1\n\nFrom x\n>From y\n>>From z\nFrom: not\n> From not\nFromage\n",
-			"", sep + "A: 1\n\n>From x\n>>From y\n>>>From z\nFrom: not\n> From not\nFromage\n\n"},
-		{"quoting first and last line", "From x\nA: 1\n>From y", "", sep + ">From x\nA: 1\n>>From y\n\n"},
-		{"missing newline", "A: 1\n\nx", "", sep + "A: 1\n\nx\n\n"},
-		{"crlf", "A: 1\r\n\r\nFrom x\r\n", "", sep + "A: 1\r\n\r\n>From x\r\n\n"},
-		{"crlf missing newline", "A: 1\r\n\r\nx", "", sep + "A: 1\r\n\r\nx\r\n\n"},
-		{"ends in cr", "A: 1\r\n\r\nx\r", "", sep + "A: 1\r\n\r\nx\r\n\n"},
+			"", mboxSep + "A: 1\n\n>From x\n>>From y\n>>>From z\nFrom: not\n> From not\nFromage\n\n"},
+		{"quoting first and last line", "From x\nA: 1\n>From y", "", mboxSep + ">From x\nA: 1\n>>From y\n\n"},
+		{"missing newline", "A: 1\n\nx", "", mboxSep + "A: 1\n\nx\n\n"},
+		{"crlf", "A: 1\r\n\r\nFrom x\r\n", "", mboxSep + "A: 1\r\n\r\n>From x\r\n\n"},
+		{"crlf missing newline", "A: 1\r\n\r\nx", "", mboxSep + "A: 1\r\n\r\nx\r\n\n"},
+		{"ends in cr", "A: 1\r\n\r\nx\r", "", mboxSep + "A: 1\r\n\r\nx\r\n\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,7 +33,7 @@ func TestMboxWriter(t *testing.T) {
 			if buf.String() != tc.want {
 				t.Errorf("Write(%q, %q) wrote %q, want %q", tc.msg, tc.from, buf.String(), tc.want)
 			}
-			got := readAll(t, &buf, MboxRD)
+			got := mboxReadAll(t, &buf, MboxRD)
 			want := tc.msg
 			if !strings.HasSuffix(want, "\n") {
 				want += string(missingEOL([]byte(want)))
@@ -64,27 +64,27 @@ func TestMboxWriterRefuses(t *testing.T) {
 	}
 }
 
-// failWriter fails every write after the first.
-type failWriter struct{ n int }
+// mboxFailWriter fails every write after the first.
+type mboxFailWriter struct{ n int }
 
-var errFail = errors.New("disk full")
+var errMboxFail = errors.New("disk full")
 
-func (f *failWriter) Write(p []byte) (int, error) {
+func (f *mboxFailWriter) Write(p []byte) (int, error) {
 	f.n++
 	if f.n > 1 {
-		return 0, errFail
+		return 0, errMboxFail
 	}
 	return len(p), nil
 }
 
 func TestMboxWriterError(t *testing.T) {
-	w := NewMboxWriter(&failWriter{})
+	w := NewMboxWriter(&mboxFailWriter{})
 	if err := w.Write([]byte("A: 1\n"), ""); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if err := w.Write([]byte("A: 2\n"), ""); !errors.Is(err, errFail) {
-			t.Errorf("Write after failure = %v, want %v", err, errFail)
+		if err := w.Write([]byte("A: 2\n"), ""); !errors.Is(err, errMboxFail) {
+			t.Errorf("Write after failure = %v, want %v", err, errMboxFail)
 		}
 	}
 }

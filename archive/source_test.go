@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// gz returns s gzip-compressed.
-func gz(t *testing.T, s string) string {
+// gzipString returns s gzip-compressed.
+func gzipString(t *testing.T, s string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -26,15 +26,15 @@ func gz(t *testing.T, s string) string {
 
 func TestOpenMaybeGzip(t *testing.T) {
 	dir := t.TempDir()
-	both := gz(t, "part one, ") + gz(t, "part two")
-	writeFiles(t, dir, map[string]string{
+	both := gzipString(t, "part one, ") + gzipString(t, "part two")
+	writeTestFiles(t, dir, map[string]string{
 		"plain":     "From x\n",
 		"plain.gz":  "not really gzip",
-		"packed":    gz(t, sep+"A: 1\n"),
+		"packed":    gzipString(t, mboxSep+"A: 1\n"),
 		"multi":     both,
 		"empty":     "",
 		"one":       "\x1f",
-		"truncated": gz(t, "some text that is long enough")[:20],
+		"truncated": gzipString(t, "some text that is long enough")[:20],
 	})
 	tests := []struct {
 		file, want string
@@ -42,7 +42,7 @@ func TestOpenMaybeGzip(t *testing.T) {
 	}{
 		{"plain", "From x\n", false},
 		{"plain.gz", "not really gzip", false},
-		{"packed", sep + "A: 1\n", false},
+		{"packed", mboxSep + "A: 1\n", false},
 		{"multi", "part one, part two", false},
 		{"empty", "", false},
 		{"one", "\x1f", false},
@@ -75,9 +75,9 @@ func TestOpenMaybeGzip(t *testing.T) {
 
 func TestDetectFormat(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"a.mbox":                    "\n\n" + sep + "A: 1\n",
-		"a.mbox.gz":                 gz(t, sep+"A: 1\n"),
+	writeTestFiles(t, dir, map[string]string{
+		"a.mbox":                    "\n\n" + mboxSep + "A: 1\n",
+		"a.mbox.gz":                 gzipString(t, mboxSep+"A: 1\n"),
 		"loose.mbox":                "From someone\nA: 1\n",
 		"a.eml":                     "Subject: hi\r\n\r\nbody\r\n",
 		"obs.eml":                   "Subject : hi\n",
