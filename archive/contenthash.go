@@ -195,7 +195,7 @@ func lowerDomains(s string) string {
 func hashParts(d hash.Hash, root *mimeNode) {
 	kids := piChildren(root)
 	if kids == nil {
-		hashPart(d, root, 0, "1", false)
+		hashPart(d, root, 0, "1", true)
 		return
 	}
 	if root.msg != nil {

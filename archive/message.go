@@ -65,7 +65,8 @@ const maxMIDSize = 244
 // Parse parses a message. It never fails: broken mail is parsed as far as
 // it goes and Problems says what was odd. CRLF and LF line endings give
 // identical fields (other than Size). A message without a Message-ID gets
-// the deterministic id "<first 32 hex digits of sha256(raw)>@mailswarm.invalid".
+// the deterministic id "<first 32 hex digits of sha256(raw)>@mailswarm.invalid",
+// raw taken with CRLF turned into LF.
 func Parse(raw []byte) *Parsed {
 	p := &Parsed{Size: len(raw), CRLFSize: crlfLen(raw)}
 	var pr problems
@@ -77,7 +78,8 @@ func Parse(raw []byte) *Parsed {
 	if len(p.MessageIDs) > 0 {
 		p.MessageID = p.MessageIDs[0]
 	} else {
-		sum := sha256.Sum256(raw)
+		// hashed with LF line endings so CRLF and LF copies agree
+		sum := sha256.Sum256(crlfToLF(raw))
 		p.MessageID = hex.EncodeToString(sum[:16]) + "@" + generatedIDDomain
 		p.GeneratedID = true
 		pr.add("no Message-ID")
@@ -182,7 +184,7 @@ func (h header) last(name string) ([]byte, bool) {
 // hasBody is false. Lines that are neither a field nor a continuation are
 // skipped (and reported).
 func splitMessage(raw []byte, pr *problems) (h header, body []byte, hasBody bool) {
-	i := 0
+	i, lastOK := 0, false
 	for i < len(raw) {
 		j := bytes.IndexByte(raw[i:], '\n')
 		end, next := len(raw), len(raw)
@@ -201,11 +203,11 @@ func splitMessage(raw []byte, pr *problems) (h header, body []byte, hasBody bool
 			return h, raw[next:], true
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if len(h) > 0 {
+			if len(h) > 0 && lastOK {
 				f := &h[len(h)-1]
 				start := len(raw) - cap(f.value) // offset of the value in raw
 				f.value = raw[start : i+len(line) : len(raw)]
-			} else {
+			} else if len(h) == 0 {
 				pr.add("header starts with a continuation line")
 			}
 		} else if name, ok := fieldName(line); ok {
@@ -216,10 +218,12 @@ func splitMessage(raw []byte, pr *problems) (h header, body []byte, hasBody bool
 			}
 			start++
 			h = append(h, field{name: string(name), value: raw[start : i+len(line) : len(raw)]})
+			lastOK = true
 			// keep cap pointing at the end of raw so continuation lines
 			// can find the value's offset
 		} else {
 			pr.add("malformed header line")
+			lastOK = false // its continuation lines go with it
 		}
 		i = next
 	}
