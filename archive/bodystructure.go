@@ -51,6 +51,11 @@ type mimeNode struct {
 	children []*mimeNode
 	msg      *mimeNode // attached message (message/rfc822, global, news)
 	submsg   bool      // this node is an attached message's top part
+
+	dec      []byte // decoded(): body without transfer encoding
+	text     string // charsetText(): dec in UTF-8
+	textOK   bool
+	haveText bool
 }
 
 // MIME limits, close to public-inbox's Eml.pm (nesting 20, parts 1000)

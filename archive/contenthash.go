@@ -277,7 +277,7 @@ func hashPart(d hash.Hash, n *mimeNode, depth int, idx string, withBody bool) {
 		d.Write([]byte(s))
 		return
 	}
-	b := transferDecode(n.body, n.cte)
+	b := n.decoded()
 	if strings.ToLower(cteToken(n.cte)) != "base64" {
 		b = crlfToLF(b)
 	}
@@ -317,13 +317,13 @@ func piPartText(n *mimeNode) (string, bool) {
 	}
 	cs := paramValue(n.params, "charset")
 	isText := n.typ == "text"
-	decoded := func() []byte { return transferDecode(n.body, n.cte) }
+	decoded := n.decoded
 	if cs != "" || isText && (n.sub == "plain" || n.sub == "html") {
 		b := decoded()
 		if cs == "" {
 			return latin1OrUTF8(b, false), true
 		}
-		if s, ok := toUTF8(b, cs); ok {
+		if s, ok := n.charsetText(); ok {
 			return s, true
 		}
 	}

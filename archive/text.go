@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"html"
 	"io"
 	"strings"
@@ -68,6 +69,12 @@ func safeCharsetReader(cs string, b []byte) (r io.Reader, err error) {
 }
 
 func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return false
@@ -320,10 +327,31 @@ func crlfToLF(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
 }
 
+// decoded returns the part's body with its transfer encoding undone.
+func (n *mimeNode) decoded() []byte {
+	if n.dec == nil {
+		n.dec = transferDecode(n.body, n.cte)
+		if n.dec == nil {
+			n.dec = []byte{}
+		}
+	}
+	return n.dec
+}
+
+// charsetText returns the decoded body converted from its declared
+// charset to UTF-8, and whether that conversion was clean.
+func (n *mimeNode) charsetText() (string, bool) {
+	if !n.haveText {
+		n.text, n.textOK = toUTF8(n.decoded(), paramValue(n.params, "charset"))
+		n.haveText = true
+	}
+	return n.text, n.textOK
+}
+
 // partText decodes a text part's body to UTF-8 with LF line endings.
 func partText(n *mimeNode) string {
-	b := crlfToLF(transferDecode(n.body, n.cte))
-	s, _ := toUTF8(b, paramValue(n.params, "charset"))
+	s, _ := n.charsetText()
+	s = strings.ReplaceAll(s, "\r\n", "\n")
 	if n.sub == "html" {
 		s = htmlToText(s)
 	}
