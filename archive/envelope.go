@@ -216,7 +216,11 @@ func (p *addrParser) one() {
 		case c == '>' || c == ')' || c == '[' || c == ']' || c == '\\':
 			p.i++
 		default:
-			words = append(words, addrWord{text: p.atom()})
+			if w := p.atom(); w != "" {
+				words = append(words, addrWord{text: w})
+			} else {
+				p.i++ // a control character: skip it
+			}
 		}
 	}
 }

@@ -359,6 +359,19 @@ func cleanID(s string) string {
 
 // appendUniq appends the ids not already in list.
 func appendUniq(list []string, ids ...string) []string {
+	if len(list)+len(ids) > 16 {
+		seen := make(map[string]bool, len(list)+len(ids))
+		for _, x := range list {
+			seen[x] = true
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				list = append(list, id)
+			}
+		}
+		return list
+	}
 next:
 	for _, id := range ids {
 		for _, x := range list {
