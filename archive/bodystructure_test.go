@@ -126,3 +126,24 @@ func TestDecodeGarbage(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBodyStructureCodec encodes and decodes the multipart golden's
+// BODYSTRUCTURE and ENVELOPE, as the index does per FETCH.
+func BenchmarkBodyStructureCodec(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "parse", "multipart.eml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := Parse(raw)
+	enc := EncodeBodyStructure(&p.Body)
+	b.ReportMetric(float64(len(enc)), "bytes")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeBodyStructure(EncodeBodyStructure(&p.Body)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeEnvelope(EncodeEnvelope(&p.Envelope)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
