@@ -18,7 +18,9 @@ type Prepared struct {
 	Raw    []byte
 	Parsed *Parsed
 	// Arrived is the committer time: when the list received the message.
-	Arrived time.Time
+	Arrived  time.Time
+	trigrams []uint64 // distinct full-text trigram keys (trigram.go)
+	pos      int      // position in its batch
 }
 
 // Prepare parses raw. arrived is when the message reached the list; zero
@@ -26,6 +28,7 @@ type Prepared struct {
 // the newest Received header, else the Date, else now.
 func Prepare(raw []byte, arrived time.Time) *Prepared {
 	p := &Prepared{Raw: raw, Parsed: Parse(raw), Arrived: arrived}
+	p.trigrams = messageTrigrams(p.Parsed)
 	if p.Arrived.IsZero() {
 		if t, ok := receivedTime(raw); ok {
 			p.Arrived = t
@@ -51,6 +54,11 @@ type AddResult struct {
 // git durably as one pack, indexes them and publishes one Event. When it
 // returns nil every added message is on disk.
 func (l *List) AddPrepared(ctx context.Context, msgs []*Prepared) (AddResult, error) {
+	return l.addBatch(ctx, newBatch(msgs, false))
+}
+
+func (l *List) addBatch(ctx context.Context, b *batch) (AddResult, error) {
+	msgs := b.msgs
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	var res AddResult
@@ -63,7 +71,7 @@ func (l *List) AddPrepared(ctx context.Context, msgs []*Prepared) (AddResult, er
 		return res, nil
 	}
 	commits := make([]gitstore.Commit, len(keep))
-	known := make(map[gitstore.Hash]*Parsed, len(keep))
+	b.byBlob = make(map[gitstore.Hash]*Prepared, len(keep))
 	for i, m := range keep {
 		commits[i] = l.commitFor(m)
 		if len(m.Parsed.Problems) > 0 {
@@ -75,9 +83,9 @@ func (l *List) AddPrepared(ctx context.Context, msgs []*Prepared) (AddResult, er
 		return res, fmt.Errorf("archive: add to %s: %w", l.name, err)
 	}
 	for i, e := range entries {
-		known[e.Blob] = keep[i].Parsed
+		b.byBlob[e.Blob] = keep[i]
 	}
-	first, last, err := l.catchUp(ctx, known)
+	first, last, err := l.catchUp(ctx, b)
 	if err != nil {
 		// The messages are in git; the index catches up at the next open.
 		return res, fmt.Errorf("archive: index %s: %w", l.name, err)

@@ -208,20 +208,20 @@ func (im *importer) adopt(ctx context.Context, f *gitstore.Foreign, n int) error
 	l := im.l
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	var batch []gitstore.RawCommit
-	known := map[gitstore.Hash]*Parsed{}
+	var raws []gitstore.RawCommit
+	b := &batch{byBlob: map[gitstore.Hash]*Prepared{}}
 	write := func() error {
-		if len(batch) == 0 {
+		if len(raws) == 0 {
 			return nil
 		}
-		if _, err := l.git.AppendRaw(n, batch); err != nil {
+		if _, err := l.git.AppendRaw(n, raws); err != nil {
 			return err
 		}
-		if _, _, err := l.catchUp(ctx, known); err != nil {
+		if _, _, err := l.catchUp(ctx, b); err != nil {
 			return err
 		}
-		batch = batch[:0]
-		clear(known)
+		raws = raws[:0]
+		clear(b.byBlob)
 		im.progress()
 		return nil
 	}
@@ -230,18 +230,18 @@ func (im *importer) adopt(ctx context.Context, f *gitstore.Foreign, n int) error
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch = append(batch, raw)
+		raws = append(raws, raw)
 		im.res.Read++
 		if !e.Remove {
-			p := Parse(raw.Blob)
-			known[e.Blob] = p
+			p := Prepare(raw.Blob, e.Committer.When)
+			b.byBlob[e.Blob] = p
 			im.res.Adopted++
-			if len(p.Problems) > 0 {
+			if len(p.Parsed.Problems) > 0 {
 				im.res.Malformed++
 			}
 		}
 		size += len(raw.Blob)
-		if len(batch) >= im.opts.BatchSize || size >= batchBytes {
+		if len(raws) >= im.opts.BatchSize || size >= batchBytes {
 			size = 0
 			return write()
 		}
@@ -270,7 +270,7 @@ func (im *importer) add(ctx context.Context, raw []byte, arrived time.Time) erro
 // cut parses the pending batch on every core, waits for the previous batch
 // to be written, then starts writing this one in the background.
 func (im *importer) cut(ctx context.Context) error {
-	msgs := prepareAll(im.pending)
+	b := newBatch(prepareAll(im.pending), true)
 	im.pending, im.pendingBytes = nil, 0
 	if err := im.wait(); err != nil {
 		return err
@@ -278,7 +278,7 @@ func (im *importer) cut(ctx context.Context) error {
 	ch := make(chan addOutcome, 1)
 	im.inflight = ch
 	go func() {
-		r, err := im.l.AddPrepared(ctx, msgs)
+		r, err := im.l.addBatch(ctx, b)
 		ch <- addOutcome{r, err}
 	}()
 	return nil

@@ -94,10 +94,14 @@ func (l *List) Git() *gitstore.Store { return l.git }
 // catchUp indexes every commit that git has and the index has not, epoch by
 // epoch, in history order, committing every catchUpChunk messages so a
 // rebuild of a large list neither holds one huge transaction nor loses its
-// progress. known maps blob ids to parses already made (nil is fine: blobs
-// are then read and parsed). It returns the range of article numbers added
-// (first > last when none) and publishes it as one Event.
-func (l *List) catchUp(ctx context.Context, known map[gitstore.Hash]*Parsed) (first, last int64, err error) {
+// progress. It returns the range of article numbers added (first > last when
+// none) and publishes it as one Event.
+//
+// b, when not nil, is the batch just appended: its messages need not be read
+// back and parsed, and when the new commits are exactly its messages their
+// full-text rows come from the batch's postings, built while the previous
+// batch was being written.
+func (l *List) catchUp(ctx context.Context, b *batch) (first, last int64, err error) {
 	c := &chunker{l: l, ctx: ctx}
 	defer c.abort()
 	if err := c.begin(); err != nil {
@@ -119,30 +123,49 @@ func (l *List) catchUp(ctx context.Context, known map[gitstore.Hash]*Parsed) (fi
 		if gtip == tips[epoch] {
 			continue
 		}
-		err = l.git.Walk(epoch, tips[epoch], func(e gitstore.Entry) error {
+		add := func(e gitstore.Entry) error {
 			c.n++
 			if e.Remove {
 				_, err := c.w.markRemoved.ExecContext(ctx, e.Blob[:])
 				return err
 			}
-			p := known[e.Blob]
+			p := b.lookup(e.Blob)
 			if p == nil {
 				raw, err := l.git.ReadBlob(e.BlobLoc)
 				if err != nil {
 					return err
 				}
-				p = Parse(raw)
+				p = Prepare(raw, e.Committer.When)
 			}
 			last++
 			if err := c.w.addMessage(ctx, last, &e, p); err != nil {
 				return err
 			}
+			if c.batch != nil {
+				c.batch.nums[p.pos] = last
+			} else {
+				c.w.tri.add(last, p.trigrams)
+			}
 			if c.n >= catchUpChunk {
 				return c.commit(epoch, e.Commit)
 			}
 			return nil
-		})
-		if err != nil {
+		}
+		if b != nil {
+			var ents []gitstore.Entry
+			if err := l.git.Walk(epoch, tips[epoch], func(e gitstore.Entry) error {
+				ents = append(ents, e)
+				return nil
+			}); err != nil {
+				return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
+			}
+			c.batch = b.postingsFor(ents)
+			for _, e := range ents {
+				if err := add(e); err != nil {
+					return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
+				}
+			}
+		} else if err := l.git.Walk(epoch, tips[epoch], add); err != nil {
 			return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
 		}
 		if err := c.commit(epoch, gtip); err != nil {
@@ -165,6 +188,8 @@ type chunker struct {
 	w     *indexWriter
 	n     int64 // commits walked in this transaction
 	added bool  // something was committed
+	// batch, when set, supplies this transaction's full-text rows.
+	batch *batch
 }
 
 func (c *chunker) begin() error {
@@ -185,6 +210,15 @@ func (c *chunker) begin() error {
 // the next transaction.
 func (c *chunker) commit(epoch int, tip gitstore.Hash) error {
 	if _, err := c.w.setTip.ExecContext(c.ctx, epoch, tip[:], c.n); err != nil {
+		return err
+	}
+	if c.batch != nil {
+		if err := c.batch.flush(c.ctx, c.w.insTri, c.w.insTriBatch); err != nil {
+			return err
+		}
+		c.batch = nil
+	}
+	if err := c.w.tri.flush(c.ctx, c.w.insTri, c.w.insTriBatch); err != nil {
 		return err
 	}
 	c.w.close()

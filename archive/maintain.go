@@ -161,12 +161,36 @@ func (l *List) Verify(ctx context.Context) error {
 	if i != len(wants) {
 		return bad("index has %d articles, git %d", i, len(wants))
 	}
-	var nfts int64
-	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM fts_docsize`).Scan(&nfts); err != nil {
-		return bad("fts: %v", err)
+	if err := l.checkTrigramBatches(ctx, int64(len(wants))); err != nil {
+		return bad("%v", err)
 	}
-	if nfts != int64(len(wants)) {
-		return bad("full-text index has %d rows, %d articles", nfts, len(wants))
+	return nil
+}
+
+// checkTrigramBatches checks that the full-text batches cover articles
+// 1..n exactly once.
+func (l *List) checkTrigramBatches(ctx context.Context, n int64) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT first, last FROM tri_batch ORDER BY first`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	next := int64(1)
+	for rows.Next() {
+		var first, last int64
+		if err := rows.Scan(&first, &last); err != nil {
+			return err
+		}
+		if first != next || last < first {
+			return fmt.Errorf("full-text index covers articles %d-%d where %d was next", first, last, next)
+		}
+		next = last + 1
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if next != n+1 {
+		return fmt.Errorf("full-text index covers articles up to %d of %d", next-1, n)
 	}
 	return nil
 }

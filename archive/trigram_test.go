@@ -1,0 +1,83 @@
+package archive
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"mailswarm/internal/peertest"
+)
+
+func foldString(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' {
+			return -1
+		}
+		return foldRune(r)
+	}, s)
+}
+
+// TestSearchCandidates checks that the trigram index never misses a
+// message whose field contains the needle (case-insensitively), and that
+// it narrows the search.
+func TestSearchCandidates(t *testing.T) {
+	ctx := context.Background()
+	a := newTestArchive(t)
+	l, err := a.Create("s", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Import(ctx, []string{peertest.Corpus(t, "spamassassin/easy-ham-2.mboxrd.gz")}, &ImportOptions{BatchSize: 300}); err != nil {
+		t.Fatal(err)
+	}
+	type doc struct{ subject, header, body string }
+	docs := map[int64]doc{}
+	err = l.Articles(ctx, 0, 0, false, func(art *Article) error {
+		raw, err := l.Read(art)
+		if err != nil {
+			return err
+		}
+		p := Parse(raw)
+		docs[art.Num] = doc{foldString(p.Subject), foldString(p.HeaderText), foldString(p.Text)}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		field  int
+		needle string
+	}{
+		{FieldSubject, "Razor"}, {FieldSubject, "[ILUG]"}, {FieldSubject, "re: "},
+		{FieldBody, "spamassassin"}, {FieldBody, "SourceForge"}, {FieldBody, "xylophone"},
+		{FieldBody, "http://"}, {FieldBody, "Übersicht"}, {FieldHeader, "fork@xent.com"},
+		{FieldHeader, "Message-Id: <"}, {FieldBody, "the quick brown"},
+	} {
+		cands, ok, err := l.SearchCandidates(ctx, tc.field, tc.needle)
+		if err != nil || !ok {
+			t.Fatalf("SearchCandidates(%d, %q) = ok %v, %v", tc.field, tc.needle, ok, err)
+		}
+		needle := foldString(tc.needle)
+		var want []int64
+		for num, d := range docs {
+			text := map[int]string{FieldSubject: d.subject, FieldHeader: d.header, FieldBody: d.body}[tc.field]
+			if strings.Contains(text, needle) {
+				want = append(want, num)
+			}
+		}
+		slices.Sort(want)
+		for _, w := range want {
+			if _, found := slices.BinarySearch(cands, w); !found {
+				t.Fatalf("SearchCandidates(%d, %q) misses article %d", tc.field, tc.needle, w)
+			}
+		}
+		if len(cands) > 2*len(want)+20 {
+			t.Errorf("SearchCandidates(%d, %q): %d candidates for %d matches", tc.field, tc.needle, len(cands), len(want))
+		}
+		t.Logf("%d %q: %d matches, %d candidates", tc.field, tc.needle, len(want), len(cands))
+	}
+	if _, ok, _ := l.SearchCandidates(ctx, FieldBody, "ab"); ok {
+		t.Error("a two-character needle claims index support")
+	}
+}
