@@ -3,7 +3,9 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -365,5 +367,57 @@ func TestIndexCatchesUp(t *testing.T) {
 	}
 	if err := l.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListKey checks the key files: the private key is mode 0600 and
+// readable, the public key is the list's identity, and UIDVALIDITY follows
+// from it alone (the same after reopening, different per mailbox).
+func TestListKey(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(&Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := a.Create("k", "k@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(l.Dir(), privKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key mode %v, want 0600", fi.Mode().Perm())
+	}
+	priv, err := ReadPrivateKey(l.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(priv.Public().(ed25519.PublicKey), l.PublicKey()) {
+		t.Fatal("private key does not match list.pub")
+	}
+	v1, v2 := l.UIDValidity("k"), l.UIDValidity("k/2024")
+	if v1 == 0 || v1 == v2 {
+		t.Fatalf("UIDVALIDITY %d, %d: want non-zero and distinct per mailbox", v1, v2)
+	}
+	a.Close()
+	a, err = Open(&Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	l, err = a.List("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.UIDValidity("k") != v1 || l.Address() != "k@example.org" {
+		t.Fatalf("after reopen: UIDVALIDITY %d (was %d), address %q", l.UIDValidity("k"), v1, l.Address())
+	}
+	if _, err := a.Create("k", ""); !errors.Is(err, ErrListExists) {
+		t.Fatalf("Create of an existing list: %v, want ErrListExists", err)
+	}
+	if _, err := a.Create("../evil", ""); !errors.Is(err, ErrBadName) {
+		t.Fatalf("Create(../evil): %v, want ErrBadName", err)
 	}
 }
