@@ -83,14 +83,26 @@ func (s *store) commitBatch(n int, db *odb, pb *packBuilder, tip Hash, batch []p
 
 // addObject adds an object to the batch unless the epoch already has it
 // packed; it returns its batch index or -1.
-func addObject(pb *packBuilder, db *odb, t ObjectType, h Hash, data []byte) int {
+func addObject(pb *packBuilder, db *odb, t ObjectType, h Hash, data []byte) (int, error) {
 	if i, ok := pb.index[h]; ok {
-		return i
+		return i, nil
 	}
-	if _, ok := db.lookup(h); ok {
-		return -1
+	if _, ok, err := db.lookup(h); err != nil || ok {
+		return -1, err
 	}
-	return pb.add(t, h, data)
+	return pb.add(t, h, data), nil
+}
+
+// addObjects adds a commit's three objects to the batch and returns the
+// blob's batch index (or -1).
+func addObjects(pb *packBuilder, db *odb, commitH Hash, commit []byte, treeH Hash, tree []byte, blobH Hash, blob []byte) (int, error) {
+	if _, err := addObject(pb, db, ObjCommit, commitH, commit); err != nil {
+		return 0, err
+	}
+	if _, err := addObject(pb, db, ObjTree, treeH, tree); err != nil {
+		return 0, err
+	}
+	return addObject(pb, db, ObjBlob, blobH, blob)
 }
 
 func (s *store) append(commits []Commit) ([]Entry, error) {
@@ -112,7 +124,10 @@ func (s *store) append(commits []Commit) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	epochBytes := db.packBytes()
+	epochBytes, err := db.packBytes()
+	if err != nil {
+		return nil, err
+	}
 	pb := newPackBuilder()
 	out := make([]Entry, 0, len(commits))
 	batch := make([]pending, 0, len(commits))
@@ -136,9 +151,10 @@ func (s *store) append(commits []Commit) ([]Entry, error) {
 		treeH := hashObject(ObjTree, tree)
 		cdata := encodeCommit(treeH, tip, c.Author, c.Committer, c.Message)
 		commitH := hashObject(ObjCommit, cdata)
-		addObject(pb, db, ObjCommit, commitH, cdata)
-		addObject(pb, db, ObjTree, treeH, tree)
-		bi := addObject(pb, db, ObjBlob, blobH, c.Blob)
+		bi, err := addObjects(pb, db, commitH, cdata, treeH, tree, blobH, c.Blob)
+		if err != nil {
+			return out, err
+		}
 		ci, err := parseCommit(cdata) // normalised idents and message, as Walk returns them
 		if err != nil {
 			return out, err
@@ -208,9 +224,10 @@ func (s *store) appendRaw(n int, commits []RawCommit) ([]Entry, error) {
 			return nil, fmt.Errorf("gitstore: adopt commit %d (%s): %w: blob is %s, tree names %s",
 				i, commitH, ErrCorrupt, h, blobH)
 		}
-		addObject(pb, db, ObjCommit, commitH, rc.Commit)
-		addObject(pb, db, ObjTree, treeH, rc.Tree)
-		bi := addObject(pb, db, ObjBlob, blobH, rc.Blob)
+		bi, err := addObjects(pb, db, commitH, rc.Commit, treeH, rc.Tree, blobH, rc.Blob)
+		if err != nil {
+			return nil, err
+		}
 		batch = append(batch, pending{Entry{
 			Epoch: n, Commit: commitH, Parent: ci.Parent, Tree: treeH, Blob: blobH,
 			Remove: name == "d", BlobSize: int64(len(rc.Blob)),

@@ -39,8 +39,13 @@ func (s *store) check() error {
 // checkPack verifies a pack against itself and its idx: structure, every
 // zlib stream, the trailer, the idx checksum, the same objects at the same
 // offsets with the same CRCs, and every object's name (deltas resolved).
+// It reads the idx afresh and opens the pack file once more, outside the
+// file cache, for the scan.
 func checkPack(db *odb, p *pack) error {
-	ix := p.idx
+	ix, err := db.readIdx(p)
+	if err != nil {
+		return err
+	}
 	if err := ix.verify(); err != nil {
 		return fmt.Errorf("%s.idx: %w", p.name, err)
 	}

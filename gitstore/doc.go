@@ -21,10 +21,14 @@
 // fsynced; only then does the ref move, by lock file + fsync + rename. Packs are
 // never deltified by us and are marked .keep; gc.auto is 0.
 //
-// Readers keep, per epoch, a map from object name to pack and offset built
-// from the idx files (parsed here, idx v2) and extended on every append; a
-// pack that appears on disk (another process appended) is picked up on the
-// next miss or append. Packs written by git itself (git gc, repack,
+// Open only lists the packs. Reading a blob by its Loc opens the named pack
+// and reads at the offset; at most 64 pack files are open per Store, the
+// least recently used closed and reopened on demand. The idx files (parsed
+// here, idx v2) are read the first time an object is looked up by name
+// (Walk, Append, AppendRaw, Check, ...) and merged, per epoch, into a few
+// in-memory sorted name arrays of 28 bytes an object, searched by binary
+// search; a pack that appears on disk (another process appended) is picked
+// up on the next miss or append. Packs written by git itself (git gc, repack,
 // fast-import) may hold OFS_DELTA/REF_DELTA objects and loose objects may
 // exist: both are read. A Loc of a loose object has Pack "loose/<hex name>"
 // and Offset 0. A pack without a ref pointing into it (a crash between pack

@@ -23,7 +23,8 @@ func OpenForeign(gitDir string) (*Foreign, error) {
 	if st, err := os.Stat(objDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("gitstore: %s is not a git directory", gitDir)
 	}
-	db, err := openODB(objDir)
+	files := newFileCache(maxOpenPacks)
+	db, err := openODB(objDir, files)
 	if err != nil {
 		return nil, fmt.Errorf("gitstore: open %s: %w", gitDir, err)
 	}
@@ -55,4 +56,7 @@ func (f *Foreign) Walk(from Hash, fn func(Entry, RawCommit) error) error {
 }
 
 // Close releases open pack files.
-func (f *Foreign) Close() error { return f.db.close() }
+func (f *Foreign) Close() error {
+	f.db.close()
+	return f.db.files.close()
+}

@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // errNotFound is returned for an object absent from an object database.
@@ -23,22 +25,37 @@ type objRef struct {
 	off  int64
 }
 
-// odb reads the objects of one repository: its packs, through an in-memory
-// map built from their idx files, and its loose objects.
+// odb reads the objects of one repository: its packs and its loose objects.
+//
+// Opening it only lists the pack directory. A pack's file is opened through
+// the shared fileCache when an object is read from it (a Loc names the pack,
+// so ReadBlob needs nothing else). Idx files are read the first time an
+// object is looked up by name, merged into midxes (in-memory sorted name
+// arrays; see midxRatio) and dropped, so a lookup is a few binary searches
+// however many packs there are.
 type odb struct {
 	objDir string
+	files  *fileCache
+
+	imu sync.Mutex // serialises index updates (reading idx files, merging)
 
 	mu     sync.RWMutex
 	packs  map[string]*pack // by base name
-	objs   map[Hash]objRef
 	closed bool
+	// The name index: packs not indexed yet, and midxes of the others,
+	// biggest (oldest) first. Replaced, never modified, under imu and mu.
+	unindexed []*pack
+	mis       []*midx
 
 	cache baseCache
+
+	idxReads atomic.Int64 // idx files read, for tests
 }
 
-// openODB loads every pack (with its idx) of the objects directory.
-func openODB(objDir string) (*odb, error) {
-	db := &odb{objDir: objDir, packs: map[string]*pack{}}
+// openODB lists the packs of the objects directory; it reads none of them.
+// Their files are opened through files.
+func openODB(objDir string, files *fileCache) (*odb, error) {
+	db := &odb{objDir: objDir, files: files, packs: map[string]*pack{}}
 	if err := db.scan(); err != nil {
 		db.close()
 		return nil, err
@@ -46,27 +63,25 @@ func openODB(objDir string) (*odb, error) {
 	return db, nil
 }
 
-// close closes the open pack files.
+// close closes the idle files of its packs and forgets them; a file being
+// read is closed when the cache is.
 func (db *odb) close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	var first error
 	for _, p := range db.packs {
-		if err := p.f.Close(); err != nil && first == nil {
-			first = err
-		}
+		db.files.forget(p)
 	}
 	db.packs = map[string]*pack{}
-	db.objs = nil
+	db.unindexed, db.mis = nil, nil
 	db.closed = true
 	db.cache.reset()
-	return first
+	return nil
 }
 
 // packDir is the objects/pack directory.
 func (db *odb) packDir() string { return filepath.Join(db.objDir, "pack") }
 
-// scan loads packs that appeared since the last scan. A pack without its idx
+// scan adds packs that appeared since the last scan. A pack without its idx
 // (or an idx without its pack) is ignored: it is being written, or left by a
 // crash.
 func (db *odb) scan() error {
@@ -92,15 +107,7 @@ func (db *odb) scan() error {
 		}
 	}
 	sort.Strings(names)
-	db.mu.RLock()
-	var todo []string
 	for _, n := range names {
-		if db.packs[n] == nil {
-			todo = append(todo, n)
-		}
-	}
-	db.mu.RUnlock()
-	for _, n := range todo {
 		if err := db.loadPack(n); err != nil {
 			return err
 		}
@@ -108,80 +115,97 @@ func (db *odb) scan() error {
 	return nil
 }
 
-// loadPack opens pack base name and adds its objects to the map.
+// loadPack adds pack base name, which must be complete on disk (idx and
+// pack); its idx is read when a lookup by name needs it.
 func (db *odb) loadPack(name string) error {
-	db.mu.RLock()
-	done := db.packs[name] != nil
-	db.mu.RUnlock()
-	if done {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return errClosed
+	}
+	if db.packs[name] != nil {
 		return nil
 	}
-	base := filepath.Join(db.packDir(), name)
-	data, err := os.ReadFile(base + ".idx")
+	p := &pack{name: name, path: filepath.Join(db.packDir(), name+".pack")}
+	db.packs[name] = p
+	db.unindexed = append(db.unindexed, p)
+	return nil
+}
+
+// readIdx reads and parses p's idx file.
+func (db *odb) readIdx(p *pack) (*idxFile, error) {
+	db.idxReads.Add(1)
+	data, err := os.ReadFile(filepath.Join(db.packDir(), p.name+".idx"))
 	if err != nil {
-		return fmt.Errorf("gitstore: read %s.idx: %w", name, err)
+		return nil, fmt.Errorf("gitstore: read %s.idx: %w", p.name, err)
 	}
 	ix, err := parseIdx(data)
 	if err != nil {
-		return fmt.Errorf("gitstore: %s.idx: %w", name, err)
+		return nil, fmt.Errorf("gitstore: %s.idx: %w", p.name, err)
 	}
-	f, err := os.Open(base + ".pack")
-	if err != nil {
-		return fmt.Errorf("gitstore: open %s.pack: %w", name, err)
+	return ix, nil
+}
+
+// index reads the idx of every pack not indexed yet into a new midx and
+// merges it with the ones before it as midxRatio says.
+func (db *odb) index() error {
+	db.imu.Lock()
+	defer db.imu.Unlock()
+	db.mu.RLock()
+	todo := slices.Clone(db.unindexed)
+	mis := slices.Clone(db.mis)
+	db.mu.RUnlock()
+	if len(todo) == 0 {
+		return nil
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("gitstore: stat %s.pack: %w", name, err)
-	}
-	p := &pack{name: name, path: base + ".pack", f: f, size: st.Size(), idx: ix}
-	if p.size < 32 {
-		f.Close()
-		return fmt.Errorf("gitstore: %s.pack: %w: too short", name, ErrCorrupt)
-	}
-	offs := make([]int64, ix.n)
-	for i := range offs {
-		if offs[i], err = ix.offset(i); err != nil {
-			f.Close()
-			return fmt.Errorf("gitstore: %s.idx: %w", name, err)
+	idxs := make([]*idxFile, len(todo))
+	for i, p := range todo {
+		ix, err := db.readIdx(p)
+		if err != nil {
+			return err
 		}
+		idxs[i] = ix
+	}
+	m, err := mergeMidx(nil, todo, idxs)
+	if err != nil {
+		return err
+	}
+	mis = append(mis, m)
+	for n := len(mis); n >= 2 && len(mis[n-2].ents) < midxRatio*len(mis[n-1].ents); n = len(mis) {
+		if m, err = mergeMidx(mis[n-2:], nil, nil); err != nil {
+			return err
+		}
+		mis = append(mis[:n-2], m)
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.closed {
-		f.Close()
-		return errors.New("gitstore: closed")
+		return errClosed
 	}
-	if db.packs[name] != nil {
-		f.Close()
-		return nil
-	}
-	if db.objs == nil {
-		db.objs = make(map[Hash]objRef, ix.n)
-	}
-	for i := 0; i < ix.n; i++ {
-		var h Hash
-		copy(h[:], ix.names[20*i:])
-		if _, dup := db.objs[h]; !dup {
-			db.objs[h] = objRef{p, offs[i]}
-		}
-	}
-	db.packs[name] = p
+	db.unindexed = db.unindexed[len(todo):]
+	db.mis = mis
 	return nil
 }
 
-// packBytes is the total size of the loaded packs.
-func (db *odb) packBytes() int64 {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
+// packBytes is the total size of the packs.
+func (db *odb) packBytes() (int64, error) {
 	var n int64
-	for _, p := range db.packs {
-		n += p.size
+	for _, p := range db.packList() {
+		sz := p.size.Load()
+		if sz == 0 {
+			st, err := os.Stat(p.path)
+			if err != nil {
+				return 0, fmt.Errorf("gitstore: stat %s.pack: %w", p.name, err)
+			}
+			sz = st.Size()
+			p.size.CompareAndSwap(0, sz)
+		}
+		n += sz
 	}
-	return n
+	return n, nil
 }
 
-// packList returns the loaded packs sorted by name.
+// packList returns the packs sorted by name.
 func (db *odb) packList() []*pack {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
@@ -193,15 +217,38 @@ func (db *odb) packList() []*pack {
 	return out
 }
 
-// lookup finds a packed object in the map (no disk access).
-func (db *odb) lookup(h Hash) (objRef, bool) {
+// lookup finds a packed object among the packs known (no scan for new
+// ones), reading the idx files it has not read yet.
+func (db *odb) lookup(h Hash) (objRef, bool, error) {
 	db.mu.RLock()
-	r, ok := db.objs[h]
+	pending := len(db.unindexed) > 0
+	if !pending {
+		r, ok := db.searchLocked(h)
+		db.mu.RUnlock()
+		return r, ok, nil
+	}
 	db.mu.RUnlock()
-	return r, ok
+	if err := db.index(); err != nil {
+		return objRef{}, false, err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	r, ok := db.searchLocked(h)
+	return r, ok, nil
 }
 
-// packByName returns a loaded pack, scanning once when it is unknown.
+// searchLocked looks h up in the midxes, biggest first. It holds mu for
+// reading.
+func (db *odb) searchLocked(h Hash) (objRef, bool) {
+	for _, m := range db.mis {
+		if r, ok := m.find(h); ok {
+			return r, true
+		}
+	}
+	return objRef{}, false
+}
+
+// packByName returns a pack, scanning once when it is unknown.
 func (db *odb) packByName(name string) (*pack, error) {
 	db.mu.RLock()
 	p := db.packs[name]
@@ -226,7 +273,9 @@ const loosePrefix = "loose/"
 
 // locate returns where an object is: a pack and offset, or a loose object.
 func (db *odb) locate(h Hash) (pack string, off int64, err error) {
-	if r, ok := db.lookup(h); ok {
+	if r, ok, err := db.lookup(h); err != nil {
+		return "", 0, err
+	} else if ok {
 		return r.pack.name, r.off, nil
 	}
 	if _, err := os.Stat(db.loosePath(h)); err == nil {
@@ -235,7 +284,9 @@ func (db *odb) locate(h Hash) (pack string, off int64, err error) {
 	if err := db.scan(); err != nil {
 		return "", 0, err
 	}
-	if r, ok := db.lookup(h); ok {
+	if r, ok, err := db.lookup(h); err != nil {
+		return "", 0, err
+	} else if ok {
 		return r.pack.name, r.off, nil
 	}
 	return "", 0, fmt.Errorf("gitstore: %s: %w", h, errNotFound)
@@ -247,7 +298,9 @@ func (db *odb) read(h Hash) (ObjectType, []byte, error) {
 }
 
 func (db *odb) readDepth(h Hash, depth int) (ObjectType, []byte, error) {
-	if r, ok := db.lookup(h); ok {
+	if r, ok, err := db.lookup(h); err != nil {
+		return 0, nil, err
+	} else if ok {
 		return db.readAt(r.pack, r.off, depth)
 	}
 	t, data, err := db.readLoose(h)
@@ -257,7 +310,9 @@ func (db *odb) readDepth(h Hash, depth int) (ObjectType, []byte, error) {
 	if err := db.scan(); err != nil {
 		return 0, nil, err
 	}
-	if r, ok := db.lookup(h); ok {
+	if r, ok, err := db.lookup(h); err != nil {
+		return 0, nil, err
+	} else if ok {
 		return db.readAt(r.pack, r.off, depth)
 	}
 	return 0, nil, fmt.Errorf("gitstore: %s: %w", h, errNotFound)
@@ -279,12 +334,18 @@ func (db *odb) readLoc(packName string, off int64) (ObjectType, []byte, error) {
 	return db.readAt(p, off, 0)
 }
 
-// readAt reads the object at off in p, resolving deltas.
+// readAt reads the object at off in p, resolving deltas. It holds p's file
+// only while reading the object itself, never while reading a base.
 func (db *odb) readAt(p *pack, off int64, depth int) (ObjectType, []byte, error) {
 	if depth > maxDeltaDepth {
 		return 0, nil, fmt.Errorf("%w: %s: delta chain too deep at %d", ErrCorrupt, p.name, off)
 	}
-	h, delta, err := p.readObj(off)
+	pf, err := db.files.acquire(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	h, delta, err := pf.readObj(off)
+	db.files.release(p)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -317,17 +378,17 @@ func (db *odb) sizeAt(p *pack, off int64, depth int) (ObjectType, int64, error) 
 	if depth > maxDeltaDepth {
 		return 0, 0, fmt.Errorf("%w: %s: delta chain too deep", ErrCorrupt, p.name)
 	}
-	h, err := p.readHeader(off)
+	pf, err := db.files.acquire(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	h, d, err := pf.readSizes(off)
+	db.files.release(p)
 	if err != nil {
 		return 0, 0, err
 	}
 	if h.typ <= 4 {
 		return ObjectType(h.typ), h.size, nil
-	}
-	n := min(h.size, 20)
-	d, err := p.inflate(h.dataOff, n)
-	if err != nil {
-		return 0, 0, err
 	}
 	_, rsize, _, err := deltaSizes(d)
 	if err != nil {
@@ -344,7 +405,9 @@ func (db *odb) sizeAt(p *pack, off int64, depth int) (ObjectType, int64, error) 
 
 // typeOf returns an object's type.
 func (db *odb) typeOf(h Hash, depth int) (ObjectType, error) {
-	if r, ok := db.lookup(h); ok {
+	if r, ok, err := db.lookup(h); err != nil {
+		return 0, err
+	} else if ok {
 		t, _, err := db.sizeAt(r.pack, r.off, depth)
 		return t, err
 	}

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"compress/zlib"
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // maxDeltaDepth bounds delta chains (git's default is 50; gc --aggressive
@@ -21,13 +23,19 @@ const (
 	objRefDelta = 7
 )
 
-// pack is one open pack file of an object database.
+// pack is one pack of an object database. Its file is opened through the
+// database's fileCache (see packFile); its idx is read only to index its
+// names (see odb.index) and by Check.
 type pack struct {
 	name string // "pack-<sha1>"
 	path string
-	f    *os.File
-	size int64
-	idx  *idxFile
+	size atomic.Int64 // bytes; 0 until the file is first opened or stated
+
+	// Guarded by fileCache.mu.
+	f       *os.File      // nil when closed
+	refs    int           // acquires not released
+	opening bool          // being opened by an acquire
+	elem    *list.Element // in fileCache.idle while open and unused
 }
 
 // packHeader is the parsed header of the object at some offset.
@@ -40,7 +48,7 @@ type packHeader struct {
 }
 
 // readHeader parses the object header at off.
-func (p *pack) readHeader(off int64) (packHeader, error) {
+func (p packFile) readHeader(off int64) (packHeader, error) {
 	var buf [64]byte
 	b, err := p.readPrefix(off, buf[:])
 	if err != nil {
@@ -50,8 +58,8 @@ func (p *pack) readHeader(off int64) (packHeader, error) {
 }
 
 // readPrefix reads up to len(buf) bytes at off, stopping at the trailer.
-func (p *pack) readPrefix(off int64, buf []byte) ([]byte, error) {
-	end := p.size - 20
+func (p packFile) readPrefix(off int64, buf []byte) ([]byte, error) {
+	end := p.size.Load() - 20
 	if off < 12 || off >= end {
 		return nil, fmt.Errorf("%w: %s: offset %d out of range", ErrCorrupt, p.name, off)
 	}
@@ -67,7 +75,7 @@ func (p *pack) readPrefix(off int64, buf []byte) ([]byte, error) {
 
 // readObj reads the object header at off and inflates its data (for a
 // delta, the delta data). Small objects take a single read.
-func (p *pack) readObj(off int64) (packHeader, []byte, error) {
+func (p packFile) readObj(off int64) (packHeader, []byte, error) {
 	bp := smallBufPool.Get().(*[]byte)
 	defer smallBufPool.Put(bp)
 	b, err := p.readPrefix(off, *bp)
@@ -82,7 +90,7 @@ func (p *pack) readObj(off int64) (packHeader, []byte, error) {
 	// zlib's worst case: 5 bytes per stored block of at least 16 KiB, plus
 	// header and checksum.
 	bound := h.size + 5*(h.size/16383+1) + 16
-	if hl+bound <= int64(len(b)) || off+int64(len(b)) == p.size-20 {
+	if hl+bound <= int64(len(b)) || off+int64(len(b)) == p.size.Load()-20 {
 		if h.size > int64(len(b))*1032+1024 {
 			return h, nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, h.size, off)
 		}
@@ -94,6 +102,17 @@ func (p *pack) readObj(off int64) (packHeader, []byte, error) {
 	}
 	data, err := p.inflate(h.dataOff, h.size)
 	return h, data, err
+}
+
+// readSizes reads the object header at off and, for a delta, the start of
+// its data (enough for deltaSizes).
+func (p packFile) readSizes(off int64) (packHeader, []byte, error) {
+	h, err := p.readHeader(off)
+	if err != nil || h.typ <= 4 {
+		return h, nil, err
+	}
+	d, err := p.inflate(h.dataOff, min(h.size, 20))
+	return h, d, err
 }
 
 var smallBufPool = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
@@ -157,8 +176,8 @@ var (
 
 // inflate returns the first want bytes of the zlib stream at off (want is
 // normally the full declared size; for delta headers a prefix).
-func (p *pack) inflate(off, want int64) ([]byte, error) {
-	avail := p.size - 20 - off
+func (p packFile) inflate(off, want int64) ([]byte, error) {
+	avail := p.size.Load() - 20 - off
 	if avail <= 0 || want < 0 || want > avail*1032+1024 {
 		return nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, want, off)
 	}

@@ -1,7 +1,6 @@
 package gitstore
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +19,8 @@ type store struct {
 	log  *slog.Logger
 
 	amu sync.Mutex // serialises appends within the process
+
+	files *fileCache // open pack files of every epoch
 
 	mu     sync.RWMutex
 	eps    map[int]*odb
@@ -46,7 +47,7 @@ func open(dir string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("gitstore: open %s: %w", dir, err)
 	}
 	f.Close()
-	s := &store{dir: dir, opts: o, log: log, eps: map[int]*odb{}}
+	s := &store{dir: dir, opts: o, log: log, eps: map[int]*odb{}, files: newFileCache(maxOpenPacks)}
 
 	// Layout changes and cleanup happen under the append lock so they never
 	// race another process's append.
@@ -107,7 +108,7 @@ func (s *store) refresh() error {
 		db, closed := s.eps[n], s.closed
 		s.mu.RUnlock()
 		if closed {
-			return errors.New("gitstore: closed")
+			return errClosed
 		}
 		if db != nil {
 			if err := db.scan(); err != nil {
@@ -115,7 +116,7 @@ func (s *store) refresh() error {
 			}
 			continue
 		}
-		db, err := openODB(filepath.Join(s.gitDir(n), "objects"))
+		db, err := openODB(filepath.Join(s.gitDir(n), "objects"), s.files)
 		if err != nil {
 			return fmt.Errorf("gitstore: epoch %d: %w", n, err)
 		}
@@ -143,6 +144,9 @@ func (s *store) close() error {
 	}
 	s.eps = map[int]*odb{}
 	s.closed = true
+	if err := s.files.close(); err != nil && first == nil {
+		first = err
+	}
 	return first
 }
 
@@ -167,7 +171,7 @@ func (s *store) epoch(n int) (*odb, error) {
 	db, closed := s.eps[n], s.closed
 	s.mu.RUnlock()
 	if closed {
-		return nil, errors.New("gitstore: closed")
+		return nil, errClosed
 	}
 	if db != nil {
 		return db, nil
