@@ -21,6 +21,7 @@ type Prepared struct {
 	Arrived  time.Time
 	trigrams []uint64 // distinct full-text trigram keys (trigram.go)
 	pos      int      // position in its batch
+	blob     *gitstore.PreparedBlob
 }
 
 // Prepare parses raw. arrived is when the message reached the list; zero
@@ -29,6 +30,10 @@ type Prepared struct {
 func Prepare(raw []byte, arrived time.Time) *Prepared {
 	p := &Prepared{Raw: raw, Parsed: Parse(raw), Arrived: arrived}
 	p.trigrams = messageTrigrams(p.Parsed)
+	// The decoded texts were only needed for the trigrams; a batch holds
+	// thousands of messages, so let them go.
+	p.Parsed.Text, p.Parsed.HeaderText = "", ""
+	p.blob = gitstore.PrepareBlob(raw)
 	if p.Arrived.IsZero() {
 		if t, ok := receivedTime(raw); ok {
 			p.Arrived = t
@@ -166,6 +171,7 @@ func (l *List) commitFor(m *Prepared) gitstore.Commit {
 		Author:    gitstore.Ident{Name: p.From.Name, Email: email, When: date},
 		Committer: gitstore.Ident{Name: l.name, Email: addr, When: m.Arrived},
 		Message:   subj,
+		Prepared:  m.blob,
 	}
 }
 

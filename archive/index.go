@@ -80,8 +80,8 @@ func openIndex(path string, nosync bool) (*sql.DB, error) {
 	q.Add("_pragma", "foreign_keys(OFF)")
 	// A writer touches trigram rows all over the tree: a larger page cache
 	// and memory-mapped reads keep that from becoming read syscalls.
-	q.Add("_pragma", "cache_size(-65536)")
-	q.Add("_pragma", "mmap_size(1073741824)")
+	q.Add("_pragma", "cache_size(-32768)")
+	q.Add("_pragma", "mmap_size(0)")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

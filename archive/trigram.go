@@ -83,23 +83,50 @@ func trigramKeys(field uint64, text string, fn func(uint64)) {
 	}
 }
 
-// keySet is an open-addressing set of trigram keys, reused between
-// messages (much faster than a Go map for this).
+// keySet is a set of trigram keys, reused between messages: a bitmap for
+// trigrams of three ASCII characters (almost all of them in real mail) and
+// an open-addressing table for the rest; both much faster than a Go map.
 type keySet struct {
+	ascii []uint64 // bit field<<21 | c0<<14 | c1<<7 | c2
 	slots []uint64 // key+1; 0 = empty
+	other int      // keys in slots
 	keys  []uint64
 }
 
+// asciiBit returns the bitmap index of k, or -1 when k is not all ASCII.
+func asciiBit(k uint64) int {
+	c0, c1, c2 := k>>32&0xffff, k>>16&0xffff, k&0xffff
+	if c0|c1|c2 >= 0x80 {
+		return -1
+	}
+	return int(k>>48&3)<<21 | int(c0)<<14 | int(c1)<<7 | int(c2)
+}
+
 func (s *keySet) reset() {
-	if len(s.slots) == 0 {
+	if s.ascii == nil {
+		s.ascii = make([]uint64, 4<<21/64)
 		s.slots = make([]uint64, 4096)
 	}
+	for _, k := range s.keys {
+		if b := asciiBit(k); b >= 0 {
+			s.ascii[b>>6] = 0
+		}
+	}
 	clear(s.slots)
+	s.other = 0
 	s.keys = s.keys[:0]
 }
 
 func (s *keySet) add(k uint64) {
-	if 2*(len(s.keys)+1) > len(s.slots) {
+	if b := asciiBit(k); b >= 0 {
+		w, m := b>>6, uint64(1)<<(b&63)
+		if s.ascii[w]&m == 0 {
+			s.ascii[w] |= m
+			s.keys = append(s.keys, k)
+		}
+		return
+	}
+	if 2*(s.other+1) > len(s.slots) {
 		s.grow()
 	}
 	mask := uint64(len(s.slots) - 1)
@@ -107,6 +134,7 @@ func (s *keySet) add(k uint64) {
 		switch s.slots[i] {
 		case 0:
 			s.slots[i] = k + 1
+			s.other++
 			s.keys = append(s.keys, k)
 			return
 		case k + 1:
@@ -115,12 +143,19 @@ func (s *keySet) add(k uint64) {
 	}
 }
 
+// grow doubles the table, re-inserting the non-ASCII keys.
 func (s *keySet) grow() {
-	keys := s.keys
 	s.slots = make([]uint64, 2*len(s.slots))
-	s.keys = make([]uint64, 0, cap(keys)*2)
-	for _, k := range keys {
-		s.add(k)
+	mask := uint64(len(s.slots) - 1)
+	for _, k := range s.keys {
+		if asciiBit(k) >= 0 {
+			continue
+		}
+		i := (k * 0x9e3779b97f4a7c15) >> 20 & mask
+		for s.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = k + 1
 	}
 }
 

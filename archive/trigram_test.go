@@ -81,3 +81,27 @@ func TestSearchCandidates(t *testing.T) {
 		t.Error("a two-character needle claims index support")
 	}
 }
+
+// TestKeySet checks the trigram set on ASCII and non-ASCII keys, across
+// resets and growth.
+func TestKeySet(t *testing.T) {
+	var s keySet
+	for round := 0; round < 3; round++ {
+		s.reset()
+		want := map[uint64]bool{}
+		text := strings.Repeat("Grüße aus Köln, 東京 und Zürich! ", 200) + strings.Repeat("x", round)
+		for i := 0; i < 6000; i++ { // many distinct non-ASCII keys: forces growth
+			text += string(rune(0x4e00 + i))
+		}
+		trigramKeys(FieldBody, text, func(k uint64) { want[k] = true; s.add(k) })
+		if len(s.keys) != len(want) {
+			t.Fatalf("round %d: %d keys, want %d distinct", round, len(s.keys), len(want))
+		}
+		for _, k := range s.keys {
+			if !want[k] {
+				t.Fatalf("round %d: key %x was never added", round, k)
+			}
+			delete(want, k)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"time"
@@ -56,7 +57,29 @@ type Commit struct {
 	// Message is the commit message (public-inbox writes the Subject); a
 	// final newline is added when missing.
 	Message string
+	// Prepared, when not nil, is PrepareBlob(Blob): the blob's name and
+	// compressed pack record computed ahead of Append, so that the costly
+	// part of writing runs on the caller's cores rather than under the
+	// append lock.
+	Prepared *PreparedBlob
 }
+
+// PreparedBlob is a blob hashed and compressed ahead of Append.
+type PreparedBlob struct {
+	hash Hash
+	rec  []byte // pack record: object header and zlib stream
+	crc  uint32
+}
+
+// PrepareBlob hashes and compresses data as Append would. It is safe for
+// concurrent use.
+func PrepareBlob(data []byte) *PreparedBlob {
+	rec := packRecord(ObjBlob, data)
+	return &PreparedBlob{hash: hashObject(ObjBlob, data), rec: rec, crc: crc32.ChecksumIEEE(rec)}
+}
+
+// Hash returns the blob's object name.
+func (b *PreparedBlob) Hash() Hash { return b.hash }
 
 // Loc says where an object's bytes are: pack base name ("pack-<sha1>", no
 // extension) in the epoch's objects/pack directory and the object's offset.

@@ -146,13 +146,32 @@ func (s *store) append(commits []Commit) ([]Entry, error) {
 		if c.Remove {
 			name = "d"
 		}
-		blobH := hashObject(ObjBlob, c.Blob)
+		var blobH Hash
+		if c.Prepared != nil {
+			blobH = c.Prepared.hash
+		} else {
+			blobH = hashObject(ObjBlob, c.Blob)
+		}
 		tree := encodeTree(name, blobH)
 		treeH := hashObject(ObjTree, tree)
 		cdata := encodeCommit(treeH, tip, c.Author, c.Committer, c.Message)
 		commitH := hashObject(ObjCommit, cdata)
-		bi, err := addObjects(pb, db, commitH, cdata, treeH, tree, blobH, c.Blob)
-		if err != nil {
+		if _, err := addObject(pb, db, ObjCommit, commitH, cdata); err != nil {
+			return out, err
+		}
+		if _, err := addObject(pb, db, ObjTree, treeH, tree); err != nil {
+			return out, err
+		}
+		bi := -1
+		if p := c.Prepared; p != nil {
+			if i, ok := pb.index[blobH]; ok {
+				bi = i
+			} else if _, ok, err := db.lookup(blobH); err != nil {
+				return out, err
+			} else if !ok {
+				bi = pb.addRecord(blobH, p.rec, p.crc)
+			}
+		} else if bi, err = addObject(pb, db, ObjBlob, blobH, c.Blob); err != nil {
 			return out, err
 		}
 		ci, err := parseCommit(cdata) // normalised idents and message, as Walk returns them

@@ -49,7 +49,6 @@ type packBuilder struct {
 	objs  []packObj
 	index map[Hash]int
 	size  int64 // bytes of records so far
-	zbuf  bytes.Buffer
 }
 
 func newPackBuilder() *packBuilder { return &packBuilder{index: map[Hash]int{}} }
@@ -60,18 +59,34 @@ func (pb *packBuilder) add(t ObjectType, h Hash, data []byte) int {
 	if i, ok := pb.index[h]; ok {
 		return i
 	}
-	rec := appendObjHeader(make([]byte, 0, 16+len(data)/2), t, int64(len(data)))
-	pb.zbuf.Reset()
-	zw := fastZPool.Get().(*zlib.Writer)
-	zw.Reset(&pb.zbuf)
-	zw.Write(data) // writes to a bytes.Buffer cannot fail
-	zw.Close()
-	fastZPool.Put(zw)
-	rec = append(rec, pb.zbuf.Bytes()...)
-	pb.objs = append(pb.objs, packObj{hash: h, rec: rec, crc: crc32.ChecksumIEEE(rec)})
+	rec := packRecord(t, data)
+	return pb.addRecord(h, rec, crc32.ChecksumIEEE(rec))
+}
+
+// addRecord adds an object already encoded as a pack record.
+func (pb *packBuilder) addRecord(h Hash, rec []byte, crc uint32) int {
+	if i, ok := pb.index[h]; ok {
+		return i
+	}
+	pb.objs = append(pb.objs, packObj{hash: h, rec: rec, crc: crc})
 	pb.index[h] = len(pb.objs) - 1
 	pb.size += int64(len(rec))
 	return len(pb.objs) - 1
+}
+
+// packRecord encodes an object as an undeltified pack record: its type and
+// size header, then its zlib stream (fast compression: these batch packs are
+// rewritten canonically for the swarm anyway).
+func packRecord(t ObjectType, data []byte) []byte {
+	var zbuf bytes.Buffer
+	zbuf.Grow(len(data)/2 + 64)
+	zw := fastZPool.Get().(*zlib.Writer)
+	zw.Reset(&zbuf)
+	zw.Write(data) // writes to a bytes.Buffer cannot fail
+	zw.Close()
+	fastZPool.Put(zw)
+	rec := appendObjHeader(make([]byte, 0, 16+zbuf.Len()), t, int64(len(data)))
+	return append(rec, zbuf.Bytes()...)
 }
 
 // syncDir fsyncs a directory so renames in it are durable.
