@@ -195,29 +195,45 @@ func (p *postings) flush(ctx context.Context, ins, insBatch *sql.Stmt) error {
 	if p.lists == nil {
 		return nil
 	}
+	err := writeTrigramRows(ctx, ins, insBatch, p.lists, func(n uint32) int64 { return int64(n) }, p.first, p.last)
+	*p = postings{}
+	return err
+}
+
+// writeTrigramRows writes one row per key of lists, whose values num maps
+// to ascending article numbers (0: leave out), then the batch range.
+func writeTrigramRows(ctx context.Context, ins, insBatch *sql.Stmt, lists map[uint64][]uint32, num func(uint32) int64, first, last int64) error {
 	// In key order, so the B-tree is walked once rather than at random.
-	keys := make([]uint64, 0, len(p.lists))
-	for k := range p.lists {
+	keys := make([]uint64, 0, len(lists))
+	for k := range lists {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	buf := make([]byte, 0, 1024)
 	for _, k := range keys {
-		nums := p.lists[k]
 		buf = buf[:0]
-		prev := uint32(0)
-		for _, n := range nums {
+		prev, head := int64(0), int64(0)
+		for _, v := range lists[k] {
+			n := num(v)
+			if n <= 0 {
+				continue
+			}
+			if head == 0 {
+				head = n
+			}
 			buf = binary.AppendUvarint(buf, uint64(n-prev))
 			prev = n
 		}
-		if _, err := ins.ExecContext(ctx, int64(k), int64(nums[0]), buf); err != nil {
+		if head == 0 {
+			continue
+		}
+		if _, err := ins.ExecContext(ctx, int64(k), head, buf); err != nil {
 			return fmt.Errorf("trigram rows: %w", err)
 		}
 	}
-	if _, err := insBatch.ExecContext(ctx, p.first, p.last); err != nil {
+	if _, err := insBatch.ExecContext(ctx, first, last); err != nil {
 		return fmt.Errorf("trigram batch: %w", err)
 	}
-	*p = postings{}
 	return nil
 }
 
@@ -368,36 +384,8 @@ func (b *batch) flush(ctx context.Context, ins, insBatch *sql.Stmt) error {
 	if first == 0 {
 		return nil
 	}
-	keys := make([]uint64, 0, len(b.lists))
-	for k := range b.lists {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	buf := make([]byte, 0, 1024)
-	for _, k := range keys {
-		buf = buf[:0]
-		prev, head := int64(0), int64(0)
-		for _, pos := range b.lists[k] { // positions ascend, and so do their numbers
-			n := b.nums[pos]
-			if n <= 0 {
-				continue
-			}
-			if head == 0 {
-				head = n
-			}
-			buf = binary.AppendUvarint(buf, uint64(n-prev))
-			prev = n
-		}
-		if head == 0 {
-			continue
-		}
-		if _, err := ins.ExecContext(ctx, int64(k), head, buf); err != nil {
-			return fmt.Errorf("trigram rows: %w", err)
-		}
-	}
-	if _, err := insBatch.ExecContext(ctx, first, last); err != nil {
-		return fmt.Errorf("trigram batch: %w", err)
-	}
+	// Positions ascend in each list, and so do their article numbers.
+	err := writeTrigramRows(ctx, ins, insBatch, b.lists, func(pos uint32) int64 { return b.nums[pos] }, first, last)
 	clear(b.nums)
-	return nil
+	return err
 }

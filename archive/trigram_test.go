@@ -77,6 +77,19 @@ func TestSearchCandidates(t *testing.T) {
 		}
 		t.Logf("%d %q: %d matches, %d candidates", tc.field, tc.needle, len(want), len(cands))
 	}
+	// The rebuilt index (per-message postings, not per-batch ones) answers
+	// the same.
+	before, _, err := l.SearchCandidates(ctx, FieldBody, "SourceForge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reindex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := l.SearchCandidates(ctx, FieldBody, "SourceForge")
+	if err != nil || !slices.Equal(before, after) {
+		t.Fatalf("after reindex: %d candidates (%v), before %d", len(after), err, len(before))
+	}
 	if _, ok, _ := l.SearchCandidates(ctx, FieldBody, "ab"); ok {
 		t.Error("a two-character needle claims index support")
 	}
