@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"strings"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, FTS5)
+	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
 
 	"mailswarm/gitstore"
 )
