@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -39,9 +40,26 @@ import (
 // Fields of the trigram index.
 const (
 	FieldSubject = 1 // the decoded Subject
-	FieldHeader  = 2 // the decoded header block (SEARCH FROM/TO/CC/HEADER)
+	FieldHeader  = 2 // decoded header fields named in indexedHeaders, as "Name: value" lines
 	FieldBody    = 3 // the decoded text parts (SEARCH BODY; TEXT is header or body)
 )
+
+// indexedHeaders are the header fields whose text goes into the index: the
+// ones IMAP SEARCH names (FROM, TO, CC, BCC, SUBJECT) and the ones people
+// search with HEADER. Trace and signature fields (Received, DKIM-Signature,
+// ...) are mostly unique tokens: indexing them cost more than half of the
+// rows on real list mail. A search of another field reads the messages.
+var indexedHeaders = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "subject": true, "sender": true,
+	"reply-to": true, "message-id": true, "in-reply-to": true, "references": true,
+	"list-id": true, "list-post": true, "mailing-list": true, "x-mailing-list": true,
+	"organization": true, "user-agent": true, "x-mailer": true, "newsgroups": true,
+	"keywords": true, "content-type": true, "mail-followup-to": true, "x-original-to": true,
+	"delivered-to": true, "return-path": true, "date": true,
+}
+
+// IndexedHeader reports whether SEARCH HEADER on field can use the index.
+func IndexedHeader(field string) bool { return indexedHeaders[strings.ToLower(field)] }
 
 // maxTrigramText bounds how much of one field is indexed.
 const maxTrigramText = 1 << 20
@@ -167,7 +185,12 @@ func messageTrigrams(p *Parsed) []uint64 {
 	defer keySets.Put(s)
 	s.reset()
 	trigramKeys(FieldSubject, p.Subject, s.add)
-	trigramKeys(FieldHeader, p.HeaderText, s.add)
+	for line := range strings.Lines(p.HeaderText) {
+		name, _, _ := strings.Cut(line, ":")
+		if indexedHeaders[strings.ToLower(name)] {
+			trigramKeys(FieldHeader, line, s.add)
+		}
+	}
 	trigramKeys(FieldBody, p.Text, s.add)
 	return slices.Clone(s.keys)
 }

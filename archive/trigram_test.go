@@ -39,7 +39,13 @@ func TestSearchCandidates(t *testing.T) {
 			return err
 		}
 		p := Parse(raw)
-		docs[art.Num] = doc{foldString(p.Subject), foldString(p.HeaderText), foldString(p.Text)}
+		var hdr strings.Builder // FieldHeader covers the indexed fields only
+		for line := range strings.Lines(p.HeaderText) {
+			if name, _, _ := strings.Cut(line, ":"); IndexedHeader(name) {
+				hdr.WriteString(line)
+			}
+		}
+		docs[art.Num] = doc{foldString(p.Subject), foldString(hdr.String()), foldString(p.Text)}
 		return nil
 	})
 	if err != nil {
