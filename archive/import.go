@@ -120,7 +120,9 @@ func (im *importer) importPath(ctx context.Context, path string) error {
 		}
 		return nil
 	case "epoch":
-		n := -1
+		// N.git says which epoch it is; a bare repository of another name
+		// (a clone of one epoch) is taken as epoch 0.
+		n := 0
 		if m := epochRE.FindStringSubmatch(filepath.Base(filepath.Clean(path))); m != nil {
 			n, _ = strconv.Atoi(m[1])
 		}
@@ -208,11 +210,24 @@ func (im *importer) adopt(ctx context.Context, f *gitstore.Foreign, n int) error
 	l := im.l
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	var raws []gitstore.RawCommit
-	b := &batch{byBlob: map[gitstore.Hash]*Prepared{}}
+	var (
+		raws  []gitstore.RawCommit
+		msgs  []pendingMsg    // the messages of raws ("m" commits)
+		blobs []gitstore.Hash // their blob ids
+		size  int
+	)
 	write := func() error {
 		if len(raws) == 0 {
 			return nil
+		}
+		prepared := prepareAll(msgs) // on every core
+		b := newBatch(prepared, true)
+		b.byBlob = make(map[gitstore.Hash]*Prepared, len(prepared))
+		for i, p := range prepared {
+			b.byBlob[blobs[i]] = p
+			if len(p.Parsed.Problems) > 0 {
+				im.res.Malformed++
+			}
 		}
 		if _, err := l.git.AppendRaw(n, raws); err != nil {
 			return err
@@ -220,35 +235,33 @@ func (im *importer) adopt(ctx context.Context, f *gitstore.Foreign, n int) error
 		if _, _, err := l.catchUp(ctx, b); err != nil {
 			return err
 		}
-		raws = raws[:0]
-		clear(b.byBlob)
+		im.res.Adopted += len(msgs)
+		raws, msgs, blobs, size = raws[:0], msgs[:0], blobs[:0], 0
 		im.progress()
 		return nil
 	}
-	size := 0
 	err := f.Walk(gitstore.ZeroHash, func(e gitstore.Entry, raw gitstore.RawCommit) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		raws = append(raws, raw)
 		im.res.Read++
+		im.bytesRead += int64(len(raw.Blob))
 		if !e.Remove {
-			p := Prepare(raw.Blob, e.Committer.When)
-			b.byBlob[e.Blob] = p
-			im.res.Adopted++
-			if len(p.Parsed.Problems) > 0 {
-				im.res.Malformed++
-			}
+			msgs = append(msgs, pendingMsg{raw.Blob, e.Committer.When})
+			blobs = append(blobs, e.Blob)
 		}
 		size += len(raw.Blob)
 		if len(raws) >= im.opts.BatchSize || size >= batchBytes {
-			size = 0
 			return write()
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		if werr := write(); werr != nil { // keep what was read before the fault
+			return errors.Join(err, werr)
+		}
+		return fmt.Errorf("adopt epoch %d (%d commits adopted): %w", n, im.res.Adopted, err)
 	}
 	return write()
 }
