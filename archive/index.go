@@ -62,8 +62,8 @@ var schema = []string{
 	`CREATE INDEX mids_mid ON mids (mid)`,
 	`CREATE TABLE refs (mid TEXT NOT NULL, num INTEGER NOT NULL)`,
 	`CREATE INDEX refs_mid ON refs (mid)`,
-	`CREATE TABLE tri (key INTEGER NOT NULL, first INTEGER NOT NULL, nums BLOB NOT NULL,
-		PRIMARY KEY (key, first)) WITHOUT ROWID`,
+	`CREATE TABLE tri (seg INTEGER NOT NULL, key INTEGER NOT NULL, nums BLOB NOT NULL,
+		PRIMARY KEY (seg, key)) WITHOUT ROWID`,
 	`CREATE TABLE tri_batch (first INTEGER PRIMARY KEY, last INTEGER NOT NULL)`,
 }
 
@@ -170,7 +170,7 @@ func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
 			subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&w.insMid, `INSERT INTO mids (mid, num) VALUES (?, ?)`},
 		{&w.insRef, `INSERT INTO refs (mid, num) VALUES (?, ?)`},
-		{&w.insTri, `INSERT INTO tri (key, first, nums) VALUES (?, ?, ?)`},
+		{&w.insTri, `INSERT INTO tri (seg, key, nums) VALUES (?, ?, ?)`},
 		{&w.insTriBatch, `INSERT INTO tri_batch (first, last) VALUES (?, ?)`},
 		{&w.thrByMid, `SELECT msg.thread FROM mids JOIN msg ON msg.num = mids.num WHERE mids.mid = ? LIMIT 1`},
 		{&w.thrByRef, `SELECT msg.thread FROM refs JOIN msg ON msg.num = refs.num WHERE refs.mid = ? LIMIT 1`},
