@@ -37,7 +37,7 @@ type ImportResult struct {
 	Malformed  int // archived although parsing found problems
 }
 
-const batchBytes = 16 << 20
+const batchBytes = 12 << 20
 
 // Import archives every message of the sources in paths, in order: mbox
 // files (gzip allowed), Maildirs, directories of .eml files, single .eml

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -61,6 +62,12 @@ func runImport(ctx context.Context, args []string) error {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			total += fi.Size()
 		}
+	}
+	// Two batches in flight keep about 100 MB live; without a limit the
+	// collector lets the heap double that. A soft limit keeps peak RSS near
+	// 250 MB at a few percent of CPU (docs/BENCHMARKS.md).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(160 << 20)
 	}
 	start := time.Now()
 	if isatty.IsTerminal(os.Stderr.Fd()) {
