@@ -98,7 +98,7 @@ func TestMissingBinaryIsClear(t *testing.T) {
 func TestPublicInboxHalf(t *testing.T) {
 	peertest.Need(t, "public-inbox", "git", "sqlite3")
 	mbox := peertest.Gunzip(t, peertest.Corpus(t, "notmuch-test/default.mboxrd.gz"))
-	root, err := moduleRoot()
+	root, err := peertest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestPublicInboxHalf(t *testing.T) {
 func TestPrepareInputs(t *testing.T) {
 	peertest.Need(t, "python3")
 	shared := peertest.SharedDir(t)
-	root, err := moduleRoot()
+	root, err := peertest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

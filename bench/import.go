@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mailswarm/internal/peertest"
 )
 
 const (
@@ -115,7 +117,7 @@ type importRow struct {
 // progress to log. Per-run failures are in the results; the error is for
 // failures that stop everything.
 func runImportBench(ctx context.Context, c importConfig, log io.Writer) ([]importRow, error) {
-	root, err := moduleRoot()
+	root, err := peertest.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +176,7 @@ func prepareInputs(ctx context.Context, c importConfig, root, work string, log i
 		path := src
 		if strings.HasSuffix(src, ".gz") {
 			path = filepath.Join(work, fmt.Sprintf("input-%d-%s", len(inputs), strings.TrimSuffix(filepath.Base(src), ".gz")))
-			if err := gunzip(src, path); err != nil {
+			if err := peertest.GunzipFile(src, path); err != nil {
 				return err
 			}
 		}

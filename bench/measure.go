@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -170,50 +169,6 @@ func countMbox(path string) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("count messages in %s: %w", path, err)
 		}
-	}
-}
-
-// gunzip writes the decompressed src to dst.
-func gunzip(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("gunzip: %w", err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(bufio.NewReader(in))
-	if err != nil {
-		return fmt.Errorf("gunzip %s: %w", src, err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return fmt.Errorf("gunzip: %w", err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		out.Close()
-		return fmt.Errorf("gunzip %s: %w", src, err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("gunzip %s: %w", src, err)
-	}
-	return nil
-}
-
-// moduleRoot returns the directory holding go.mod, walking up from the
-// working directory.
-func moduleRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("module root: %w", err)
-	}
-	for d := wd; ; {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("module root: no go.mod above %s (run from the repository)", wd)
-		}
-		d = parent
 	}
 }
 

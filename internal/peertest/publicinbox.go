@@ -48,13 +48,14 @@ func Gunzip(t testing.TB, path string) string {
 		return path
 	}
 	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(path), ".gz"))
-	if err := gunzipFile(path, out); err != nil {
+	if err := GunzipFile(path, out); err != nil {
 		t.Fatalf("peertest: %v", err)
 	}
 	return out
 }
 
-func gunzipFile(src, dst string) error {
+// GunzipFile writes the decompressed src to dst.
+func GunzipFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("gunzip: %w", err)
