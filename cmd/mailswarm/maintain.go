@@ -189,17 +189,23 @@ func runStats(ctx context.Context, args []string) error {
 	return nil
 }
 
-func runVerify(ctx context.Context, args []string) error {
-	fs := newFlags("verify")
+// listArgs parses the --data and --list flags every per-list command
+// takes and opens the list; the caller closes the archive.
+func listArgs(name string, args []string) (*archive.List, *archive.Archive, error) {
+	fs := newFlags(name)
 	data := fs.String("data", "", "data directory")
 	list := fs.String("list", "", "list name")
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := errors.Join(required("data", *data), required("list", *list)); err != nil {
-		return err
+		return nil, nil, err
 	}
-	l, a, err := openList(*data, *list)
+	return openList(*data, *list)
+}
+
+func runVerify(ctx context.Context, args []string) error {
+	l, a, err := listArgs("verify", args)
 	if err != nil {
 		return err
 	}
@@ -208,21 +214,12 @@ func runVerify(ctx context.Context, args []string) error {
 		return err
 	}
 	s, _ := l.Stats(ctx)
-	fmt.Fprintf(os.Stderr, "%s: ok, %d messages, last article %d\n", *list, s.Messages, s.LastArticle)
+	fmt.Fprintf(os.Stderr, "%s: ok, %d messages, last article %d\n", l.Name(), s.Messages, s.LastArticle)
 	return nil
 }
 
 func runReindex(ctx context.Context, args []string) error {
-	fs := newFlags("reindex")
-	data := fs.String("data", "", "data directory")
-	list := fs.String("list", "", "list name")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(required("data", *data), required("list", *list)); err != nil {
-		return err
-	}
-	l, a, err := openList(*data, *list)
+	l, a, err := listArgs("reindex", args)
 	if err != nil {
 		return err
 	}
@@ -238,6 +235,6 @@ func runReindex(ctx context.Context, args []string) error {
 		return err
 	}
 	s, _ := l.Stats(ctx)
-	fmt.Fprintf(os.Stderr, "%s: reindexed %d articles in %.2fs\n", *list, s.LastArticle, time.Since(start).Seconds())
+	fmt.Fprintf(os.Stderr, "%s: reindexed %d articles in %.2fs\n", l.Name(), s.LastArticle, time.Since(start).Seconds())
 	return nil
 }
