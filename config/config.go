@@ -1,0 +1,99 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Config is the whole configuration of one mailswarm process.
+type Config struct {
+	// Data is the data directory: the archive, its index and the torrent
+	// data live under it.
+	Data string
+
+	// SMTP, LMTP, IMAP and HTTP are the listeners; an empty Listen turns
+	// that listener off.
+	SMTP, LMTP, IMAP, HTTP Listener
+
+	// MaxMessageSize is the largest message, in bytes, that SMTP and LMTP
+	// accept (RFC 1870 SIZE).
+	MaxMessageSize int64
+
+	// Networks are the client networks allowed to relay to the lists
+	// without authentication.
+	Networks []netip.Prefix
+
+	// Lists are the mailing lists this process archives.
+	Lists []List
+
+	// Users may log in to IMAP.
+	Users []User
+}
+
+// Listener is one network listener.
+type Listener struct {
+	// Listen is host:port; empty means off.
+	Listen string
+	// TLSCert and TLSKey are PEM files of a certificate (chain) and its
+	// key, both or neither. With them the listener offers STARTTLS
+	// (SMTP, LMTP, IMAP) or serves HTTPS.
+	TLSCert, TLSKey string
+}
+
+// TLS reports whether the listener has a certificate.
+func (l Listener) TLS() bool { return l.TLSCert != "" }
+
+// List is one mailing list.
+type List struct {
+	// Name is the list's name in the archive: ^[a-z0-9][a-z0-9._-]{0,63}$.
+	Name string
+	// Addresses are the envelope recipients delivered to this list.
+	Addresses []string
+}
+
+// User is an IMAP login.
+type User struct {
+	Name string
+	// PasswordHash is a crypt(3)-style hash (bcrypt "$2a$..." or similar).
+	PasswordHash string
+}
+
+// Default sizes and addresses of the embedded default.
+const (
+	DefaultData           = "./mailswarm-data"
+	DefaultSMTPListen     = "127.0.0.1:2525"
+	DefaultIMAPListen     = "127.0.0.1:1143"
+	DefaultHTTPListen     = "127.0.0.1:8080"
+	DefaultMaxMessageSize = 64 << 20
+)
+
+// Default returns the embedded default configuration, the one `mailswarm
+// serve` runs with when given no config: data in ./mailswarm-data, SMTP on
+// 127.0.0.1:2525, LMTP off, IMAP on 127.0.0.1:1143, HTTP on
+// 127.0.0.1:8080, one list "demo" for demo@localhost, messages up to 64
+// MiB, loopback networks trusted. Each call returns a new value.
+func Default() *Config {
+	return &Config{
+		Data:           DefaultData,
+		SMTP:           Listener{Listen: DefaultSMTPListen},
+		IMAP:           Listener{Listen: DefaultIMAPListen},
+		HTTP:           Listener{Listen: DefaultHTTPListen},
+		MaxMessageSize: DefaultMaxMessageSize,
+		Networks: []netip.Prefix{
+			netip.MustParsePrefix("127.0.0.0/8"),
+			netip.MustParsePrefix("::1/128"),
+		},
+		Lists: []List{{Name: "demo", Addresses: []string{"demo@localhost"}}},
+	}
+}
+
+// ListAddresses maps every list address, lower-cased, to its list's name.
+func (c *Config) ListAddresses() map[string]string {
+	m := make(map[string]string)
+	for _, l := range c.Lists {
+		for _, a := range l.Addresses {
+			m[strings.ToLower(a)] = l.Name
+		}
+	}
+	return m
+}

@@ -1,0 +1,312 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Error is a configuration that cannot be used. It lists every problem
+// found, not only the first.
+type Error struct {
+	// File is the configuration file, if any.
+	File string
+	// Problems are one line each, led by the key path they concern
+	// (`list[2].addresses[0]: "foo" is not an email address`); indexes
+	// count from 0.
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("config")
+	if e.File != "" {
+		b.WriteString(" ")
+		b.WriteString(e.File)
+	}
+	if len(e.Problems) == 1 {
+		b.WriteString(": 1 problem:")
+	} else {
+		fmt.Fprintf(&b, ": %d problems:", len(e.Problems))
+	}
+	for _, p := range e.Problems {
+		b.WriteString("\n\t")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// Load reads the TOML file at path over the embedded default and checks
+// the result. Keys (all optional):
+//
+//	data                 string, the data directory
+//	max_message_size     integer bytes or a string with a unit: "64MiB", "10MB"
+//	networks             array of CIDR strings; replaces the default
+//	[smtp] [lmtp] [imap] [http]
+//	  listen             "host:port", "" turns the listener off
+//	  tls_cert, tls_key  PEM files, both or neither
+//	[[list]]             name, addresses; any [[list]] replaces the default list
+//	[[user]]             name, password_hash
+//
+// A key not given keeps its default. Unknown keys are errors. Every
+// problem found is reported at once in one *Error. A file that cannot be
+// read, or is not TOML, gives an *Error with that one problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := parse(string(data))
+	if err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.File = path
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse reads TOML text over the default and validates it.
+func parse(text string) (*Config, error) {
+	var raw map[string]any
+	if _, err := toml.Decode(text, &raw); err != nil {
+		return nil, &Error{Problems: []string{strings.TrimPrefix(err.Error(), "toml: ")}}
+	}
+	l := &loader{c: Default()}
+	l.top(raw)
+	l.problems = append(l.problems, l.c.problems()...)
+	if len(l.problems) > 0 {
+		return nil, &Error{Problems: l.problems}
+	}
+	return l.c, nil
+}
+
+// loader copies decoded TOML values into a Config, collecting problems.
+type loader struct {
+	c        *Config
+	problems []string
+}
+
+func (l *loader) problem(path, format string, args ...any) {
+	l.problems = append(l.problems, path+": "+fmt.Sprintf(format, args...))
+}
+
+// sortedKeys returns m's keys in order, so problems come out stable.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+func (l *loader) top(raw map[string]any) {
+	for _, k := range sortedKeys(raw) {
+		v := raw[k]
+		switch k {
+		case "data":
+			if s, ok := l.str(k, v); ok {
+				l.c.Data = s
+			}
+		case "max_message_size":
+			if n, ok := l.size(k, v); ok {
+				l.c.MaxMessageSize = n
+			}
+		case "networks":
+			l.c.Networks = l.networks(k, v)
+		case "smtp":
+			l.listener(k, v, &l.c.SMTP)
+		case "lmtp":
+			l.listener(k, v, &l.c.LMTP)
+		case "imap":
+			l.listener(k, v, &l.c.IMAP)
+		case "http":
+			l.listener(k, v, &l.c.HTTP)
+		case "list":
+			l.c.Lists = nil
+			for i, t := range l.tables(k, v) {
+				l.c.Lists = append(l.c.Lists, l.list(fmt.Sprintf("list[%d]", i), t))
+			}
+		case "user":
+			for i, t := range l.tables(k, v) {
+				l.c.Users = append(l.c.Users, l.user(fmt.Sprintf("user[%d]", i), t))
+			}
+		default:
+			l.problem(k, "unknown key")
+		}
+	}
+}
+
+func (l *loader) str(path string, v any) (string, bool) {
+	s, ok := v.(string)
+	if !ok {
+		l.problem(path, "want a string, have %s", describe(v))
+	}
+	return s, ok
+}
+
+func (l *loader) strs(path string, v any) []string {
+	arr, ok := v.([]any)
+	if !ok {
+		l.problem(path, "want an array of strings, have %s", describe(v))
+		return nil
+	}
+	out := []string{}
+	for i, e := range arr {
+		if s, ok := l.str(fmt.Sprintf("%s[%d]", path, i), e); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (l *loader) table(path string, v any) (map[string]any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		l.problem(path, "want a table, have %s", describe(v))
+	}
+	return m, ok
+}
+
+// tables reads an array of tables ([[list]]).
+func (l *loader) tables(path string, v any) []map[string]any {
+	switch a := v.(type) {
+	case []map[string]any:
+		return a
+	case []any:
+		var out []map[string]any
+		for i, e := range a {
+			if m, ok := l.table(fmt.Sprintf("%s[%d]", path, i), e); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	l.problem(path, "want an array of tables ([[%s]]), have %s", path, describe(v))
+	return nil
+}
+
+func (l *loader) size(path string, v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case string:
+		s, err := parseSize(n)
+		if err != nil {
+			l.problem(path, "%v", err)
+			return 0, false
+		}
+		return s, true
+	}
+	l.problem(path, "want a size (like 64MiB or 1048576), have %s", describe(v))
+	return 0, false
+}
+
+func (l *loader) networks(path string, v any) []netip.Prefix {
+	out := []netip.Prefix{}
+	for i, s := range l.strs(path, v) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			l.problem(fmt.Sprintf("%s[%d]", path, i), "%q is not a CIDR network (like 192.0.2.0/24)", s)
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+func (l *loader) listener(path string, v any, dst *Listener) {
+	m, ok := l.table(path, v)
+	if !ok {
+		return
+	}
+	for _, k := range sortedKeys(m) {
+		p := join(path, k)
+		if k != "listen" && k != "tls_cert" && k != "tls_key" {
+			l.problem(p, "unknown key")
+			continue
+		}
+		s, ok := l.str(p, m[k])
+		switch k {
+		case "listen":
+			if ok {
+				dst.Listen = s
+			}
+		case "tls_cert":
+			if ok {
+				dst.TLSCert = s
+			}
+		case "tls_key":
+			if ok {
+				dst.TLSKey = s
+			}
+		}
+	}
+}
+
+func (l *loader) list(path string, m map[string]any) List {
+	var li List
+	for _, k := range sortedKeys(m) {
+		p := join(path, k)
+		switch k {
+		case "name":
+			li.Name, _ = l.str(p, m[k])
+		case "addresses":
+			li.Addresses = l.strs(p, m[k])
+		default:
+			l.problem(p, "unknown key")
+		}
+	}
+	return li
+}
+
+func (l *loader) user(path string, m map[string]any) User {
+	var u User
+	for _, k := range sortedKeys(m) {
+		p := join(path, k)
+		switch k {
+		case "name":
+			u.Name, _ = l.str(p, m[k])
+		case "password_hash":
+			u.PasswordHash, _ = l.str(p, m[k])
+		default:
+			l.problem(p, "unknown key")
+		}
+	}
+	return u
+}
+
+// describe names a decoded TOML value's type for a problem line.
+func describe(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,0 +1,157 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// listName is what a list name must look like: it names a directory and a
+// git repository.
+var listName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// Validate checks c as Load does, and returns an *Error listing every
+// problem, or nil. Callers that build a Config in code use it.
+func (c *Config) Validate() error {
+	if p := c.problems(); len(p) > 0 {
+		return &Error{Problems: p}
+	}
+	return nil
+}
+
+// problems returns one line per problem in c, led by its key path.
+func (c *Config) problems() []string {
+	var ps []string
+	add := func(path, format string, args ...any) {
+		ps = append(ps, path+": "+fmt.Sprintf(format, args...))
+	}
+
+	if strings.TrimSpace(c.Data) == "" {
+		add("data", "must not be empty")
+	}
+	if c.MaxMessageSize <= 0 {
+		add("max_message_size", "must be positive, have %d", c.MaxMessageSize)
+	}
+
+	seen := map[string]string{} // listen address → key
+	for _, nl := range []struct {
+		key string
+		l   Listener
+	}{{"smtp", c.SMTP}, {"lmtp", c.LMTP}, {"imap", c.IMAP}, {"http", c.HTTP}} {
+		if nl.l.Listen != "" {
+			if err := checkListen(nl.l.Listen); err != nil {
+				add(nl.key+".listen", "%v", err)
+			} else if other, ok := seen[nl.l.Listen]; ok && !strings.HasSuffix(nl.l.Listen, ":0") {
+				add(nl.key+".listen", "%q is already %s.listen", nl.l.Listen, other)
+			} else {
+				seen[nl.l.Listen] = nl.key
+			}
+		}
+		switch {
+		case nl.l.TLSCert != "" && nl.l.TLSKey == "":
+			add(nl.key+".tls_key", "missing: tls_cert is set, so tls_key must be too")
+		case nl.l.TLSCert == "" && nl.l.TLSKey != "":
+			add(nl.key+".tls_cert", "missing: tls_key is set, so tls_cert must be too")
+		case nl.l.TLSCert != "":
+			if _, err := tls.LoadX509KeyPair(nl.l.TLSCert, nl.l.TLSKey); err != nil {
+				add(nl.key+".tls_cert", "%s and %s: %v", nl.l.TLSCert, nl.l.TLSKey, err)
+			}
+		}
+	}
+
+	for i, n := range c.Networks {
+		if !n.IsValid() {
+			add(fmt.Sprintf("networks[%d]", i), "not a valid network")
+		}
+	}
+
+	names := map[string]int{}
+	owner := map[string]string{} // lower-cased address → key path of its first use
+	for i, l := range c.Lists {
+		path := fmt.Sprintf("list[%d]", i)
+		switch {
+		case l.Name == "":
+			add(path+".name", "missing")
+		case !listName.MatchString(l.Name):
+			add(path+".name", "%q is not a list name (lower-case letters, digits, '.', '_', '-'; at most 64; starts with a letter or digit)", l.Name)
+		default:
+			if j, ok := names[l.Name]; ok {
+				add(path+".name", "%q is also list[%d].name", l.Name, j)
+			} else {
+				names[l.Name] = i
+			}
+		}
+		if len(l.Addresses) == 0 {
+			add(path+".addresses", "a list needs at least one address")
+		}
+		for j, a := range l.Addresses {
+			ap := fmt.Sprintf("%s.addresses[%d]", path, j)
+			if !isAddress(a) {
+				add(ap, "%q is not an email address", a)
+				continue
+			}
+			key := strings.ToLower(a)
+			if prev, ok := owner[key]; ok {
+				add(ap, "%q is also %s", a, prev)
+				continue
+			}
+			owner[key] = ap
+		}
+	}
+
+	users := map[string]int{}
+	for i, u := range c.Users {
+		path := fmt.Sprintf("user[%d]", i)
+		if u.Name == "" {
+			add(path+".name", "missing")
+		} else if j, ok := users[u.Name]; ok {
+			add(path+".name", "%q is also user[%d].name", u.Name, j)
+		} else {
+			users[u.Name] = i
+		}
+		if u.PasswordHash == "" {
+			add(path+".password_hash", "missing")
+		}
+	}
+	return ps
+}
+
+// checkListen accepts host:port with a numeric port; an empty host means
+// every interface.
+func checkListen(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	return nil
+}
+
+// isAddress reports whether s looks like local@domain: a bare address
+// with no display name, spaces or angle brackets, and a domain of letters,
+// digits, dots and hyphens.
+func isAddress(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return false
+	}
+	local, domain := s[:at], s[at+1:]
+	if strings.ContainsAny(local, " \t\r\n<>()[],;:\\\"@") {
+		return false
+	}
+	if strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return false
+	}
+	for _, r := range domain {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
