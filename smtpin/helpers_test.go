@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -172,3 +173,17 @@ func (c *rawClient) hello() {
 	c.expect("220 ")
 	c.cmd("EHLO test.example", "250 ")
 }
+
+func mustPrefixes(t testing.TB, ss ...string) []netip.Prefix {
+	t.Helper()
+	var ps []netip.Prefix
+	for _, s := range ss {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
+}
+
+type tcpAddr string
+
+func (a tcpAddr) Network() string { return "tcp" }
+func (a tcpAddr) String() string  { return string(a) }
