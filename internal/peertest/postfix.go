@@ -217,6 +217,15 @@ func (p *Postfix) WaitQueueEmpty(timeout time.Duration) error {
 	}
 }
 
+// Flush asks Postfix to try every deferred message now (postqueue -f),
+// for a test that starts the destination after Postfix gave up once.
+func (p *Postfix) Flush() error {
+	if out, err := p.command("postqueue", "-f"); err != nil {
+		return fmt.Errorf("peertest: postqueue -f: %v: %s", err, out)
+	}
+	return nil
+}
+
 // stop stops the instance and waits for its master process to exit,
 // killing it when it does not stop in time.
 func (p *Postfix) stop() {

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +18,9 @@ type sink struct {
 	lmtp bool
 	wg   sync.WaitGroup
 
-	mu   sync.Mutex
-	msgs []sinkMsg
+	mu    sync.Mutex
+	msgs  []sinkMsg
+	conns map[net.Conn]bool
 }
 
 type sinkMsg struct {
@@ -36,26 +35,45 @@ func startSink(t *testing.T, lmtp bool) *sink {
 		t.Fatal(err)
 	}
 	s := &sink{ln: ln, lmtp: lmtp}
+	s.run(t)
+	return s
+}
+
+// run accepts connections on s.ln until t ends.
+func (s *sink) run(t *testing.T) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		for {
-			c, err := ln.Accept()
+			c, err := s.ln.Accept()
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			if s.conns == nil {
+				s.conns = map[net.Conn]bool{}
+			}
+			s.conns[c] = true
+			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
 				s.serve(c)
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
 			}()
 		}
 	}()
 	t.Cleanup(func() {
-		ln.Close()
+		s.ln.Close()
+		s.mu.Lock()
+		for c := range s.conns { // a client may cache its connection
+			c.Close()
+		}
+		s.mu.Unlock()
 		s.wg.Wait()
 	})
-	return s
 }
 
 func (s *sink) addr() string { return s.ln.Addr().String() }
@@ -63,10 +81,8 @@ func (s *sink) addr() string { return s.ln.Addr().String() }
 func (s *sink) messages() []sinkMsg {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slicesClone(s.msgs)
+	return slices.Clone(s.msgs)
 }
-
-func slicesClone(m []sinkMsg) []sinkMsg { return append([]sinkMsg(nil), m...) }
 
 func (s *sink) serve(c net.Conn) {
 	defer c.Close()
@@ -170,17 +186,7 @@ func TestPostfixRelaysOnce(t *testing.T) {
 			"Content-Type: text/plain; charset=utf-8\r\n" +
 			"Content-Transfer-Encoding: 8bit\r\n" +
 			"\r\n" + testBody
-		// swaks sends the file as DATA, adding a line ".\r\n" unless the
-		// data ends with it (which would add a CRLF to the message).
-		file := filepath.Join(t.TempDir(), "msg.eml")
-		if err := os.WriteFile(file, []byte(msg+".\r\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command("swaks", "--server", pf.SMTPAddr(), "--from", "alice@example.com",
-			"--to", tc.rcpt, "--data", "@"+file, "--helo", "client.example.com").CombinedOutput()
-		if err != nil {
-			t.Fatalf("swaks to %s: %v\n%s", tc.rcpt, err, out)
-		}
+		SwaksSend(t, SwaksOptions{Server: pf.SMTPAddr(), From: "alice@example.com", To: []string{tc.rcpt}}, []byte(msg))
 		if err := pf.WaitQueueEmpty(30 * time.Second); err != nil {
 			t.Fatalf("%v\nmaillog:\n%s", err, pf.Maillog())
 		}
@@ -211,4 +217,56 @@ func portOf(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// TestPostfixDeferredThenFlushed starts the destination only after Postfix
+// has failed to reach it, as an interop test that starts mailswarm late
+// would.
+func TestPostfixDeferredThenFlushed(t *testing.T) {
+	Need(t, "postfix", "swaks")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := portOf(t, ln.Addr().String())
+	ln.Close() // nothing listens yet
+	pf := PostfixStart(t, PostfixOptions{
+		Transports: map[string]string{"late.example.org": "lmtp:inet:127.0.0.1:" + port},
+	})
+	msg := "From: a@example.com\r\nTo: x@late.example.org\r\nSubject: late\r\nMessage-ID: <late@example.com>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\n\r\nbody\r\n"
+	SwaksSend(t, SwaksOptions{Server: pf.SMTPAddr(), From: "a@example.com", To: []string{"x@late.example.org"}}, []byte(msg))
+
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(pf.Maillog(), "status=deferred") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no deferral logged:\n%s", pf.Maillog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s := &sink{lmtp: true}
+	s.ln, err = net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Skipf("port %s was taken meanwhile: %v", port, err)
+	}
+	s.run(t)
+	if err := pf.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pf.WaitQueueEmpty(30 * time.Second); err != nil {
+		t.Fatalf("%v\nmaillog:\n%s", err, pf.Maillog())
+	}
+	if got := s.messages(); len(got) != 1 || !strings.HasSuffix(string(got[0].data), "\r\n"+msg) {
+		t.Fatalf("sink has %q, want the one message", got)
+	}
+}
+
+func TestSwaksSendLMTPDirect(t *testing.T) {
+	Need(t, "swaks")
+	s := startSink(t, true)
+	msg := "Subject: direct\r\n\r\n.dot\r\nno final newline"
+	SwaksSend(t, SwaksOptions{Server: s.addr(), LMTP: true, From: "a@example.com", To: []string{"x@example.org", "y@example.org"}}, []byte(msg))
+	got := s.messages()
+	if len(got) != 1 || string(got[0].data) != msg+"\r\n" || len(got[0].rcpts) != 2 {
+		t.Fatalf("sink has %q, want %q to two recipients", got, msg+"\r\n")
+	}
 }
