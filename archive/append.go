@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ type Prepared struct {
 	Arrived  time.Time
 	trigrams []uint64 // distinct full-text trigram keys (trigram.go)
 	pos      int      // position in its batch
+	spoolSeq uint64   // spool sequence number (0: not from the spool)
 	blob     *gitstore.PreparedBlob
 }
 
@@ -161,6 +163,9 @@ func (l *List) commitFor(m *Prepared) gitstore.Commit {
 	subj := strings.Join(strings.Fields(p.Subject), " ")
 	if subj == "" {
 		subj = "(no subject)"
+	}
+	if m.spoolSeq > 0 {
+		subj += spoolTrailer + strconv.FormatUint(m.spoolSeq, 10)
 	}
 	addr := l.meta.Address
 	if addr == "" {

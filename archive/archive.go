@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Errors returned by Archive.
@@ -28,6 +29,12 @@ type Options struct {
 	NoSync bool
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxMessageSize is the largest message List.Accept takes, in bytes;
+	// zero means 64 MiB.
+	MaxMessageSize int64
+	// CommitInterval is how often Run's committers drain the spools;
+	// zero means 1 s.
+	CommitInterval time.Duration
 }
 
 // Archive is the set of lists in one data directory. It is safe for
@@ -39,6 +46,7 @@ type Archive struct {
 
 	mu    sync.Mutex
 	lists map[string]*List
+	run   *runState // the running Run, if any
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -102,7 +110,7 @@ func (a *Archive) List(name string) (*List, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.lists[name] = l
+	a.added(name, l)
 	return l, nil
 }
 
@@ -125,7 +133,7 @@ func (a *Archive) Create(name, address string) (*List, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.lists[name] = l
+	a.added(name, l)
 	return l, nil
 }
 
@@ -139,6 +147,14 @@ func (a *Archive) OpenOrCreate(name, address string) (*List, error) {
 		}
 	}
 	return l, err
+}
+
+// added registers the newly opened list l; a.mu must be held.
+func (a *Archive) added(name string, l *List) {
+	a.lists[name] = l
+	if a.run != nil {
+		a.startCommitter(a.run, l)
+	}
 }
 
 // Close closes every open list.

@@ -30,6 +30,9 @@ type List struct {
 	// progress, when set (under wmu), is told how many commits each index
 	// chunk covered.
 	progress func(commits int64)
+
+	spool   *spool     // accepted messages not yet archived (spool.go)
+	drainMu sync.Mutex // one committer pass at a time in this process
 }
 
 func openList(a *Archive, name, dir string) (*List, error) {
@@ -38,6 +41,7 @@ func openList(a *Archive, name, dir string) (*List, error) {
 		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
 	}
 	l := &List{a: a, name: name, dir: dir}
+	l.spool = newSpool(filepath.Join(dir, spoolDir), a.opts.NoSync, a.log)
 	if err := json.Unmarshal(b, &l.meta); err != nil {
 		return nil, fmt.Errorf("archive: open list %s: %s: %w", name, metaFile, err)
 	}
@@ -69,7 +73,7 @@ func openList(a *Archive, name, dir string) (*List, error) {
 }
 
 func (l *List) close() error {
-	return errors.Join(l.db.Close(), l.git.Close())
+	return errors.Join(l.spool.close(), l.db.Close(), l.git.Close())
 }
 
 // Name returns the list's name.
@@ -125,6 +129,9 @@ func (l *List) catchUp(ctx context.Context, b *batch) (first, last int64, err er
 		}
 		add := func(e gitstore.Entry) error {
 			c.n++
+			if n := spoolSeqOf(e.Message); n > c.spoolSeq {
+				c.spoolSeq = n
+			}
 			if e.Remove {
 				_, err := c.w.markRemoved.ExecContext(ctx, e.Blob[:])
 				return err
@@ -190,6 +197,9 @@ type chunker struct {
 	added bool  // something was committed
 	// batch, when set, supplies this transaction's full-text rows.
 	batch *batch
+	// spoolSeq is the highest spool sequence number in the commit messages
+	// walked, recorded in meta with the rows (see Drain).
+	spoolSeq uint64
 }
 
 func (c *chunker) begin() error {
@@ -211,6 +221,13 @@ func (c *chunker) begin() error {
 func (c *chunker) commit(epoch int, tip gitstore.Hash) error {
 	if _, err := c.w.setTip.ExecContext(c.ctx, epoch, tip[:], c.n); err != nil {
 		return err
+	}
+	if c.spoolSeq > 0 {
+		if _, err := c.tx.ExecContext(c.ctx, `INSERT INTO meta (k, v) VALUES ('spool_seq', ?)
+			ON CONFLICT (k) DO UPDATE SET v = excluded.v
+			WHERE CAST(excluded.v AS INTEGER) > CAST(meta.v AS INTEGER)`, fmt.Sprint(c.spoolSeq)); err != nil {
+			return err
+		}
 	}
 	if c.batch != nil {
 		if err := c.batch.flush(c.ctx, c.w.insTri, c.w.insTriBatch); err != nil {

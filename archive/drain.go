@@ -1,0 +1,273 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// drainBatch is the most records one committer batch archives.
+const drainBatch = 1000
+
+// spoolTrailer precedes the spool sequence number in the commit message of
+// a message archived from the spool: "Subject\n\nMailswarm-Spool: N".
+const spoolTrailer = "\n\nMailswarm-Spool: "
+
+// testHookAfterCommit, when set, runs after a batch is in git and the index
+// and before the checkpoint; an error ends the pass as a crash would.
+var testHookAfterCommit func() error
+
+// spoolSeqOf returns the spool sequence number recorded in a commit
+// message (0: none).
+func spoolSeqOf(msg string) uint64 {
+	i := strings.LastIndex(msg, spoolTrailer)
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(msg[i+len(spoolTrailer):]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// indexSpoolSeq returns the highest spool sequence number the index has
+// seen in commit messages.
+func indexSpoolSeq(ctx context.Context, q querier) (uint64, error) {
+	var v string
+	err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'spool_seq'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+// Drain runs one committer pass now: it archives every record of the
+// list's spool past the checkpoint, in batches of up to 1,000 (one git pack
+// and one index transaction each), then checkpoints the spool and removes
+// segments wholly archived. When another process is draining the list it
+// returns at once with nothing done. Replay after a crash at any point is
+// idempotent: the spool sequence number is recorded in each commit.
+func (l *List) Drain(ctx context.Context) (AddResult, error) {
+	res := AddResult{First: 1, Last: 0}
+	l.drainMu.Lock()
+	defer l.drainMu.Unlock()
+	s := l.spool
+	if _, err := os.Stat(s.dir); errors.Is(err, os.ErrNotExist) {
+		return res, nil
+	}
+	lk, err := lockSpool(filepath.Join(s.dir, spoolCommitLock), true)
+	if err != nil {
+		return res, fmt.Errorf("archive: drain %s: %w: %w", l.name, ErrTempFail, err)
+	}
+	if lk == nil {
+		return res, nil
+	}
+	defer lk.unlock()
+	s.pending.Store(0)
+
+	// The index may lag git (an earlier pass failed after the commit).
+	l.wmu.Lock()
+	_, _, err = l.catchUp(ctx, nil)
+	var idxSeq uint64
+	if err == nil {
+		idxSeq, err = indexSpoolSeq(ctx, l.db)
+	}
+	l.wmu.Unlock()
+	if err != nil {
+		return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
+	}
+	cp, err := readCheckpoint(s.dir)
+	if err != nil {
+		return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
+	}
+	committed := max(cp, idxSeq)
+
+	// Only durable records: under the append lock no write is under way.
+	alk, err := lockSpool(filepath.Join(s.dir, spoolAppendLock), false)
+	if err != nil {
+		return res, fmt.Errorf("archive: drain %s: %w: %w", l.name, ErrTempFail, err)
+	}
+	segs, err := s.segments()
+	var limit int64
+	if err == nil && len(segs) > 0 {
+		var fi os.FileInfo
+		if fi, err = os.Stat(filepath.Join(s.dir, segmentName(segs[len(segs)-1]))); err == nil {
+			limit = fi.Size()
+		}
+	}
+	alk.unlock()
+	if err != nil {
+		return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
+	}
+
+	var msgs []*Prepared
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		last := msgs[len(msgs)-1].spoolSeq
+		r, err := l.addBatch(ctx, newBatch(msgs, false))
+		msgs = nil
+		if err != nil {
+			return err
+		}
+		res.Added += r.Added
+		res.Duplicates += r.Duplicates
+		res.Malformed += r.Malformed
+		if r.Last >= r.First {
+			if res.Last < res.First {
+				res.First = r.First
+			}
+			res.Last = r.Last
+		}
+		if testHookAfterCommit != nil {
+			if err := testHookAfterCommit(); err != nil {
+				return err
+			}
+		}
+		if err := writeFileAtomic(filepath.Join(s.dir, spoolCheckpoint),
+			[]byte(strconv.FormatUint(last, 10)+"\n"), 0o644, !l.a.opts.NoSync); err != nil {
+			return fmt.Errorf("%w: checkpoint: %w", ErrTempFail, err)
+		}
+		committed = last
+		return nil
+	}
+	for i, seg := range segs {
+		if i+1 < len(segs) && segs[i+1]-1 <= committed {
+			continue // wholly archived
+		}
+		b, err := l.readSegment(seg, i == len(segs)-1, limit)
+		if err != nil {
+			return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
+		}
+		recs, _, err := parseSegment(b)
+		if err != nil {
+			return res, fmt.Errorf("archive: drain %s: segment %s: %w", l.name, segmentName(seg), err)
+		}
+		for _, r := range recs {
+			if r.seq <= committed || (len(msgs) > 0 && r.seq <= msgs[len(msgs)-1].spoolSeq) {
+				continue
+			}
+			p := Prepare(r.data, time.Unix(0, r.arrived))
+			p.spoolSeq = r.seq
+			msgs = append(msgs, p)
+			if len(msgs) >= drainBatch {
+				if err := flush(); err != nil {
+					return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
+	}
+	// Remove segments wholly archived; never the last (appends go there).
+	for i := 0; i+1 < len(segs); i++ {
+		if segs[i+1]-1 <= committed {
+			if err := os.Remove(filepath.Join(s.dir, segmentName(segs[i]))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.a.log.Warn("spool: remove segment", "list", l.name, "err", err)
+			}
+		}
+	}
+	return res, nil
+}
+
+// readSegment reads segment first, up to limit bytes when last is set.
+func (l *List) readSegment(first uint64, last bool, limit int64) ([]byte, error) {
+	f, err := os.Open(filepath.Join(l.spool.dir, segmentName(first)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if last {
+		r = io.LimitReader(f, limit)
+	}
+	return io.ReadAll(r)
+}
+
+// Run runs the committers of every list opened so far and of those opened
+// later, until ctx ends: each drains its list's spool every
+// Options.CommitInterval, or sooner when 1,000 records are waiting. On ctx's
+// end each makes a final pass; Run returns nil once all have ended. Call
+// Close only after Run has returned.
+func (a *Archive) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.run != nil {
+		a.mu.Unlock()
+		return errors.New("archive: already running")
+	}
+	rs := &runState{ctx: ctx}
+	a.run = rs
+	for _, l := range a.lists {
+		a.startCommitter(rs, l)
+	}
+	a.mu.Unlock()
+	<-ctx.Done()
+	a.mu.Lock()
+	a.run = nil
+	a.mu.Unlock()
+	rs.wg.Wait()
+	return nil
+}
+
+// runState is a running Archive.Run.
+type runState struct {
+	ctx context.Context
+	wg  sync.WaitGroup
+}
+
+// startCommitter starts l's committer loop under rs; a.mu must be held.
+func (a *Archive) startCommitter(rs *runState, l *List) {
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		l.commitLoop(rs.ctx)
+	}()
+}
+
+func (l *List) commitLoop(ctx context.Context) {
+	iv := l.a.opts.CommitInterval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	failing := false
+	pass := func(ctx context.Context) {
+		_, err := l.Drain(ctx)
+		if err != nil && ctx.Err() != nil {
+			return // cut short by the end of Run; the final pass follows
+		}
+		switch {
+		case err != nil && !failing:
+			l.a.log.Error("spool: commit failed; will retry", "list", l.name, "err", err)
+			failing = true
+		case err == nil && failing:
+			l.a.log.Info("spool: commit recovered", "list", l.name)
+			failing = false
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			pass(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+		case <-l.spool.wake:
+		}
+		pass(ctx)
+	}
+}

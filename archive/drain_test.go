@@ -1,0 +1,46 @@
+package archive
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRun: a list opened after Run started gets a committer, which drains
+// at each interval and once more when Run's context ends.
+func TestRun(t *testing.T) {
+	a, err := Open(&Options{Dir: t.TempDir(), CommitInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	time.Sleep(10 * time.Millisecond)
+	l, err := a.Create("late", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := l.Accept(ctx, spoolMsg(i, true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(subjects(t, l)) < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("committer archived %d of 3 in 10 s", len(subjects(t, l)))
+		}
+	}
+	a.opts.CommitInterval = time.Hour // not read again by the running loop
+	if err := l.Accept(ctx, spoolMsg(3, false)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := len(subjects(t, l)); got != 4 {
+		t.Errorf("%d articles after Run ended, want 4", got)
+	}
+}
