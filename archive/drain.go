@@ -112,14 +112,19 @@ func (l *List) Drain(ctx context.Context) (AddResult, error) {
 		return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
 	}
 
-	var msgs []*Prepared
+	var pending []pendingMsg
+	var seqs []uint64
 	flush := func() error {
-		if len(msgs) == 0 {
+		if len(pending) == 0 {
 			return nil
 		}
-		last := msgs[len(msgs)-1].spoolSeq
-		r, err := l.addBatch(ctx, newBatch(msgs, false))
-		msgs = nil
+		last := seqs[len(seqs)-1]
+		msgs := prepareAll(pending)
+		for i, m := range msgs {
+			m.spoolSeq = seqs[i]
+		}
+		pending, seqs = nil, nil
+		r, err := l.addBatch(ctx, newBatch(msgs, true))
 		if err != nil {
 			return err
 		}
@@ -148,22 +153,33 @@ func (l *List) Drain(ctx context.Context) (AddResult, error) {
 		if i+1 < len(segs) && segs[i+1]-1 <= committed {
 			continue // wholly archived
 		}
-		b, err := l.readSegment(seg, i == len(segs)-1, limit)
+		// Skip what an earlier pass read of this segment, when all of it
+		// is archived.
+		var from int64
+		if s.readSeg == seg && s.readSeq <= committed {
+			from = s.readOff
+		}
+		b, err := l.readSegment(seg, from, i == len(segs)-1, limit)
 		if err != nil {
 			return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
 		}
-		recs, _, err := parseSegment(b)
+		recs, valid, err := parseSegment(b)
 		if err != nil {
 			return res, fmt.Errorf("archive: drain %s: segment %s: %w", l.name, segmentName(seg), err)
 		}
+		s.readSeg, s.readOff = seg, from+int64(valid)
+		if len(recs) > 0 {
+			s.readSeq = recs[len(recs)-1].seq
+		} else if from == 0 {
+			s.readSeq = 0
+		}
 		for _, r := range recs {
-			if r.seq <= committed || (len(msgs) > 0 && r.seq <= msgs[len(msgs)-1].spoolSeq) {
+			if r.seq <= committed || (len(seqs) > 0 && r.seq <= seqs[len(seqs)-1]) {
 				continue
 			}
-			p := Prepare(r.data, time.Unix(0, r.arrived))
-			p.spoolSeq = r.seq
-			msgs = append(msgs, p)
-			if len(msgs) >= drainBatch {
+			pending = append(pending, pendingMsg{raw: r.data, arrived: time.Unix(0, r.arrived)})
+			seqs = append(seqs, r.seq)
+			if len(pending) >= drainBatch {
 				if err := flush(); err != nil {
 					return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
 				}
@@ -184,16 +200,23 @@ func (l *List) Drain(ctx context.Context) (AddResult, error) {
 	return res, nil
 }
 
-// readSegment reads segment first, up to limit bytes when last is set.
-func (l *List) readSegment(first uint64, last bool, limit int64) ([]byte, error) {
+// readSegment reads segment first from offset from, up to offset limit
+// when last is set.
+func (l *List) readSegment(first uint64, from int64, last bool, limit int64) ([]byte, error) {
 	f, err := os.Open(filepath.Join(l.spool.dir, segmentName(first)))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if last && limit <= from {
+		return nil, nil
+	}
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return nil, err
+	}
 	var r io.Reader = f
 	if last {
-		r = io.LimitReader(f, limit)
+		r = io.LimitReader(f, limit-from)
 	}
 	return io.ReadAll(r)
 }

@@ -65,6 +65,11 @@ type spool struct {
 	dirty   bool // a failed append may have left bytes past durable
 	buf     []byte
 
+	// Committer state, under List.drainMu: segment readSeg was read up to
+	// readOff, whose last record was readSeq (0: none).
+	readSeg, readSeq uint64
+	readOff          int64
+
 	appends, fsyncs atomic.Uint64
 	pending         atomic.Int64  // appended since the last drain began
 	wake            chan struct{} // signalled when pending reaches a batch
@@ -212,12 +217,6 @@ func (s *spool) writeBatch(batch []*spoolReq) error {
 // (another process may have appended or started a segment) and removes
 // a torn tail. The append lock must be held.
 func (s *spool) syncTail() error {
-	if s.dirty && s.f != nil {
-		if err := s.f.Truncate(s.durable); err != nil {
-			return fmt.Errorf("truncate spool: %w", err)
-		}
-		s.dirty = false
-	}
 	segs, err := s.segments()
 	if err != nil {
 		return err
@@ -230,7 +229,9 @@ func (s *spool) syncTail() error {
 		return s.newSegment(max(cp, s.lastSeq) + 1)
 	}
 	last := segs[len(segs)-1]
-	if s.f != nil && s.fname == last {
+	// After a failed append whose bytes could not be cut off, re-read: a
+	// committer may have seen them, so their sequence numbers are taken.
+	if s.f != nil && s.fname == last && !s.dirty {
 		fi, err := s.f.Stat()
 		if err != nil {
 			return err
@@ -272,7 +273,7 @@ func (s *spool) syncTail() error {
 			}
 		}
 	}
-	s.f, s.fname, s.durable = f, last, int64(valid)
+	s.f, s.fname, s.durable, s.dirty = f, last, int64(valid), false
 	s.lastSeq = max(s.lastSeq, last-1)
 	if len(recs) > 0 {
 		s.lastSeq = max(s.lastSeq, recs[len(recs)-1].seq)
