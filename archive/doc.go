@@ -9,4 +9,13 @@
 // index.sqlite3 (rebuildable from git alone by Reindex), users.sqlite3 (per
 // user IMAP flags, never touched by Reindex) and the list key (list.key, the
 // ed25519 private key, mode 0600; list.pub, its public key).
+//
+// Accepted mail first goes to the list's write-ahead spool, DATA/lists/NAME/spool
+// (spool.go, spoolrec.go): segment files named by the zero-padded sequence
+// number of their first record, each record checksummed (CRC-32C) and
+// fsynced before List.Accept returns; append.lock serialises appends across
+// processes, commit.lock committers. The committer (drain.go) archives
+// records in batches, recording each record's sequence number in its commit
+// message ("Mailswarm-Spool: N") and the highest in the index (meta
+// spool_seq), then writes spool/checkpoint and removes archived segments.
 package archive

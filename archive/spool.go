@@ -63,7 +63,9 @@ type spool struct {
 	durable int64    // its size after the last durable append
 	lastSeq uint64
 	dirty   bool // a failed append may have left bytes past durable
-	buf     []byte
+	// dirReady: the spool directory exists, durably.
+	dirReady bool
+	buf      []byte
 
 	// Committer state, under List.drainMu: segment readSeg was read up to
 	// readOff, whose last record was readSeq (0: none).
@@ -163,8 +165,20 @@ func (s *spool) append(raw []byte) error {
 
 // writeBatch appends batch's records with one write and one fsync.
 func (s *spool) writeBatch(batch []*spoolReq) error {
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return err
+	if !s.dirReady {
+		if _, err := os.Stat(s.dir); errors.Is(err, os.ErrNotExist) {
+			if err := os.Mkdir(s.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+			if !s.noSync {
+				if err := syncDir(filepath.Dir(s.dir)); err != nil {
+					return err
+				}
+			}
+		} else if err != nil {
+			return err
+		}
+		s.dirReady = true
 	}
 	lk, err := lockSpool(filepath.Join(s.dir, spoolAppendLock), false)
 	if err != nil {

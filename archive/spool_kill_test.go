@@ -72,7 +72,7 @@ func TestSpoolKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Close()
-	const kills = 10
+	const kills = 20
 	for range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolKill9$")
 		cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
@@ -80,7 +80,7 @@ func TestSpoolKill9(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(150+rand.IntN(250)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
