@@ -19,8 +19,8 @@ import (
 type panicWatch struct{ seen atomic.Pointer[string] }
 
 func (h *panicWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (h *panicWatch) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *panicWatch) WithGroup(string) slog.Handler             { return h }
+func (h *panicWatch) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *panicWatch) WithGroup(string) slog.Handler            { return h }
 func (h *panicWatch) Handle(_ context.Context, r slog.Record) error {
 	text := r.Message
 	r.Attrs(func(a slog.Attr) bool {
