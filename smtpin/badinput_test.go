@@ -169,3 +169,29 @@ func TestDefaultNetworksLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestBDAT: CHUNKING (RFC 3030), which go-smtp always offers, delivers the
+// chunks byte for byte, and a chunk over the size limit gets 552.
+func TestBDAT(t *testing.T) {
+	d := &fakeDeliverer{}
+	_, addr := start(t, d, &Options{MaxSize: 100})
+	c := dialRaw(t, addr)
+	c.hello()
+	c.cmd("MAIL FROM:<a@example.org>", "250 ")
+	c.cmd("RCPT TO:<demo@localhost>", "250 ")
+	c.send("BDAT 12\r\nSubject: b\r\n")
+	c.expect("250 ")
+	c.send("BDAT 8 LAST\r\n\r\n.body\n")
+	c.expect("250 ")
+	if got := d.deliveries(); len(got) != 1 || got[0].raw != "Subject: b\r\n\r\n.body\n" {
+		t.Fatalf("delivered %q", got)
+	}
+	c.cmd("MAIL FROM:<a@example.org>", "250 ")
+	c.cmd("RCPT TO:<demo@localhost>", "250 ")
+	c.send("BDAT 200 LAST\r\n" + strings.Repeat("x", 200))
+	c.expect("552 5.3.4")
+	c.cmd("NOOP", "250 ")
+	if n := len(d.deliveries()); n != 1 {
+		t.Fatalf("%d deliveries, want 1", n)
+	}
+}

@@ -125,7 +125,8 @@ func (c *conn) Read(b []byte) (int, error) {
 // bye ends the session with 421 (RFC 5321 section 3.8: the server may send
 // 421 asynchronously while the client waits for its next command). In plain
 // text we write it ourselves and report EOF; under TLS we report a timeout
-// and go-smtp writes its own 421 through the TLS layer.
+// and go-smtp writes its own 421 through the TLS layer. A shutdown during
+// the STARTTLS handshake itself fails the handshake; the client retries.
 func (c *conn) bye() (int, error) {
 	c.mu.Lock()
 	sc := c.smtpConn

@@ -187,3 +187,5 @@ type tcpAddr string
 
 func (a tcpAddr) Network() string { return "tcp" }
 func (a tcpAddr) String() string  { return string(a) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -37,7 +37,8 @@ type Options struct {
 	// TLS enables STARTTLS (RFC 3207). Zero: no STARTTLS.
 	TLS *tls.Config
 	// Users maps a user name to its password for AUTH PLAIN (RFC 4954),
-	// offered only over TLS. Zero: no AUTH, and none required.
+	// offered only under TLS (so it needs TLS too). When set, every client
+	// must authenticate before MAIL. Zero: no AUTH, and none required.
 	Users map[string]string
 	// ReadTimeout bounds the wait for each command. Zero: 5 minutes.
 	ReadTimeout time.Duration
@@ -133,6 +134,9 @@ func New(d Deliverer, opts *Options) *Server {
 			netip.MustParsePrefix("127.0.0.0/8"),
 			netip.MustParsePrefix("::1/128"),
 		}
+	}
+	if len(o.Users) > 0 && o.TLS == nil {
+		s.log.Warn("users configured without TLS: AUTH cannot be offered and every MAIL will be refused")
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 

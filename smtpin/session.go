@@ -39,6 +39,8 @@ type session struct {
 	sc  *smtp.Conn
 	log *slog.Logger
 
+	user string // authenticated user, "" before AUTH
+
 	from  string
 	rcpts []rcpt          // in RCPT order, duplicates kept (LMTP answers each)
 	lists []string        // distinct lists, in RCPT order
@@ -51,7 +53,10 @@ type rcpt struct {
 	list string
 }
 
-var _ smtp.LMTPSession = (*session)(nil)
+var (
+	_ smtp.LMTPSession = (*session)(nil)
+	_ smtp.AuthSession = (*session)(nil)
+)
 
 func (ss *session) closing() bool { return ss.c != nil && ss.c.isClosing() }
 
@@ -67,6 +72,9 @@ func (ss *session) Logout() error { return nil }
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.closing() {
 		return errShuttingDown
+	}
+	if ss.authRequired() {
+		return errAuthRequired
 	}
 	ss.from = from
 	return nil

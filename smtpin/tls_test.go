@@ -1,0 +1,130 @@
+package smtpin
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// testTLS returns a server config with a fresh self-signed certificate for
+// 127.0.0.1, and a client config trusting it.
+func testTLS(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "smtpin test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return server, client
+}
+
+func TestStartTLS(t *testing.T) {
+	srvTLS, cliTLS := testTLS(t)
+	d := &fakeDeliverer{}
+	_, addr := start(t, d, &Options{TLS: srvTLS})
+	c, err := smtp.DialStartTLS(addr, cliTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.TLSConnectionState(); !ok {
+		t.Fatal("no TLS after STARTTLS")
+	}
+	if err := send(t, c, []string{"demo@localhost"}, plainMsg); err != nil {
+		t.Fatalf("DATA over TLS: %v", err)
+	}
+	if got := d.deliveries(); len(got) != 1 || got[0].raw != plainMsg {
+		t.Fatalf("deliveries = %q", got)
+	}
+}
+
+// TestAuth: with users configured, MAIL needs AUTH (530), AUTH is offered
+// only under TLS, a wrong password is 535, and the right one delivers.
+func TestAuth(t *testing.T) {
+	srvTLS, cliTLS := testTLS(t)
+	d := &fakeDeliverer{}
+	_, addr := start(t, d, &Options{TLS: srvTLS, Users: map[string]string{"mailman": "s3cret"}})
+
+	// In clear: no AUTH offered, MAIL refused.
+	plain := dial(t, addr)
+	if ok, _ := plain.Extension("AUTH"); ok {
+		t.Error("AUTH offered without TLS")
+	}
+	wantCode(t, plain.Mail("a@example.org", nil), 530, smtp.EnhancedCode{5, 7, 0})
+
+	c, err := smtp.DialStartTLS(addr, cliTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, mechs := c.Extension("AUTH"); !ok || mechs != "PLAIN" {
+		t.Fatalf("AUTH extension = %v %q, want PLAIN", ok, mechs)
+	}
+	wantCode(t, c.Mail("a@example.org", nil), 530, smtp.EnhancedCode{5, 7, 0})
+	wantCode(t, c.Auth(sasl.NewPlainClient("", "mailman", "wrong")), 535, smtp.EnhancedCode{5, 7, 8})
+	if err := c.Auth(sasl.NewPlainClient("", "mailman", "s3cret")); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	if err := send(t, c, []string{"demo@localhost"}, plainMsg); err != nil {
+		t.Fatalf("DATA after AUTH: %v", err)
+	}
+	if n := len(d.deliveries()); n != 1 {
+		t.Fatalf("%d deliveries, want 1", n)
+	}
+}
+
+// TestShutdownTLS: an idle client under TLS also gets 421.
+func TestShutdownTLS(t *testing.T) {
+	srvTLS, cliTLS := testTLS(t)
+	s, addr := start(t, &fakeDeliverer{}, &Options{TLS: srvTLS})
+	c, err := smtp.DialStartTLS(addr, cliTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server side of the handshake may still be running when
+	// DialStartTLS returns; a shutdown then fails the handshake instead.
+	if err := c.Noop(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(t.Context()) }()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	var se *smtp.SMTPError
+	if err := c.Noop(); !errorsAs(err, &se) || se.Code != 421 {
+		t.Fatalf("NOOP after shutdown = %v, want 421", err)
+	}
+}
