@@ -220,3 +220,57 @@ func TestDrainReplay(t *testing.T) {
 		t.Errorf("%d articles, want 5", got)
 	}
 }
+
+// TestSpoolTwoWriters has two Archives on one data directory, as deliver
+// beside serve: their appends interleave in one spool through the append
+// lock, and their committers share the work; every message is archived
+// once.
+func TestSpoolTwoWriters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	_, l1 := newSpoolList(t, Options{Dir: dir})
+	_, l2 := newSpoolList(t, Options{Dir: dir})
+	const each = 25
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for s := range 8 {
+		l := l1
+		if s%2 == 1 {
+			l = l2
+		}
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Accept(ctx, spoolMsg(s*each+i, i%3 == 0)); err != nil {
+					errs <- err
+					return
+				}
+				if i%10 == 9 {
+					if _, err := l.Drain(ctx); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if _, err := l2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, s := range subjects(t, l1) {
+		count[s]++
+	}
+	for i := range 8 * each {
+		if s := fmt.Sprintf("spool %d", i); count[s] != 1 {
+			t.Errorf("%q archived %d times", s, count[s])
+		}
+	}
+}
