@@ -3,6 +3,7 @@ package smtpin
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBadInput feeds messages no well-behaved client sends. Each gets a clear
@@ -191,7 +192,35 @@ func TestBDAT(t *testing.T) {
 	c.send("BDAT 200 LAST\r\n" + strings.Repeat("x", 200))
 	c.expect("552 5.3.4")
 	c.cmd("NOOP", "250 ")
+	// RSET between chunks drops the transaction and keeps the session.
+	c.cmd("MAIL FROM:<a@example.org>", "250 ")
+	c.cmd("RCPT TO:<demo@localhost>", "250 ")
+	c.send("BDAT 3\r\nabc")
+	c.expect("250 ")
+	c.cmd("RSET", "250 ")
+	c.cmd("NOOP", "250 ")
+	c.cmd("DATA", "502 ")
 	if n := len(d.deliveries()); n != 1 {
 		t.Fatalf("%d deliveries, want 1", n)
+	}
+}
+
+// TestDataTimeout: a client that stalls in DATA gets 421 and is
+// disconnected; what it sends later is never read as commands.
+func TestDataTimeout(t *testing.T) {
+	d := &fakeDeliverer{}
+	_, addr := start(t, d, &Options{DataTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.hello()
+	c.cmd("MAIL FROM:<a@example.org>", "250 ")
+	c.cmd("RCPT TO:<demo@localhost>", "250 ")
+	c.cmd("DATA", "354 ")
+	c.send("Subject: slow\r\n\r\npart")
+	c.expect("421 4.4.2")
+	if _, err := c.r.ReadByte(); err == nil {
+		t.Fatal("connection still open after 421")
+	}
+	if n := len(d.deliveries()); n != 0 {
+		t.Fatalf("%d deliveries of a broken message, want 0", n)
 	}
 }

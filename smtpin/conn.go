@@ -65,6 +65,7 @@ type conn struct {
 	mu       sync.Mutex
 	closing  bool
 	inData   bool
+	hangup   bool       // a broken DATA transfer: end the session after the reply
 	smtpConn *smtp.Conn // set by the first session; nil before EHLO
 	closed   sync.Once
 }
@@ -111,7 +112,21 @@ func (c *conn) byeNow() bool {
 	return c.closing && !c.inData
 }
 
+// hangUp makes the next read report EOF, so go-smtp ends the session once
+// its reply to the current command is out.
+func (c *conn) hangUp() {
+	c.mu.Lock()
+	c.hangup = true
+	c.mu.Unlock()
+}
+
 func (c *conn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	hangup := c.hangup
+	c.mu.Unlock()
+	if hangup {
+		return 0, io.EOF
+	}
 	if c.byeNow() {
 		return c.bye()
 	}

@@ -25,8 +25,10 @@ var (
 	// RFC 3463 X.3.2: system not accepting network messages; RFC 5321
 	// section 3.8 for 421.
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
-	// RFC 3463 X.4.2: bad connection (timeout or broken transfer).
-	errDataBroken = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer failed, try again later"}
+	// RFC 3463 X.4.2: bad connection. RFC 5321 section 4.5.3.2.6: a
+	// server that times out in DATA closes the connection; 421 says so
+	// (section 3.8), so nothing after it is read as commands.
+	errDataBroken = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer timed out or broke off, closing connection"}
 	// RFC 5321 section 4.5.3.1.6 ("500 Line too long"); RFC 3463 X.6.0.
 	// Retrying cannot help, so it is permanent.
 	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Line too long"}
@@ -40,11 +42,20 @@ func (ss *session) dataError(err error) error {
 		ss.log.Info("data refused", "code", se.Code, "reason", se.Message)
 		return se
 	}
+	if errors.Is(err, smtp.ErrDataReset) {
+		// RSET or QUIT between BDAT chunks (RFC 3030 section 3): the
+		// transaction is dropped, the session goes on.
+		ss.log.Info("data aborted by client")
+		return errDataBroken
+	}
 	if errors.Is(err, smtp.ErrTooLongLine) {
 		ss.log.Info("data refused", "code", errLineTooLong.Code, "reason", "line too long")
 		return errLineTooLong
 	}
 	ss.log.Warn("data transfer failed", "err", err)
+	if ss.c != nil {
+		ss.c.hangUp()
+	}
 	return errDataBroken
 }
 
