@@ -137,8 +137,9 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	log := ss.log.With("from", ss.from, "msgid", messageID(raw))
 	for _, list := range ss.lists {
-		if err := ss.s.deliver(ss.log, list, raw); err != nil {
+		if err := ss.s.deliver(log, list, raw); err != nil {
 			return err
 		}
 	}
@@ -155,9 +156,10 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	if err != nil {
 		return err
 	}
+	log := ss.log.With("from", ss.from, "msgid", messageID(raw))
 	results := make(map[string]error, len(ss.lists))
 	for _, list := range ss.lists {
-		results[list] = ss.s.deliver(ss.log, list, raw)
+		results[list] = ss.s.deliver(log, list, raw)
 	}
 	for _, rc := range ss.rcpts {
 		status.SetStatus(rc.addr, results[rc.list])
