@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +25,17 @@ const spoolTrailer = "\n\nMailswarm-Spool: "
 // testHookAfterCommit, when set, runs after a batch is in git and the index
 // and before the checkpoint; an error ends the pass as a crash would.
 var testHookAfterCommit func() error
+
+// storageTrouble wraps err with ErrTempFail when it is the storage's
+// fault (full, read-only, failing disk), which may pass.
+func storageTrouble(err error) error {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, e) && !errors.Is(err, ErrTempFail) {
+			return fmt.Errorf("%w: %w", ErrTempFail, err)
+		}
+	}
+	return err
+}
 
 // spoolSeqOf returns the spool sequence number recorded in a commit
 // message (0: none).
@@ -59,7 +71,15 @@ func indexSpoolSeq(ctx context.Context, q querier) (uint64, error) {
 // segments wholly archived. When another process is draining the list it
 // returns at once with nothing done. Replay after a crash at any point is
 // idempotent: the spool sequence number is recorded in each commit.
+//
+// Errors caused by the storage wrap ErrTempFail; the records stay in the
+// spool and the next pass retries.
 func (l *List) Drain(ctx context.Context) (AddResult, error) {
+	res, err := l.drain(ctx)
+	return res, storageTrouble(err)
+}
+
+func (l *List) drain(ctx context.Context) (AddResult, error) {
 	res := AddResult{First: 1, Last: 0}
 	l.drainMu.Lock()
 	defer l.drainMu.Unlock()

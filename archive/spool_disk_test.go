@@ -93,3 +93,48 @@ func TestAcceptDiskFull(t *testing.T) {
 		t.Errorf("Accept on a read-only disk = %v, want ErrTempFail", err)
 	}
 }
+
+// TestDrainDiskFull fills a 3 MiB data directory with spooled mail: the
+// committer fails with ErrTempFail, keeps every record, and archives them
+// all once space returns. Needs root.
+func TestDrainDiskFull(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("cannot mount tmpfs: %v %s", err, out)
+		}
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v %s", err, out)
+		}
+	})
+	a, l := newSpoolList(t, Options{Dir: dir})
+	acked := 0
+	for i := range 200 {
+		if err := l.Accept(ctx, bigSpoolMsg(i)); err != nil {
+			if !errors.Is(err, ErrTempFail) {
+				t.Fatalf("Accept on a full disk = %v, want ErrTempFail", err)
+			}
+			break
+		}
+		acked++
+	}
+	if _, err := l.Drain(ctx); !errors.Is(err, ErrTempFail) {
+		t.Fatalf("Drain on a full disk = %v, want ErrTempFail", err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	res, err := l.Drain(ctx)
+	if err != nil {
+		t.Fatalf("Drain once space returned: %v", err)
+	}
+	if got := len(subjects(t, l)); res.Added != acked || got != acked {
+		t.Errorf("Drain added %d, %d articles; want the %d acknowledged", res.Added, got, acked)
+	}
+	gitFsck(t, l)
+	a.Close()
+}
