@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,6 +86,41 @@ func TestLMTPRaw(t *testing.T) {
 	c.send("Subject: x\r\n\r\nbody\r\n.\r\n")
 	c.expect("250 2.0.0 <demo@localhost>")
 	c.expect("250 2.0.0 <DEMO@localhost>")
+	if n := len(d.deliveries()); n != 1 {
+		t.Fatalf("%d deliveries, want 1", n)
+	}
+}
+
+// TestLMTPUnixSocket: LMTP over a Unix socket, as Postfix's lmtp:unix:
+// transport uses it, is allowed whatever the Networks.
+func TestLMTPUnixSocket(t *testing.T) {
+	d := &fakeDeliverer{}
+	path := filepath.Join(t.TempDir(), "lmtp.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(d, &Options{LMTP: true, Logger: testLogger(t)})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClientLMTP(nc)
+	defer c.Close()
+	if err := c.Hello("test.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(t, c, []string{"demo@localhost"}, plainMsg); err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
 	if n := len(d.deliveries()); n != 1 {
 		t.Fatalf("%d deliveries, want 1", n)
 	}

@@ -236,8 +236,12 @@ func (s *Server) closeConns() {
 	}
 }
 
-// allowed reports whether a client at addr may connect.
+// allowed reports whether a client at addr may connect. Unix-socket
+// clients (the usual LMTP setup) are local; file permissions guard them.
 func (s *Server) allowed(addr net.Addr) bool {
+	if addr == nil || addr.Network() == "unix" {
+		return addr != nil
+	}
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil {
 		return false
