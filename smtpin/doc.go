@@ -4,7 +4,22 @@
 //
 // A 250 is a promise: it is sent only once Deliver has returned nil, which
 // means the message is durable. Storage trouble is a 451 with generic text;
-// the real error is logged once, here, at the edge.
+// the real error is logged once, here, at the edge. The replies:
+//
+//	unknown recipient                 550 5.1.1
+//	message over Options.MaxSize      552 5.3.4 (connection stays usable)
+//	line over Options.MaxLineLength   500 5.6.0
+//	Deliver error, temporary/unknown  451 4.3.0
+//	Deliver error, rejected           554 5.6.0
+//	DATA timed out or broke off       421 4.4.2, then the connection closes
+//	client outside Options.Networks   554 5.7.1 instead of the greeting
+//	MAIL before AUTH (Users set)      530 5.7.0
+//	shutting down                     421 4.3.2, then the connection closes
+//
+// Each list is delivered once per message however many of its addresses
+// are recipients; over LMTP every recipient still gets its own reply. The
+// message reaches the Deliverer exactly as sent, dot-unstuffed, bare LFs,
+// NULs and 8-bit bytes included.
 //
 // Only cmd/mailswarm imports smtpin; it fills Options from the config.
 package smtpin

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,8 @@ const (
 	DefaultDataTimeout   = 10 * time.Minute
 	DefaultWriteTimeout  = time.Minute
 	DefaultMaxLineLength = 64 << 10
+
+	maxRecipients = 1000
 )
 
 // Server is an SMTP or LMTP server feeding a Deliverer.
@@ -145,6 +148,9 @@ func New(d Deliverer, opts *Options) *Server {
 	srv.LMTP = o.LMTP
 	srv.MaxMessageBytes = o.MaxSize
 	srv.MaxLineLength = o.MaxLineLength
+	// RFC 5321 section 4.5.3.1.8 asks for at least 100; more than this is
+	// 452 4.5.3 and the client sends the rest in another transaction.
+	srv.MaxRecipients = maxRecipients
 	srv.ReadTimeout = o.ReadTimeout
 	srv.WriteTimeout = o.WriteTimeout
 	srv.TLSConfig = o.TLS
@@ -258,10 +264,16 @@ func (s *Server) allowed(addr net.Addr) bool {
 // errorLog adapts slog to go-smtp's Logger (used for panics and I/O errors).
 type errorLog struct{ log *slog.Logger }
 
-func (l errorLog) Printf(format string, v ...any) {
-	l.log.Error("smtp server", "msg", fmt.Sprintf(format, v...))
-}
+// Printf logs panics (with their stack) as errors and the rest, mostly
+// clients that went away, as warnings.
+func (l errorLog) Printf(format string, v ...any) { l.print(fmt.Sprintf(format, v...)) }
 
-func (l errorLog) Println(v ...any) {
-	l.log.Error("smtp server", "msg", fmt.Sprint(v...))
+func (l errorLog) Println(v ...any) { l.print(fmt.Sprint(v...)) }
+
+func (l errorLog) print(msg string) {
+	if strings.HasPrefix(msg, "panic") {
+		l.log.Error("smtp server panic", "msg", msg)
+		return
+	}
+	l.log.Warn("smtp server", "msg", msg)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -213,4 +214,20 @@ func TestSizeParam(t *testing.T) {
 	c.hello()
 	c.cmd("MAIL FROM:<a@example.org> SIZE=5000", "552 5.3.4")
 	c.cmd("MAIL FROM:<a@example.org> SIZE=500", "250 ")
+}
+
+func TestMaxRecipients(t *testing.T) {
+	_, addr := start(t, &fakeDeliverer{}, &Options{Logger: slog.New(slog.DiscardHandler)})
+	c := dialRaw(t, addr)
+	c.hello()
+	c.cmd("MAIL FROM:<a@example.org>", "250 ")
+	var b strings.Builder
+	for range maxRecipients {
+		b.WriteString("RCPT TO:<demo@localhost>\r\n")
+	}
+	c.send(b.String())
+	for range maxRecipients {
+		c.expect("250 ")
+	}
+	c.cmd("RCPT TO:<demo@localhost>", "452 4.5.3")
 }
