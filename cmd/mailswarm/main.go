@@ -3,14 +3,16 @@
 //
 // Usage:
 //
-//	mailswarm serve   [--data DIR]
+//	mailswarm serve   [--config FILE] [--data DIR]
+//	mailswarm deliver --data DIR --list NAME < message
 //	mailswarm import  --data DIR --list NAME [--address ADDR] [--format mboxrd|mboxo] PATH...
 //	mailswarm export  --data DIR --list NAME [--since YYYY-MM-DD] [--until YYYY-MM-DD]
 //	mailswarm stats   --data DIR [--list NAME] --json
 //	mailswarm verify  --data DIR --list NAME
 //	mailswarm reindex --data DIR --list NAME
 //
-// Exit status: 0 on success, 1 on failure, 2 on bad usage.
+// Exit status: 0 on success, 1 on failure, 2 on bad usage; deliver uses
+// sysexits codes instead (see deliver.go).
 package main
 
 import (
@@ -35,6 +37,7 @@ type command struct {
 
 var commands = []command{
 	{"serve", "run the archive's servers", runServe},
+	{"deliver", "archive one message from standard input (MDA pipe)", runDeliver},
 	{"import", "archive mbox, Maildir, .eml or public-inbox sources", runImport},
 	{"export", "write a list as mboxrd on standard output", runExport},
 	{"stats", "print list statistics", runStats},
@@ -63,7 +66,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:])
+			var ee *exitError
 			switch {
+			case errors.As(err, &ee):
+				fmt.Fprintf(stderr, "mailswarm %s: %v\n", c.name, err)
+				return ee.code
 			case err == nil:
 				return 0
 			case errors.Is(err, flag.ErrHelp):

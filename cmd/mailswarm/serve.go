@@ -2,37 +2,140 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"log/slog"
+	"net"
+	"sync"
+	"time"
 
 	"mailswarm/archive"
+	"mailswarm/config"
+	"mailswarm/smtpin"
 )
 
-// runServe runs the archive on the embedded default: data in
-// ./mailswarm-data and one list, demo, for demo@localhost. The SMTP, IMAP and
-// HTTP/BitTorrent front ends attach here as they are built; until then serve
-// opens (and on first run creates) the archive, reports what it holds, and
-// keeps it open until interrupted.
+// shutdownGrace is how long serve waits for open SMTP transactions after a
+// signal before it closes them.
+const shutdownGrace = 30 * time.Second
+
+// runServe runs the archive: the committers of every list and the SMTP (and,
+// when configured, LMTP) listeners. Without --config it runs on the embedded
+// default: data in ./mailswarm-data, SMTP on 127.0.0.1:2525, one list demo
+// for demo@localhost. IMAP and the swarm attach here as they are built.
 func runServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
-	data := fs.String("data", defaultData, "data directory")
+	cfgPath := fs.String("config", "", "TOML configuration file (default: the embedded default)")
+	data := fs.String("data", "", "data directory (overrides the configuration)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, err := archive.Open(&archive.Options{Dir: *data})
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	a, err := archive.Open(&archive.Options{Dir: cfg.Data, MaxMessageSize: cfg.MaxMessageSize})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	l, err := a.OpenOrCreate("demo", "demo@localhost")
-	if err != nil {
-		return err
+	for _, l := range cfg.Lists {
+		addr := ""
+		if len(l.Addresses) > 0 {
+			addr = l.Addresses[0]
+		}
+		if _, err := a.OpenOrCreate(l.Name, addr); err != nil {
+			return err
+		}
 	}
-	st, err := l.Stats(ctx)
-	if err != nil {
-		return err
+
+	runCtx, stopArchive := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = a.Run(runCtx) })
+	defer func() { stopArchive(); wg.Wait() }()
+
+	var users map[string]string
+	for _, u := range cfg.Users {
+		if users == nil {
+			users = map[string]string{}
+		}
+		users[u.Name] = u.PasswordHash
 	}
-	slog.Info("serving", "data", *data, "list", l.Name(), "address", l.Address(), "messages", st.Messages)
+	var servers []*smtpin.Server
+	for _, lc := range []struct {
+		name string
+		l    config.Listener
+		lmtp bool
+	}{{"smtp", cfg.SMTP, false}, {"lmtp", cfg.LMTP, true}} {
+		if lc.l.Listen == "" {
+			continue
+		}
+		opts := &smtpin.Options{
+			Lists:    cfg.ListAddresses(),
+			MaxSize:  cfg.MaxMessageSize,
+			Networks: cfg.Networks,
+			Users:    users,
+			LMTP:     lc.lmtp,
+			Logger:   slog.Default().With("listener", lc.name),
+		}
+		if lc.l.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(lc.l.TLSCert, lc.l.TLSKey)
+			if err != nil {
+				return fmt.Errorf("%s tls: %w", lc.name, err)
+			}
+			opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		}
+		srv := smtpin.New(deliverer{a}, opts)
+		ln, err := net.Listen("tcp", lc.l.Listen)
+		if err != nil {
+			return fmt.Errorf("%s: %w", lc.name, err)
+		}
+		servers = append(servers, srv)
+		wg.Go(func() {
+			if err := srv.Serve(ln); err != nil {
+				slog.Error("listener stopped", "listener", lc.name, "err", err)
+			}
+		})
+		slog.Info("listening", "listener", lc.name, "addr", ln.Addr().String())
+	}
+	slog.Info("serving", "data", cfg.Data, "lists", len(cfg.Lists))
 	<-ctx.Done()
 	slog.Info("shutting down")
-	return nil
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			slog.Warn("shutdown", "err", err)
+		}
+	}
+	stopArchive() // final drain
+	wg.Wait()
+	return runErr
+}
+
+// loadConfig returns the configuration at path, or the embedded default.
+// An invalid file is a usage error (exit 2) listing every problem.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return cfg, nil
+}
+
+// deliverer hands SMTP deliveries to the archive's spool.
+type deliverer struct{ a *archive.Archive }
+
+func (d deliverer) Deliver(ctx context.Context, list string, raw []byte) error {
+	l, err := d.a.List(list)
+	if err != nil {
+		return err
+	}
+	return l.Accept(ctx, raw)
 }
