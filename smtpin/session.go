@@ -110,9 +110,9 @@ func canonAddr(a string) string {
 
 // read takes the whole message off the wire, within DataTimeout, and marks
 // the connection busy until the caller clears it (Shutdown waits for busy
-// connections). The limit
-// (RFC 1870) is enforced by go-smtp's reader, which answers ErrDataTooLarge
-// and then drains the rest, so the connection stays usable.
+// connections). The size limit (RFC 1870) is enforced by go-smtp's reader,
+// which answers ErrDataTooLarge and then drains the rest, so the connection
+// stays usable.
 func (ss *session) read(r io.Reader) ([]byte, error) {
 	if ss.c != nil {
 		ss.c.setInData(true)
@@ -128,7 +128,9 @@ func (ss *session) read(r io.Reader) ([]byte, error) {
 }
 
 // Data delivers the message to every list named by a recipient, once per
-// list. Any failure fails the whole message: SMTP has one reply for DATA.
+// list. Any failure fails the whole message, since SMTP has one reply for
+// DATA; the sender then retries it for every list, and lists that already
+// took it rely on the archive dropping the duplicate (same Message-ID).
 func (ss *session) Data(r io.Reader) error {
 	if ss.c != nil {
 		defer ss.c.setInData(false)
