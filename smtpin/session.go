@@ -130,7 +130,8 @@ func (ss *session) read(r io.Reader) ([]byte, error) {
 // Data delivers the message to every list named by a recipient, once per
 // list. Any failure fails the whole message, since SMTP has one reply for
 // DATA; the sender then retries it for every list, and lists that already
-// took it rely on the archive dropping the duplicate (same Message-ID).
+// took it rely on the archive dropping the duplicate (same Message-ID
+// and content).
 func (ss *session) Data(r io.Reader) error {
 	if ss.c != nil {
 		defer ss.c.setInData(false)
