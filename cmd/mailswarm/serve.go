@@ -113,6 +113,12 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	stopArchive() // final drain
 	wg.Wait()
+	for _, lc := range cfg.Lists {
+		if l, err := a.List(lc.Name); err == nil {
+			st := l.SpoolStats()
+			slog.Info("spool", "list", lc.Name, "appends", st.Appends, "fsyncs", st.Fsyncs)
+		}
+	}
 	return runErr
 }
 
