@@ -1,11 +1,11 @@
 package smtpin
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // RFC 4954 section 6: 530 5.7.0 Authentication required.
@@ -36,10 +36,13 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 			ss.log.Warn("auth failed", "user", user, "reason", "authorization identity differs")
 			return smtp.ErrAuthFailed
 		}
-		want, ok := ss.s.opts.Users[user]
-		// Compare digests so the time taken says nothing about lengths.
-		a, b := sha256.Sum256([]byte(pass)), sha256.Sum256([]byte(want))
-		if subtle.ConstantTimeCompare(a[:], b[:]) != 1 || !ok {
+		hash, ok := ss.s.opts.Users[user]
+		if !ok {
+			// Spend the time of a real check, so timing does not tell
+			// which user names exist.
+			hash = dummyHash
+		}
+		if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)); err != nil || !ok {
 			ss.log.Warn("auth failed", "user", user)
 			return smtp.ErrAuthFailed
 		}
@@ -48,4 +51,14 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		ss.log.Info("authenticated")
 		return nil
 	}), nil
+}
+
+// dummyHash is a bcrypt hash of a random password, checked for unknown
+// users.
+const dummyHash = "$2a$10$wERje3byZrW4xJv5lhTIFeH1STvRNuYf66lbW/t1MGDUeZQohzPI6"
+
+// isBcrypt reports whether h looks like a bcrypt hash ("$2a$", "$2b$",
+// "$2y$").
+func isBcrypt(h string) bool {
+	return len(h) == 60 && (strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$"))
 }

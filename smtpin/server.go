@@ -37,8 +37,9 @@ type Options struct {
 	Networks []netip.Prefix
 	// TLS enables STARTTLS (RFC 3207). Zero: no STARTTLS.
 	TLS *tls.Config
-	// Users maps a user name to its password for AUTH PLAIN (RFC 4954),
-	// offered only under TLS (so it needs TLS too). When set, every client
+	// Users maps a user name to the bcrypt hash ("$2a$...", as in the
+	// config) of its password for AUTH PLAIN (RFC 4954), offered only
+	// under TLS (so it needs TLS too); other values never match. When set, every client
 	// must authenticate before MAIL. Zero: no AUTH, and none required.
 	Users map[string]string
 	// ReadTimeout bounds the wait for each command. Zero: 5 minutes.
@@ -136,6 +137,11 @@ func New(d Deliverer, opts *Options) *Server {
 		s.nets = []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"),
 			netip.MustParsePrefix("::1/128"),
+		}
+	}
+	for user, hash := range o.Users {
+		if !isBcrypt(hash) {
+			s.log.Warn("password is not a bcrypt hash: that user cannot log in", "user", user)
 		}
 	}
 	if len(o.Users) > 0 && o.TLS == nil {

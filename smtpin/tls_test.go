@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // testTLS returns a server config with a fresh self-signed certificate for
@@ -74,7 +75,11 @@ func TestStartTLS(t *testing.T) {
 func TestAuth(t *testing.T) {
 	srvTLS, cliTLS := testTLS(t)
 	d := &fakeDeliverer{}
-	_, addr := start(t, d, &Options{TLS: srvTLS, Users: map[string]string{"mailman": "s3cret"}})
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := start(t, d, &Options{TLS: srvTLS, Users: map[string]string{"mailman": string(hash), "plain": "s3cret"}})
 
 	// In clear: no AUTH offered, MAIL refused.
 	plain := dial(t, addr)
@@ -93,6 +98,9 @@ func TestAuth(t *testing.T) {
 	}
 	wantCode(t, c.Mail("a@example.org", nil), 530, smtp.EnhancedCode{5, 7, 0})
 	wantCode(t, c.Auth(sasl.NewPlainClient("", "mailman", "wrong")), 535, smtp.EnhancedCode{5, 7, 8})
+	wantCode(t, c.Auth(sasl.NewPlainClient("", "nobody", "s3cret")), 535, smtp.EnhancedCode{5, 7, 8})
+	// A value that is not a bcrypt hash is not a password either.
+	wantCode(t, c.Auth(sasl.NewPlainClient("", "plain", "s3cret")), 535, smtp.EnhancedCode{5, 7, 8})
 	if err := c.Auth(sasl.NewPlainClient("", "mailman", "s3cret")); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
