@@ -5,6 +5,8 @@
 //
 //	go run ./bench import [-n 10000] [-mbox FILE]... [-skip-pi] [-skip-ours]
 //	                      [-bin PATH] [-pi-opts "--no-fsync"] [-shared DIR] [-keep]
+//	go run ./bench smtp [-n 5000] [-conns 16] [-pi-n 500] [-skip-pi]
+//	                    [-bin PATH] [-shared DIR] [-keep]
 //
 // import: for each input mbox, `mailswarm import` into a fresh data
 // directory and public-inbox's full-index import (import_mbox.pl, as
@@ -16,6 +18,14 @@
 // shared/corpora/spamassassin/easy-ham-1.mboxrd.gz; -mbox (repeatable)
 // replaces them. Compressed inputs are decompressed first, untimed, and
 // both sides read the same plain file.
+//
+// smtp: durable SMTP ingest. -n messages made by gen_mbox.py are sent to
+// `mailswarm serve` over -conns SMTP connections (one goroutine each,
+// MAIL/RCPT/DATA per message on the same connection); then msg/s, p50 and
+// p99 latency (MAIL FROM to the reply after DATA), fsyncs per message from
+// serve's shutdown line and the count `mailswarm stats` archived. Beside
+// it, public-inbox-mda delivers the first -pi-n of the same messages into
+// a fresh v2 inbox with -conns workers, one process per message.
 //
 // Needs: go, python3 (generator), public-inbox, perl, sqlite3, git, and
 // GNU time at /usr/bin/time (else peak RSS is not measured). Everything is
@@ -33,6 +43,7 @@ func usage() {
 
 commands:
   import   mailswarm import vs public-inbox import (go run ./bench import -h)
+  smtp     mailswarm serve SMTP ingest vs public-inbox-mda (go run ./bench smtp -h)
 `)
 	os.Exit(2)
 }
@@ -45,6 +56,8 @@ func main() {
 	switch os.Args[1] {
 	case "import":
 		err = importMain(os.Args[2:])
+	case "smtp":
+		err = smtpMain(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
