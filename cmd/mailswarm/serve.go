@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -79,7 +80,11 @@ func runServe(ctx context.Context, args []string) error {
 			Networks: cfg.Networks,
 			Users:    users,
 			LMTP:     lc.lmtp,
-			Logger:   slog.Default().With("listener", lc.name),
+			// 451 for storage trouble, 554 5.6.0 for mail that cannot be
+			// archived (empty, over the size limit).
+			IsTempFail: func(err error) bool { return errors.Is(err, archive.ErrTempFail) },
+			IsRejected: func(err error) bool { return errors.Is(err, archive.ErrRejected) },
+			Logger:     slog.Default().With("listener", lc.name),
 		}
 		if lc.l.TLSCert != "" {
 			cert, err := tls.LoadX509KeyPair(lc.l.TLSCert, lc.l.TLSKey)
