@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,7 +121,8 @@ func (l *List) Accept(ctx context.Context, raw []byte) error {
 		max = defaultMaxMessageSize
 	}
 	switch {
-	case len(raw) == 0:
+	case len(bytes.TrimSpace(raw)) == 0:
+		// Nothing but line breaks: no header, no body, nothing to archive.
 		return fmt.Errorf("%w: empty message", ErrRejected)
 	case int64(len(raw)) > max:
 		return fmt.Errorf("%w: message of %d bytes is over the limit of %d", ErrRejected, len(raw), max)

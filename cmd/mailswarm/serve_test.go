@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/smtp"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,5 +243,39 @@ func TestServeKill9(t *testing.T) {
 	}
 	if lost > 0 || twice > 0 {
 		t.Fatalf("%d acknowledged messages lost, %d archived more than once", lost, twice)
+	}
+}
+
+// TestServeRejectsEmptyMessage: an empty DATA cannot be archived; serve
+// answers 554 5.6.0, not a temporary 451 that would make the MTA retry.
+func TestServeRejectsEmptyMessage(t *testing.T) {
+	data := t.TempDir()
+	port := peertest.FreePort(t)
+	srv := startServe(t, writeConfig(t, data, port, 0, "dev@lists.example.org"), port)
+	defer srv.stop(t)
+	c, err := smtp.Dial(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("dev@lists.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te *textproto.Error
+	if err := w.Close(); !errors.As(err, &te) || te.Code != 554 || !strings.HasPrefix(te.Msg, "5.6.0") {
+		t.Fatalf("empty message: %v, want 554 5.6.0", err)
+	}
+	if err := c.Mail("a@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("nobody@lists.example.org"); !errors.As(err, &te) || te.Code != 550 {
+		t.Fatalf("unknown recipient: %v, want 550", err)
 	}
 }
