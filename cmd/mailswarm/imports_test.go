@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection keeps the package graph of DESIGN.md: imports go one
+// way (cmd → everything; smtpin, imapd, swarm → archive → gitstore; gitstore
+// and config import nothing of ours), and each third-party protocol or
+// storage library lives in one package.
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "mailswarm/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	ours := map[string][]string{ // package → packages of ours it may import
+		"mailswarm/gitstore": {},
+		"mailswarm/config":   {},
+		"mailswarm/archive":  {"mailswarm/gitstore"},
+		"mailswarm/smtpin":   {"mailswarm/archive"},
+		"mailswarm/imapd":    {"mailswarm/archive"},
+		"mailswarm/swarm":    {"mailswarm/archive"},
+	}
+	owner := map[string]string{ // library prefix → the one package that may import it
+		"github.com/go-git/":             "mailswarm/gitstore",
+		"github.com/emersion/go-smtp":    "mailswarm/smtpin",
+		"github.com/emersion/go-imap":    "mailswarm/imapd",
+		"github.com/anacrolix/":          "mailswarm/swarm",
+		"github.com/emersion/go-message": "mailswarm/archive",
+		"modernc.org/sqlite":             "mailswarm/archive",
+		"github.com/BurntSushi/toml":     "mailswarm/config",
+	}
+	checked := 0
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		pkg, imports := f[0], f[1:]
+		allowed, constrained := ours[pkg]
+		for _, imp := range imports {
+			if constrained && strings.HasPrefix(imp, "mailswarm/") {
+				ok := false
+				for _, a := range allowed {
+					ok = ok || imp == a
+				}
+				if !ok {
+					t.Errorf("%s imports %s: not allowed by DESIGN.md's package graph", pkg, imp)
+				}
+			}
+			for prefix, own := range owner {
+				if strings.HasPrefix(imp, prefix) && pkg != own {
+					t.Errorf("%s imports %s, which belongs in %s only", pkg, imp, own)
+				}
+			}
+		}
+		checked++
+	}
+	if checked < 7 {
+		t.Fatalf("go list listed %d packages", checked)
+	}
+}
