@@ -322,31 +322,9 @@ func runPI(ctx context.Context, script, mbox, dir string, opts []string) result 
 		r.Err = err
 		return r
 	}
-	for _, p := range []string{"perl", "git", "sqlite3", "public-inbox-init", "public-inbox-index"} {
-		if _, err := exec.LookPath(p); err != nil {
-			return fail(fmt.Errorf("public-inbox: %s not in PATH (apt-get install public-inbox sqlite3)", p))
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	inbox, env, err := initPIInbox(ctx, dir, "perl", "git", "sqlite3", "public-inbox-init", "public-inbox-index")
+	if err != nil {
 		return fail(err)
-	}
-	cfg := filepath.Join(dir, "config")
-	inbox := filepath.Join(dir, "inbox")
-	env := append(os.Environ(), "PI_CONFIG="+cfg, "PI_DIR="+dir, "PI_EMERGENCY="+filepath.Join(dir, "emergency")+"/")
-	setup := [][]string{
-		{"public-inbox-init", "-V2", "-L", "full", "--ng", "inbox." + benchList,
-			"-c", "listid=" + benchList + ".lists.example.org",
-			benchList, inbox, "http://127.0.0.1/" + benchList, benchAddr},
-		// mirror-style delivery: accept everything
-		{"git", "config", "-f", cfg, "publicinbox." + benchList + ".filter", "PublicInbox::Filter::Mirror"},
-		{"git", "config", "-f", cfg, "publicinboxmda.spamcheck", "none"},
-	}
-	for _, argv := range setup {
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = env
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fail(fmt.Errorf("%s: %w: %s", argv[0], err, lastLines(b, 5)))
-		}
 	}
 	imp, err := timed(ctx, env, filepath.Join(dir, "import"), "perl",
 		append(append([]string{script}, opts...), benchList, mbox)...)

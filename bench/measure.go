@@ -196,3 +196,37 @@ func sharedDir(flagDir, root string) (string, error) {
 		d = parent
 	}
 }
+
+// initPIInbox makes a fresh public-inbox v2 inbox under dir at full index
+// level, taking every message (Mirror filter, no spam check), after
+// checking that tools are installed. It returns the inbox directory and
+// the environment (PI_CONFIG and friends) public-inbox commands need.
+func initPIInbox(ctx context.Context, dir string, tools ...string) (inbox string, env []string, err error) {
+	for _, p := range tools {
+		if _, err := exec.LookPath(p); err != nil {
+			return "", nil, fmt.Errorf("public-inbox: %s not in PATH (apt-get install public-inbox sqlite3)", p)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	cfg := filepath.Join(dir, "config")
+	inbox = filepath.Join(dir, "inbox")
+	env = append(os.Environ(), "PI_CONFIG="+cfg, "PI_DIR="+dir, "PI_EMERGENCY="+filepath.Join(dir, "emergency")+"/")
+	setup := [][]string{
+		{"public-inbox-init", "-V2", "-L", "full", "--ng", "inbox." + benchList,
+			"-c", "listid=" + benchList + ".lists.example.org",
+			benchList, inbox, "http://127.0.0.1/" + benchList, benchAddr},
+		// mirror-style delivery: accept everything
+		{"git", "config", "-f", cfg, "publicinbox." + benchList + ".filter", "PublicInbox::Filter::Mirror"},
+		{"git", "config", "-f", cfg, "publicinboxmda.spamcheck", "none"},
+	}
+	for _, argv := range setup {
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Env = env
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", nil, fmt.Errorf("%s: %w: %s", argv[0], err, lastLines(b, 5))
+		}
+	}
+	return inbox, env, nil
+}
