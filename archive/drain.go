@@ -139,7 +139,9 @@ func (l *List) drain(ctx context.Context) (AddResult, error) {
 			return nil
 		}
 		last := seqs[len(seqs)-1]
-		msgs := prepareAll(pending)
+		// One goroutine: the committer runs beside live SMTP sessions, whose
+		// 250s must not wait behind a burst of parsing on every core.
+		msgs := prepareOn(pending, 1)
 		for i, m := range msgs {
 			m.spoolSeq = seqs[i]
 		}

@@ -329,8 +329,13 @@ func (im *importer) progress() {
 
 // prepareAll parses msgs on every core, keeping their order.
 func prepareAll(msgs []pendingMsg) []*Prepared {
+	return prepareOn(msgs, runtime.GOMAXPROCS(0))
+}
+
+// prepareOn parses msgs on the given number of goroutines, keeping their
+// order.
+func prepareOn(msgs []pendingMsg, workers int) []*Prepared {
 	out := make([]*Prepared, len(msgs))
-	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	next := make(chan int, len(msgs))
 	for i := range msgs {
