@@ -279,3 +279,27 @@ func TestServeRejectsEmptyMessage(t *testing.T) {
 		t.Fatalf("unknown recipient: %v, want 550", err)
 	}
 }
+
+// TestServeBadConfig: a configuration with several mistakes is refused
+// with exit 2 and one message naming every problem.
+func TestServeBadConfig(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(cfg, []byte(`
+[smtp]
+listen = "nowhere"
+[[list]]
+name = "Bad Name"
+addresses = ["not-an-address"]
+[frobnicate]
+x = 1
+`), 0o644)
+	_, stderr, err := mailswarm(t, "serve", "--config", cfg)
+	if code := exitCode(err); code != 2 {
+		t.Fatalf("serve with a bad config: exit %d, want 2\n%s", code, stderr)
+	}
+	for _, want := range []string{"smtp.listen", "list[0].name", "list[0].addresses[0]", "frobnicate"} {
+		if !strings.Contains(string(stderr), want) {
+			t.Errorf("error message does not name %s:\n%s", want, stderr)
+		}
+	}
+}
