@@ -90,21 +90,7 @@ func piReferences(h header) []string {
 	var ids []string
 	for _, name := range []string{"References", "In-Reply-To"} {
 		for _, v := range h.all(name) {
-			s := unfoldPI(v)
-			for {
-				i := strings.IndexByte(s, '<')
-				if i < 0 {
-					break
-				}
-				j := strings.IndexByte(s[i+1:], '>')
-				if j < 0 {
-					break
-				}
-				if j > 0 {
-					ids = append(ids, s[i+1:i+1+j])
-				}
-				s = s[i+1+j+1:]
-			}
+			ids = append(ids, bracketed(unfoldPI(v))...)
 		}
 	}
 	if len(ids) == 0 {

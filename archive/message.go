@@ -310,26 +310,13 @@ func isCtl(r rune) bool { return r < ' ' || r == 0x7f }
 // whole is true the whole value is the id (public-inbox extract_mids);
 // otherwise a single bare token with an @ is taken.
 func extractIDs(v []byte, whole bool) []string {
-	s := unfoldPI(v)
-	var ids []string
-	for {
-		i := strings.IndexByte(s, '<')
-		if i < 0 {
-			break
+	if ids := bracketed(unfoldPI(v)); ids != nil {
+		for i, id := range ids {
+			ids[i] = cleanID(id)
 		}
-		j := strings.IndexByte(s[i+1:], '>')
-		if j < 0 {
-			break
-		}
-		if j > 0 {
-			ids = append(ids, cleanID(s[i+1:i+1+j]))
-		}
-		s = s[i+1+j+1:]
-	}
-	if ids != nil {
 		return ids
 	}
-	s = strings.TrimSpace(unfoldPI(v))
+	s := strings.TrimSpace(unfoldPI(v))
 	if s == "" {
 		return nil
 	}
@@ -340,6 +327,26 @@ func extractIDs(v []byte, whole bool) []string {
 		return []string{cleanID(s)}
 	}
 	return nil
+}
+
+// bracketed returns the non-empty <...> tokens of s, without the
+// brackets, as they stand; nil when there are none.
+func bracketed(s string) []string {
+	var ids []string
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			return ids
+		}
+		j := strings.IndexByte(s[i+1:], '>')
+		if j < 0 {
+			return ids
+		}
+		if j > 0 {
+			ids = append(ids, s[i+1:i+1+j])
+		}
+		s = s[i+1+j+1:]
+	}
 }
 
 func cleanID(s string) string {
