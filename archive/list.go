@@ -269,12 +269,9 @@ type Stats struct {
 // Stats returns the list's summary.
 func (l *List) Stats(ctx context.Context) (Stats, error) {
 	s := Stats{Name: l.name, Epochs: len(l.git.Epochs())}
-	err := l.db.QueryRowContext(ctx, `SELECT count(*), coalesce(max(num), 0), coalesce(sum(size), 0)
-		FROM msg WHERE removed = 0`).Scan(&s.Messages, &s.LastArticle, &s.Bytes)
+	err := l.db.QueryRowContext(ctx, `SELECT coalesce(sum(removed = 0), 0), coalesce(max(num), 0),
+		coalesce(sum(CASE WHEN removed = 0 THEN size END), 0) FROM msg`).Scan(&s.Messages, &s.LastArticle, &s.Bytes)
 	if err != nil {
-		return s, fmt.Errorf("archive: stats %s: %w", l.name, err)
-	}
-	if err := l.db.QueryRowContext(ctx, `SELECT coalesce(max(num), 0) FROM msg`).Scan(&s.LastArticle); err != nil {
 		return s, fmt.Errorf("archive: stats %s: %w", l.name, err)
 	}
 	filepath.WalkDir(l.dir, func(_ string, d os.DirEntry, err error) error {
