@@ -15,13 +15,15 @@ import (
 
 // schemaVersion changes whenever the index layout does; an index of another
 // version is rebuilt from git.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // The index is derived from git: every row can be rebuilt by Reindex.
 //
 //	msg     one row per archived message; num is the article number (its
 //	        position in the list's history across epochs, counting only "m"
 //	        commits), so it is the same on every mirror and after a rebuild.
+//	        size is the raw size, vsize the size with CRLF line endings
+//	        (IMAP's RFC822.SIZE)
 //	mids    every Message-ID of a message (dedup, threading)
 //	refs    the ids a message refers to (References, In-Reply-To)
 //	epochs  per epoch, the last commit indexed: the catch-up point after a
@@ -43,6 +45,7 @@ var schema = []string{
 		pack TEXT NOT NULL,
 		off INTEGER NOT NULL,
 		size INTEGER NOT NULL,
+		vsize INTEGER NOT NULL,
 		mid TEXT NOT NULL,
 		chash BLOB NOT NULL,
 		date INTEGER NOT NULL,
@@ -166,8 +169,8 @@ func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
 		s **sql.Stmt
 		q string
 	}{
-		{&w.insMsg, `INSERT INTO msg (num, epoch, commit_id, blob_id, pack, off, size, mid, chash, date, arrived,
-			subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.insMsg, `INSERT INTO msg (num, epoch, commit_id, blob_id, pack, off, size, vsize, mid, chash, date, arrived,
+			subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&w.insMid, `INSERT INTO mids (mid, num) VALUES (?, ?)`},
 		{&w.insRef, `INSERT INTO refs (mid, num) VALUES (?, ?)`},
 		{&w.insTri, `INSERT INTO tri (seg, key, nums) VALUES (?, ?, ?)`},
@@ -261,7 +264,7 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 		date = e.Author.When
 	}
 	_, err = w.insMsg.ExecContext(ctx, num, e.Epoch, e.Commit[:], e.Blob[:], e.BlobLoc.Pack, e.BlobLoc.Offset,
-		e.BlobSize, p.MessageID, p.ContentHash[:], date.Unix(), e.Committer.When.Unix(),
+		e.BlobSize, p.CRLFSize, p.MessageID, p.ContentHash[:], date.Unix(), e.Committer.When.Unix(),
 		p.Subject, p.From.Name, p.From.Mailbox+"@"+p.From.Host, thr,
 		EncodeEnvelope(&p.Envelope), EncodeBodyStructure(&p.Body))
 	if err != nil {

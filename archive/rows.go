@@ -1,0 +1,179 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"mailswarm/gitstore"
+)
+
+// What the IMAP server reads from the index, without building anything
+// per message: the timeline (article, arrival) for mailbox views, the
+// FETCH rows, numeric ranges for SEARCH, and text matching that confirms
+// the trigram candidates.
+
+// Timeline calls fn for every article after the given one, in article
+// order: its number, its arrival (committer) time in unix seconds and
+// whether it was removed.
+func (l *List) Timeline(ctx context.Context, after int64, fn func(num, arrived int64, removed bool) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT num, arrived, removed FROM msg WHERE num > ? ORDER BY num`, after)
+	if err != nil {
+		return fmt.Errorf("archive: timeline %s: %w", l.name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var num, arrived int64
+		var removed bool
+		if err := rows.Scan(&num, &arrived, &removed); err != nil {
+			return fmt.Errorf("archive: timeline %s: %w", l.name, err)
+		}
+		if err := fn(num, arrived, removed); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Row is an article's index row as IMAP FETCH uses it. Envelope and
+// Body are the encoded forms (DecodeEnvelope, DecodeBodyStructure), only
+// valid during the callback and only filled when asked for.
+type Row struct {
+	Num      int64
+	Arrived  int64 // unix seconds: INTERNALDATE
+	VSize    int64 // RFC822.SIZE
+	Loc      gitstore.Loc
+	Envelope []byte
+	Body     []byte
+}
+
+// Rows calls fn for each article with from <= num <= to that is not
+// removed, in article order; envelope and body say whether the encoded
+// ENVELOPE and BODYSTRUCTURE are wanted.
+func (l *List) Rows(ctx context.Context, from, to int64, envelope, body bool, fn func(*Row) error) error {
+	cols := "num, arrived, vsize, epoch, pack, off"
+	if envelope {
+		cols += ", env"
+	}
+	if body {
+		cols += ", bs"
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT `+cols+` FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 ORDER BY num`, from, to)
+	if err != nil {
+		return fmt.Errorf("archive: rows %s: %w", l.name, err)
+	}
+	defer rows.Close()
+	var r Row
+	dest := []any{&r.Num, &r.Arrived, &r.VSize, &r.Loc.Epoch, &r.Loc.Pack, &r.Loc.Offset}
+	if envelope {
+		dest = append(dest, &r.Envelope)
+	}
+	if body {
+		dest = append(dest, &r.Body)
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("archive: rows %s: %w", l.name, err)
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ReadAt returns the raw bytes of the blob at loc (a Row's Loc).
+func (l *List) ReadAt(loc gitstore.Loc) ([]byte, error) {
+	b, err := l.git.ReadBlob(loc)
+	if err != nil {
+		return nil, fmt.Errorf("archive: read %s: %w", l.name, err)
+	}
+	return b, nil
+}
+
+// Columns SEARCH can compare numerically.
+const (
+	ColDate    = "date"    // Date header (SENT*), unix seconds
+	ColArrived = "arrived" // arrival (BEFORE/ON/SINCE), unix seconds
+	ColVSize   = "vsize"   // RFC822.SIZE (LARGER/SMALLER)
+)
+
+// NumsIn returns, ascending, the articles from..to (not removed) whose
+// column col lies in [min, max].
+func (l *List) NumsIn(ctx context.Context, col string, min, max, from, to int64) ([]int64, error) {
+	switch col {
+	case ColDate, ColArrived, ColVSize:
+	default:
+		return nil, fmt.Errorf("archive: no searchable column %q", col)
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT num FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 AND `+
+		col+` BETWEEN ? AND ? ORDER BY num`, from, to, min, max)
+	if err != nil {
+		return nil, fmt.Errorf("archive: search %s: %w", l.name, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Subjects calls fn with the decoded subject of each article in nums.
+func (l *List) Subjects(ctx context.Context, nums []int64, fn func(num int64, subject string) error) error {
+	st, err := l.db.PrepareContext(ctx, `SELECT subject FROM msg WHERE num = ?`)
+	if err != nil {
+		return fmt.Errorf("archive: subjects %s: %w", l.name, err)
+	}
+	defer st.Close()
+	for _, n := range nums {
+		var s string
+		if err := st.QueryRowContext(ctx, n).Scan(&s); err != nil {
+			return fmt.Errorf("archive: subjects %s article %d: %w", l.name, n, err)
+		}
+		if err := fn(n, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fold returns s case-folded the way the trigram index and MatchText
+// compare text.
+func Fold(s string) string {
+	return strings.Map(foldRune, s)
+}
+
+// MatchText reports whether the message raw contains folded (a Fold()ed
+// needle) in field: FieldSubject (the decoded subject), FieldBody (the
+// decoded text parts) or FieldHeader (the decoded value of the header
+// fields called name, or of any field when name is ""). An empty needle
+// matches a message that has the field.
+func MatchText(raw []byte, field int, name, folded string) bool {
+	var pr problems
+	h, body, _ := splitMessage(raw, &pr)
+	switch field {
+	case FieldSubject:
+		name = "Subject"
+		fallthrough
+	case FieldHeader:
+		for _, f := range h {
+			if name != "" && !strings.EqualFold(f.name, name) {
+				continue
+			}
+			v := oneLine(decodeWords(unfoldPI(f.value)))
+			if strings.Contains(Fold(v), folded) {
+				return true
+			}
+		}
+		return false
+	case FieldBody:
+		root := parsePart(h, body, 0, false, &pr)
+		return strings.Contains(Fold(partsText(root)), folded)
+	}
+	return false
+}

@@ -1,0 +1,210 @@
+package archive
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+)
+
+// Section names a part of a message the way IMAP FETCH BODY[...] does
+// (RFC 3501 section 6.4.5): Part is the dotted part number (empty for the
+// whole message), Specifier one of "", "HEADER", "TEXT", "MIME", and
+// Fields the field names of HEADER.FIELDS (Not: HEADER.FIELDS.NOT).
+type Section struct {
+	Part      []int
+	Specifier string
+	Fields    []string
+	Not       bool
+}
+
+// ErrNoSection is returned for a section the message does not have.
+var ErrNoSection = errors.New("archive: no such section")
+
+// ErrUnknownCTE is returned by BinarySection for a part whose
+// Content-Transfer-Encoding cannot be undone (RFC 3516 UNKNOWN-CTE).
+var ErrUnknownCTE = errors.New("archive: unknown content-transfer-encoding")
+
+// mpart is one node on the way down a section path: its header (as
+// parsed and as raw bytes, blank line included) and its body.
+type mpart struct {
+	hdr      header
+	hdrRaw   []byte
+	body     []byte
+	typ, sub string
+	params   [][2]string
+	cte      string
+}
+
+// openPart splits raw into header and body and reads its Content-Type,
+// with the defaults and fallbacks BodyStructure uses, so part numbers
+// always agree with the BODYSTRUCTURE the index holds.
+func openPart(raw []byte, digest bool) *mpart {
+	var pr problems
+	h, body, hasBody := splitMessage(raw, &pr)
+	p := &mpart{hdr: h, body: body, hdrRaw: raw}
+	if hasBody {
+		p.hdrRaw = raw[:len(raw)-len(body)]
+	}
+	if v, ok := h.first("Content-Type"); ok {
+		if typ, sub, params, ok := parseContentType(unfoldPI(v)); ok {
+			p.typ, p.sub, p.params = strings.ToLower(typ), strings.ToLower(sub), params
+		}
+	}
+	if p.typ == "" {
+		p.typ, p.sub = "text", "plain"
+		if digest {
+			p.typ, p.sub = "message", "rfc822"
+		}
+	}
+	if v, ok := h.first("Content-Transfer-Encoding"); ok {
+		p.cte = strings.ToLower(cteToken(unfold(v)))
+	}
+	if p.typ == "multipart" && paramValue(p.params, "boundary") == "" {
+		p.typ, p.sub = "text", "plain" // as BodyStructure reads it
+	}
+	return p
+}
+
+// encapsulates reports whether p's body is a message of its own that part
+// numbers descend into (as BodyStructure: not when transfer-encoded).
+func (p *mpart) encapsulates() bool {
+	return p.typ == "message" && isMessageSubtype(p.sub) && p.cte != "base64" && p.cte != "quoted-printable"
+}
+
+// children returns the parts of a multipart (one empty part when the
+// boundary never occurs, as BodyStructure has it).
+func (p *mpart) children() [][]byte {
+	kids := splitMultipart(p.body, paramValue(p.params, "boundary"))
+	if len(kids) == 0 {
+		kids = [][]byte{nil}
+	}
+	return kids
+}
+
+// locate walks path from the message raw. It returns the part the path
+// names and, when that part is a whole message (the top, or an
+// encapsulated one), that message.
+func locate(raw []byte, path []int) (part, msg *mpart, err error) {
+	msg = openPart(raw, false)
+	part = msg
+	depth := 0
+	for i, n := range path {
+		if n < 1 || depth > maxMIMEDepth {
+			return nil, nil, ErrNoSection
+		}
+		depth++
+		switch {
+		case part.typ == "multipart":
+			kids := part.children()
+			if n > len(kids) {
+				return nil, nil, ErrNoSection
+			}
+			part = openPart(kids[n-1], part.sub == "digest")
+			msg = nil
+		case msg != nil && n == 1:
+			// a non-multipart message has exactly part 1: its body,
+			// with the message header as its MIME header
+			msg = nil
+		default:
+			return nil, nil, ErrNoSection
+		}
+		if i < len(path)-1 && part.encapsulates() && part.typ != "multipart" {
+			// the next number counts inside the attached message
+			msg = openPart(part.body, false)
+			part = msg
+		}
+	}
+	if len(path) > 0 && part.encapsulates() {
+		msg = openPart(part.body, false)
+	}
+	return part, msg, nil
+}
+
+// ExtractSection returns the bytes of section s of raw, in raw's own line
+// endings (IMAP output must then turn bare LF into CRLF). A section the
+// message lacks (a part number beyond its parts, HEADER of a part that is
+// not a message) is ErrNoSection.
+func ExtractSection(raw []byte, s Section) ([]byte, error) {
+	if len(s.Part) == 0 && s.Specifier == "" {
+		return raw, nil
+	}
+	part, msg, err := locate(raw, s.Part)
+	if err != nil {
+		return nil, err
+	}
+	switch strings.ToUpper(s.Specifier) {
+	case "":
+		return part.body, nil
+	case "MIME":
+		if len(s.Part) == 0 {
+			return nil, ErrNoSection
+		}
+		return part.hdrRaw, nil
+	case "TEXT":
+		if msg == nil {
+			return nil, ErrNoSection
+		}
+		return msg.body, nil
+	case "HEADER":
+		if msg == nil {
+			return nil, ErrNoSection
+		}
+		if s.Fields == nil {
+			return msg.hdrRaw, nil
+		}
+		return headerFields(msg.hdrRaw, s.Fields, s.Not), nil
+	}
+	return nil, ErrNoSection
+}
+
+// headerFields returns the fields of hdrRaw named (or, with not, not
+// named) in names, continuation lines included, then an empty line.
+func headerFields(hdrRaw []byte, names []string, not bool) []byte {
+	var out []byte
+	keep := false
+	for line := range bytes.Lines(hdrRaw) {
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			keep = false
+			if name, ok := fieldName(line); ok {
+				found := false
+				for _, n := range names {
+					if strings.EqualFold(n, string(name)) {
+						found = true
+						break
+					}
+				}
+				keep = found != not
+			}
+		}
+		if keep {
+			out = append(out, line...)
+			if line[len(line)-1] != '\n' {
+				out = append(out, '\n')
+			}
+		}
+	}
+	return append(out, '\n')
+}
+
+// BinarySection returns the body of part with its transfer encoding
+// undone (IMAP BINARY, RFC 3516). A multipart or a whole message comes
+// back as it is.
+func BinarySection(raw []byte, path []int) ([]byte, error) {
+	if len(path) == 0 {
+		return raw, nil
+	}
+	part, _, err := locate(raw, path)
+	if err != nil {
+		return nil, err
+	}
+	switch part.cte {
+	case "", "7bit", "8bit", "binary":
+		return part.body, nil
+	case "base64", "quoted-printable":
+		return transferDecode(part.body, part.cte), nil
+	}
+	return nil, ErrUnknownCTE
+}
