@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
 
@@ -15,7 +16,7 @@ import (
 
 // schemaVersion changes whenever the index layout does; an index of another
 // version is rebuilt from git.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // The index is derived from git: every row can be rebuilt by Reindex.
 //
@@ -23,7 +24,8 @@ const schemaVersion = 2
 //	        position in the list's history across epochs, counting only "m"
 //	        commits), so it is the same on every mirror and after a rebuild.
 //	        size is the raw size, vsize the size with CRLF line endings
-//	        (IMAP's RFC822.SIZE)
+//	        (IMAP's RFC822.SIZE); sentday the day of the Date header in its
+//	        own time zone, as days since 1970-01-01 (IMAP SENTBEFORE/ON/SINCE)
 //	mids    every Message-ID of a message (dedup, threading)
 //	refs    the ids a message refers to (References, In-Reply-To)
 //	epochs  per epoch, the last commit indexed: the catch-up point after a
@@ -49,6 +51,7 @@ var schema = []string{
 		mid TEXT NOT NULL,
 		chash BLOB NOT NULL,
 		date INTEGER NOT NULL,
+		sentday INTEGER NOT NULL,
 		arrived INTEGER NOT NULL,
 		subject TEXT NOT NULL,
 		from_name TEXT NOT NULL,
@@ -169,8 +172,8 @@ func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
 		s **sql.Stmt
 		q string
 	}{
-		{&w.insMsg, `INSERT INTO msg (num, epoch, commit_id, blob_id, pack, off, size, vsize, mid, chash, date, arrived,
-			subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.insMsg, `INSERT INTO msg (num, epoch, commit_id, blob_id, pack, off, size, vsize, mid, chash, date, sentday,
+			arrived, subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&w.insMid, `INSERT INTO mids (mid, num) VALUES (?, ?)`},
 		{&w.insRef, `INSERT INTO refs (mid, num) VALUES (?, ?)`},
 		{&w.insTri, `INSERT INTO tri (seg, key, nums) VALUES (?, ?, ?)`},
@@ -264,7 +267,8 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 		date = e.Author.When
 	}
 	_, err = w.insMsg.ExecContext(ctx, num, e.Epoch, e.Commit[:], e.Blob[:], e.BlobLoc.Pack, e.BlobLoc.Offset,
-		e.BlobSize, p.CRLFSize, p.MessageID, p.ContentHash[:], date.Unix(), e.Committer.When.Unix(),
+		e.BlobSize, p.CRLFSize, p.MessageID, p.ContentHash[:], date.Unix(), sentDay(date),
+		e.Committer.When.Unix(),
 		p.Subject, p.From.Name, p.From.Mailbox+"@"+p.From.Host, thr,
 		EncodeEnvelope(&p.Envelope), EncodeBodyStructure(&p.Body))
 	if err != nil {
@@ -294,4 +298,12 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 		}
 	}
 	return nil
+}
+
+// sentDay is the calendar day of t in t's own time zone, as days since
+// 1970-01-01: the date IMAP's SENT* search keys compare, "disregarding
+// time and timezone" (RFC 3501 section 6.4.4).
+func sentDay(t time.Time) int64 {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }

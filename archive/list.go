@@ -32,6 +32,7 @@ type List struct {
 	progress func(commits int64)
 
 	spool   *spool     // accepted messages not yet archived (spool.go)
+	users   usersOnce  // per-user IMAP flags (users.go), opened on first use
 	drainMu sync.Mutex // one committer pass at a time in this process
 }
 
@@ -73,7 +74,7 @@ func openList(a *Archive, name, dir string) (*List, error) {
 }
 
 func (l *List) close() error {
-	return errors.Join(l.spool.close(), l.db.Close(), l.git.Close())
+	return errors.Join(l.spool.close(), l.closeUsers(), l.db.Close(), l.git.Close())
 }
 
 // Name returns the list's name.

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -93,7 +94,7 @@ func (l *List) ReadAt(loc gitstore.Loc) ([]byte, error) {
 
 // Columns SEARCH can compare numerically.
 const (
-	ColDate    = "date"    // Date header (SENT*), unix seconds
+	ColSentDay = "sentday" // Date header's day in its own zone, days since 1970 (SENT*)
 	ColArrived = "arrived" // arrival (BEFORE/ON/SINCE), unix seconds
 	ColVSize   = "vsize"   // RFC822.SIZE (LARGER/SMALLER)
 )
@@ -102,7 +103,7 @@ const (
 // column col lies in [min, max].
 func (l *List) NumsIn(ctx context.Context, col string, min, max, from, to int64) ([]int64, error) {
 	switch col {
-	case ColDate, ColArrived, ColVSize:
+	case ColSentDay, ColArrived, ColVSize:
 	default:
 		return nil, fmt.Errorf("archive: no searchable column %q", col)
 	}
@@ -176,4 +177,32 @@ func MatchText(raw []byte, field int, name, folded string) bool {
 		return strings.Contains(Fold(partsText(root)), folded)
 	}
 	return false
+}
+
+// ReadNums calls fn with the raw bytes of each article in nums that is
+// not removed, in the order given.
+func (l *List) ReadNums(ctx context.Context, nums []int64, fn func(num int64, raw []byte) error) error {
+	st, err := l.db.PrepareContext(ctx, `SELECT epoch, pack, off FROM msg WHERE num = ? AND removed = 0`)
+	if err != nil {
+		return fmt.Errorf("archive: read %s: %w", l.name, err)
+	}
+	defer st.Close()
+	for _, n := range nums {
+		var loc gitstore.Loc
+		err := st.QueryRowContext(ctx, n).Scan(&loc.Epoch, &loc.Pack, &loc.Offset)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("archive: read %s article %d: %w", l.name, n, err)
+		}
+		raw, err := l.git.ReadBlob(loc)
+		if err != nil {
+			return fmt.Errorf("archive: read %s article %d: %w", l.name, n, err)
+		}
+		if err := fn(n, raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }

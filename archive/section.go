@@ -190,21 +190,21 @@ func headerFields(hdrRaw []byte, names []string, not bool) []byte {
 }
 
 // BinarySection returns the body of part with its transfer encoding
-// undone (IMAP BINARY, RFC 3516). A multipart or a whole message comes
-// back as it is.
-func BinarySection(raw []byte, path []int) ([]byte, error) {
+// undone (IMAP BINARY, RFC 3516); decoded says whether there was one to
+// undo (a multipart or a whole message comes back as it is).
+func BinarySection(raw []byte, path []int) (b []byte, decoded bool, err error) {
 	if len(path) == 0 {
-		return raw, nil
+		return raw, false, nil
 	}
 	part, _, err := locate(raw, path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	switch part.cte {
 	case "", "7bit", "8bit", "binary":
-		return part.body, nil
+		return part.body, false, nil
 	case "base64", "quoted-printable":
-		return transferDecode(part.body, part.cte), nil
+		return transferDecode(part.body, part.cte), true, nil
 	}
-	return nil, ErrUnknownCTE
+	return nil, false, ErrUnknownCTE
 }

@@ -14,6 +14,12 @@ type Config struct {
 	// SMTP, LMTP, IMAP and HTTP are the listeners; an empty Listen turns
 	// that listener off.
 	SMTP, LMTP, IMAP, HTTP Listener
+	// IMAPS is IMAP over implicit TLS (RFC 8314); off by default, it
+	// needs TLSCert and TLSKey.
+	IMAPS Listener
+	// IMAPAnonymous allows AUTHENTICATE ANONYMOUS on IMAP: read-only
+	// access to every list, without flags, from anywhere.
+	IMAPAnonymous bool
 
 	// MaxMessageSize is the largest message, in bytes, that SMTP and LMTP
 	// accept (RFC 1870 SIZE).

@@ -47,7 +47,8 @@ func (e *Error) Error() string {
 //	data                 string, the data directory
 //	max_message_size     integer bytes or a string with a unit: "64MiB", "10MB"
 //	networks             array of CIDR strings; replaces the default
-//	[smtp] [lmtp] [imap] [http]
+//	imap_anonymous       boolean: AUTHENTICATE ANONYMOUS, read-only (default false)
+//	[smtp] [lmtp] [imap] [imaps] [http]
 //	  listen             "host:port", "" turns the listener off
 //	  tls_cert, tls_key  PEM files, both or neither
 //	[[list]]             name, addresses; any [[list]] replaces the default list
@@ -136,6 +137,14 @@ func (l *loader) top(raw map[string]any) {
 			l.listener(k, v, &l.c.IMAP)
 		case "http":
 			l.listener(k, v, &l.c.HTTP)
+		case "imaps":
+			l.listener(k, v, &l.c.IMAPS)
+		case "imap_anonymous":
+			if b, ok := v.(bool); ok {
+				l.c.IMAPAnonymous = b
+			} else {
+				l.problem(k, "want a boolean, have %s", describe(v))
+			}
 		case "list":
 			l.c.Lists = nil
 			for i, t := range l.tables(k, v) {

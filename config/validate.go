@@ -40,7 +40,7 @@ func (c *Config) problems() []string {
 	for _, nl := range []struct {
 		key string
 		l   Listener
-	}{{"smtp", c.SMTP}, {"lmtp", c.LMTP}, {"imap", c.IMAP}, {"http", c.HTTP}} {
+	}{{"smtp", c.SMTP}, {"lmtp", c.LMTP}, {"imap", c.IMAP}, {"imaps", c.IMAPS}, {"http", c.HTTP}} {
 		if nl.l.Listen != "" {
 			if err := checkListen(nl.l.Listen); err != nil {
 				add(nl.key+".listen", "%v", err)
@@ -60,6 +60,10 @@ func (c *Config) problems() []string {
 				add(nl.key+".tls_cert", "%s and %s: %v", nl.l.TLSCert, nl.l.TLSKey, err)
 			}
 		}
+	}
+
+	if c.IMAPS.Listen != "" && c.IMAPS.TLSCert == "" {
+		add("imaps.tls_cert", "missing: implicit TLS needs a certificate")
 	}
 
 	for i, n := range c.Networks {

@@ -12,6 +12,7 @@ import (
 
 	"mailswarm/archive"
 	"mailswarm/config"
+	"mailswarm/imapd"
 	"mailswarm/smtpin"
 )
 
@@ -21,8 +22,9 @@ const shutdownGrace = 30 * time.Second
 
 // runServe runs the archive: the committers of every list and the SMTP (and,
 // when configured, LMTP) listeners. Without --config it runs on the embedded
-// default: data in ./mailswarm-data, SMTP on 127.0.0.1:2525, one list demo
-// for demo@localhost. IMAP and the swarm attach here as they are built.
+// default: data in ./mailswarm-data, SMTP on 127.0.0.1:2525, IMAP on
+// 127.0.0.1:1143, one list demo for demo@localhost. The swarm attaches
+// here as it is built.
 func runServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
 	cfgPath := fs.String("config", "", "TOML configuration file (default: the embedded default)")
@@ -106,11 +108,20 @@ func runServe(ctx context.Context, args []string) error {
 		})
 		slog.Info("listening", "listener", lc.name, "addr", ln.Addr().String())
 	}
+	imapSrv, err := startIMAP(cfg, a, users, &wg)
+	if err != nil {
+		return err
+	}
 	slog.Info("serving", "data", cfg.Data, "lists", len(cfg.Lists))
 	<-ctx.Done()
 	slog.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if imapSrv != nil {
+		if err := imapSrv.Shutdown(sctx); err != nil {
+			slog.Warn("imap shutdown", "err", err)
+		}
+	}
 	for _, srv := range servers {
 		if err := srv.Shutdown(sctx); err != nil {
 			slog.Warn("shutdown", "err", err)
@@ -125,6 +136,53 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	}
 	return runErr
+}
+
+// startIMAP starts the IMAP (STARTTLS when it has a certificate) and IMAPS
+// listeners; nil when both are off.
+func startIMAP(cfg *config.Config, a *archive.Archive, users map[string]string, wg *sync.WaitGroup) (*imapd.Server, error) {
+	if cfg.IMAP.Listen == "" && cfg.IMAPS.Listen == "" {
+		return nil, nil
+	}
+	opts := &imapd.Options{Users: users, Anonymous: cfg.IMAPAnonymous, Logger: slog.Default().With("listener", "imap")}
+	for _, l := range []config.Listener{cfg.IMAP, cfg.IMAPS} {
+		if l.Listen != "" && l.TLSCert != "" && opts.TLS == nil {
+			cert, err := tls.LoadX509KeyPair(l.TLSCert, l.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("imap tls: %w", err)
+			}
+			opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		}
+	}
+	srv, err := imapd.New(a, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, lc := range []struct {
+		name string
+		l    config.Listener
+		tls  bool
+	}{{"imap", cfg.IMAP, false}, {"imaps", cfg.IMAPS, true}} {
+		if lc.l.Listen == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", lc.l.Listen)
+		if err != nil {
+			srv.Close()
+			return nil, fmt.Errorf("%s: %w", lc.name, err)
+		}
+		serve := srv.Serve
+		if lc.tls {
+			serve = srv.ServeTLS
+		}
+		wg.Go(func() {
+			if err := serve(ln); err != nil {
+				slog.Error("listener stopped", "listener", lc.name, "err", err)
+			}
+		})
+		slog.Info("listening", "listener", lc.name, "addr", ln.Addr().String())
+	}
+	return srv, nil
 }
 
 // loadConfig returns the configuration at path, or the embedded default.

@@ -1,0 +1,499 @@
+package imapd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"mailswarm/archive"
+)
+
+// FETCH responses are written here, not through go-imap's FetchWriter:
+// its writer takes ENVELOPE and BODYSTRUCTURE as go-imap types (a parsed
+// Date, parameters in a map, Q-encoded subjects), so it cannot send the
+// raw header values IMAP requires and Dovecot sends, and it flushes the
+// socket after every message. Here the wire form comes from the index
+// (archive.FormatEnvelope, FormatBodyStructure) and responses go out in
+// 64 KiB writes. go-imap has finished parsing the command and writes
+// nothing on this connection until Fetch returns, so nothing interleaves.
+
+const fetchWriteTimeout = 5 * time.Minute
+
+// span is a range of UIDs in the selected view.
+type span struct{ lo, hi uint32 }
+
+// spans resolves a sequence or UID set against the client's view into
+// ascending, disjoint UID ranges.
+func (ss *session) spans(numSet imap.NumSet) []span {
+	v := ss.v
+	var out []span
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		for _, r := range set {
+			a, b := r.Start, r.Stop
+			if a == 0 {
+				a = v.n
+			}
+			if b == 0 {
+				b = v.n
+			}
+			if a > b {
+				a, b = b, a
+			}
+			b = min(b, v.n)
+			if a == 0 || a > b {
+				continue
+			}
+			v.spans(v.uid(a), v.uid(b), func(first, last, _ uint32) error {
+				out = append(out, span{first, last})
+				return nil
+			})
+		}
+	case imap.UIDSet:
+		maxUID := v.maxUID()
+		for _, r := range set {
+			a, b := uint32(r.Start), uint32(r.Stop)
+			if a == 0 {
+				a = maxUID
+			}
+			if b == 0 {
+				b = maxUID
+			}
+			if a > b {
+				a, b = b, a
+			}
+			if a == 0 {
+				a = 1
+			}
+			if b == 0 {
+				continue
+			}
+			v.spans(a, b, func(first, last, _ uint32) error {
+				out = append(out, span{first, last})
+				return nil
+			})
+		}
+	}
+	if len(out) < 2 {
+		return out
+	}
+	slices.SortFunc(out, func(x, y span) int { return int(x.lo) - int(y.lo) })
+	merged := out[:1]
+	for _, s := range out[1:] {
+		last := &merged[len(merged)-1]
+		if s.lo <= last.hi+1 {
+			last.hi = max(last.hi, s.hi)
+			continue
+		}
+		merged = append(merged, s)
+	}
+	return merged
+}
+
+// writerInfo reads what go-imap's FetchWriter knows of the command and
+// does not export: which obsolete item names (RFC822, RFC822.HEADER,
+// RFC822.TEXT) the client used, and whether it asked for BODY (the
+// non-extended structure) as well as or instead of BODYSTRUCTURE.
+// Reflection reads unexported fields without changing them; a test
+// fails if go-imap renames them.
+type writerInfo struct {
+	obsolete    reflect.Value
+	nonExtended bool
+	extended    bool
+}
+
+func inspectWriter(w *imapserver.FetchWriter, options *imap.FetchOptions) writerInfo {
+	var wi writerInfo
+	if options.BodyStructure != nil {
+		wi.extended = options.BodyStructure.Extended
+		wi.nonExtended = !wi.extended
+	}
+	if w == nil {
+		return wi
+	}
+	opts := reflect.ValueOf(w).Elem().FieldByName("options")
+	if !opts.IsValid() {
+		return wi
+	}
+	if bs := opts.FieldByName("bodyStructure"); bs.IsValid() {
+		if f := bs.FieldByName("nonExtended"); f.IsValid() {
+			wi.nonExtended = f.Bool()
+		}
+		if f := bs.FieldByName("extended"); f.IsValid() {
+			wi.extended = f.Bool()
+		}
+	}
+	if m := opts.FieldByName("obsolete"); m.IsValid() && m.Kind() == reflect.Map {
+		wi.obsolete = m
+	}
+	return wi
+}
+
+func (wi writerInfo) obsoleteName(bs *imap.FetchItemBodySection) string {
+	if !wi.obsolete.IsValid() {
+		return ""
+	}
+	v := wi.obsolete.MapIndex(reflect.ValueOf(bs))
+	if !v.IsValid() {
+		return ""
+	}
+	return v.String()
+}
+
+var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE,
+	Text: "Cannot decode this part's Content-Transfer-Encoding"}
+
+func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	spans := ss.spans(numSet)
+	if len(spans) == 0 {
+		return nil
+	}
+	wi := inspectWriter(w, options)
+	l := ss.st.l
+
+	// A BODY[...] or BINARY[...] fetch without PEEK sets \Seen.
+	setSeen := false
+	if !ss.readOnly && !ss.anonymous {
+		for _, bs := range options.BodySection {
+			setSeen = setSeen || !bs.Peek
+		}
+		for _, bs := range options.BinarySection {
+			setSeen = setSeen || !bs.Peek
+		}
+	}
+	var flags map[uint32]archive.Flags
+	if options.Flags || setSeen {
+		var err error
+		if flags, err = ss.flagsIn(spans); err != nil {
+			return internalError(err)
+		}
+	}
+	if setSeen {
+		if err := ss.markSeen(spans, flags); err != nil {
+			return internalError(err)
+		}
+		options.Flags = true
+	}
+
+	nc := ss.conn.NetConn()
+	if ss.bw == nil {
+		ss.bw = bufio.NewWriterSize(nc, 64<<10)
+	} else {
+		ss.bw.Reset(nc)
+	}
+	nc.SetWriteDeadline(time.Now().Add(fetchWriteTimeout))
+	defer nc.SetWriteDeadline(time.Time{})
+	bw := ss.bw
+	needRaw := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	var line []byte
+	for _, sp := range spans {
+		err := l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), options.Envelope, options.BodyStructure != nil, func(r *archive.Row) error {
+			uid := uint32(r.Num)
+			seq, ok := ss.v.seq(uid)
+			if !ok {
+				return nil
+			}
+			line = line[:0]
+			line = append(line, "* "...)
+			line = strconv.AppendUint(line, uint64(seq), 10)
+			line = append(line, " FETCH ("...)
+			sep := func() {
+				if line[len(line)-1] != '(' {
+					line = append(line, ' ')
+				}
+			}
+			if options.UID {
+				sep()
+				line = append(line, "UID "...)
+				line = strconv.AppendUint(line, uint64(uid), 10)
+			}
+			if options.Flags {
+				sep()
+				line = appendFlags(append(line, "FLAGS "...), flags[uid])
+			}
+			if options.InternalDate {
+				sep()
+				line = append(line, "INTERNALDATE \""...)
+				line = time.Unix(r.Arrived, 0).UTC().AppendFormat(line, "02-Jan-2006 15:04:05 -0700")
+				line = append(line, '"')
+			}
+			if options.RFC822Size {
+				sep()
+				line = append(line, "RFC822.SIZE "...)
+				line = strconv.AppendInt(line, r.VSize, 10)
+			}
+			if options.Envelope {
+				env, err := archive.DecodeEnvelope(r.Envelope)
+				if err != nil {
+					return fmt.Errorf("article %d: %w", uid, err)
+				}
+				sep()
+				line = append(line, "ENVELOPE "...)
+				line = append(line, archive.FormatEnvelope(env)...)
+			}
+			if options.BodyStructure != nil {
+				b, err := archive.DecodeBodyStructure(r.Body)
+				if err != nil {
+					return fmt.Errorf("article %d: %w", uid, err)
+				}
+				if wi.nonExtended {
+					sep()
+					line = append(line, "BODY "...)
+					line = append(line, archive.FormatBody(b)...)
+				}
+				if wi.extended {
+					sep()
+					line = append(line, "BODYSTRUCTURE "...)
+					line = append(line, archive.FormatBodyStructure(b)...)
+				}
+			}
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+			if needRaw {
+				raw, err := l.ReadAt(r.Loc)
+				if err != nil {
+					return err
+				}
+				if err := ss.writeSections(bw, raw, options, wi); err != nil {
+					return err
+				}
+			}
+			_, err := bw.WriteString(")\r\n")
+			return err
+		})
+		if err != nil {
+			bw.Flush()
+			var ie *imap.Error
+			if errors.As(err, &ie) {
+				return err
+			}
+			return internalError(err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// writeSections writes the BODY[...], BINARY[...] and BINARY.SIZE[...]
+// items of one message, each preceded by a space.
+func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.FetchOptions, wi writerInfo) error {
+	var crlf []byte // raw with CRLF line endings, made once
+	whole := func() []byte {
+		if crlf == nil {
+			crlf = toCRLF(raw)
+		}
+		return crlf
+	}
+	for _, bs := range options.BodySection {
+		var data []byte
+		if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone {
+			data = whole()
+		} else {
+			sec := archive.Section{Part: bs.Part, Specifier: string(bs.Specifier)}
+			if len(bs.HeaderFields) > 0 {
+				sec.Fields = bs.HeaderFields
+			} else if len(bs.HeaderFieldsNot) > 0 {
+				sec.Fields, sec.Not = bs.HeaderFieldsNot, true
+			}
+			b, err := archive.ExtractSection(raw, sec)
+			if err == nil {
+				data = toCRLF(b)
+			}
+		}
+		bw.WriteByte(' ')
+		if name := wi.obsoleteName(bs); name != "" {
+			bw.WriteString(name)
+		} else {
+			writeSectionName(bw, bs)
+		}
+		writeLiteral(bw, partial(data, bs.Partial), false)
+	}
+	for _, bs := range options.BinarySection {
+		b, decoded, err := archive.BinarySection(raw, bs.Part)
+		if errors.Is(err, archive.ErrUnknownCTE) {
+			return errUnknownCTE
+		}
+		if !decoded {
+			b = toCRLF(b)
+		}
+		bw.WriteString(" BINARY[")
+		writePart(bw, bs.Part)
+		bw.WriteByte(']')
+		if bs.Partial != nil {
+			fmt.Fprintf(bw, "<%d>", bs.Partial.Offset)
+		}
+		writeLiteral(bw, partial(b, bs.Partial), true)
+	}
+	for _, bs := range options.BinarySectionSize {
+		b, decoded, err := archive.BinarySection(raw, bs.Part)
+		if errors.Is(err, archive.ErrUnknownCTE) {
+			return errUnknownCTE
+		}
+		n := len(b)
+		if !decoded {
+			n = crlfLen(b)
+		}
+		bw.WriteString(" BINARY.SIZE[")
+		writePart(bw, bs.Part)
+		fmt.Fprintf(bw, "] %d", n)
+	}
+	return nil
+}
+
+func writeSectionName(bw *bufio.Writer, bs *imap.FetchItemBodySection) {
+	bw.WriteString("BODY[")
+	writePart(bw, bs.Part)
+	if bs.Specifier != imap.PartSpecifierNone {
+		if len(bs.Part) > 0 {
+			bw.WriteByte('.')
+		}
+		bw.WriteString(string(bs.Specifier))
+		fields := bs.HeaderFields
+		if len(fields) > 0 {
+			bw.WriteString(".FIELDS")
+		} else if len(bs.HeaderFieldsNot) > 0 {
+			fields = bs.HeaderFieldsNot
+			bw.WriteString(".FIELDS.NOT")
+		}
+		if len(fields) > 0 {
+			bw.WriteString(" (")
+			for i, f := range fields {
+				if i > 0 {
+					bw.WriteByte(' ')
+				}
+				if isAtom(f) {
+					bw.WriteString(f)
+				} else {
+					bw.WriteString(archive.QuoteIMAP(f))
+				}
+			}
+			bw.WriteByte(')')
+		}
+	}
+	bw.WriteByte(']')
+	if bs.Partial != nil {
+		fmt.Fprintf(bw, "<%d>", bs.Partial.Offset)
+	}
+}
+
+func writePart(bw *bufio.Writer, part []int) {
+	for i, p := range part {
+		if i > 0 {
+			bw.WriteByte('.')
+		}
+		bw.WriteString(strconv.Itoa(p))
+	}
+}
+
+func isAtom(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// writeLiteral writes " {n}\r\n" and data (literal8 "~{n}" for BINARY).
+func writeLiteral(bw *bufio.Writer, data []byte, literal8 bool) {
+	bw.WriteByte(' ')
+	if literal8 {
+		bw.WriteByte('~')
+	}
+	bw.WriteByte('{')
+	bw.WriteString(strconv.Itoa(len(data)))
+	bw.WriteString("}\r\n")
+	bw.Write(data)
+}
+
+// partial applies a <offset.size> partial fetch.
+func partial(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	if p.Offset >= int64(len(b)) {
+		return nil
+	}
+	b = b[p.Offset:]
+	if p.Size < int64(len(b)) {
+		b = b[:p.Size]
+	}
+	return b
+}
+
+// toCRLF returns b with every bare LF turned into CRLF (b itself when
+// there is none): IMAP sends messages with CRLF line endings, and
+// RFC822.SIZE counts them.
+func toCRLF(b []byte) []byte {
+	n := crlfLen(b)
+	if n == len(b) {
+		return b
+	}
+	out := make([]byte, 0, n)
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return append(out, b...)
+		}
+		if i > 0 && b[i-1] == '\r' {
+			out = append(out, b[:i+1]...)
+		} else {
+			out = append(append(out, b[:i]...), '\r', '\n')
+		}
+		b = b[i+1:]
+	}
+}
+
+func crlfLen(b []byte) int {
+	n := len(b)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			n++
+		}
+	}
+	return n
+}
+
+// appendFlags renders a FLAGS list.
+func appendFlags(line []byte, f archive.Flags) []byte {
+	line = append(line, '(')
+	start := len(line)
+	add := func(s string) {
+		if len(line) > start {
+			line = append(line, ' ')
+		}
+		line = append(line, s...)
+	}
+	if f.Bits&archive.FlagSeen != 0 {
+		add(`\Seen`)
+	}
+	if f.Bits&archive.FlagAnswered != 0 {
+		add(`\Answered`)
+	}
+	if f.Bits&archive.FlagFlagged != 0 {
+		add(`\Flagged`)
+	}
+	if f.Bits&archive.FlagDraft != 0 {
+		add(`\Draft`)
+	}
+	for _, k := range f.Keywords {
+		add(k)
+	}
+	return append(line, ')')
+}

@@ -1,0 +1,270 @@
+package imapd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"golang.org/x/crypto/bcrypt"
+
+	"mailswarm/archive"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Users maps user names to bcrypt password hashes. Clients that are
+	// not on a loopback address must log in as one of them; on loopback
+	// any name logs in with any password and gets its own flags.
+	Users map[string]string
+	// Anonymous allows AUTHENTICATE ANONYMOUS (RFC 4505): read-only
+	// access without flags, from anywhere.
+	Anonymous bool
+	// TLS enables STARTTLS (and is what ServeTLS uses for implicit TLS).
+	TLS *tls.Config
+	// MaxConns bounds concurrent connections (default 1000); beyond it a
+	// client gets BYE at once.
+	MaxConns int
+	// Logger receives errors (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server serves the lists of an archive over IMAP.
+type Server struct {
+	a    *archive.Archive
+	opts Options
+	log  *slog.Logger
+	imap *imapserver.Server
+
+	mu     sync.Mutex
+	lists  map[string]*listState
+	conns  int
+	closed bool
+
+	stopEvents func()
+	eventsDone chan struct{}
+}
+
+// New returns a server for a's lists. It follows the archive's events so
+// that IDLE sees new mail as soon as it is archived.
+func New(a *archive.Archive, opts *Options) (*Server, error) {
+	s := &Server{a: a, lists: map[string]*listState{}, eventsDone: make(chan struct{})}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.MaxConns <= 0 {
+		s.opts.MaxConns = 1000
+	}
+	s.log = s.opts.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	for name, hash := range s.opts.Users {
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("imapd: user %s: password hash: %w", name, err)
+		}
+	}
+	caps := imap.CapSet{}
+	for _, c := range []imap.Cap{imap.CapIMAP4rev1, imap.CapNamespace, imap.CapESearch, imap.CapListExtended,
+		imap.CapListStatus, imap.CapBinary, imap.CapChildren, imap.CapSpecialUse, imap.CapLiteralPlus} {
+		caps[c] = struct{}{}
+	}
+	s.imap = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         caps,
+		Logger:       slogLogger{s.log},
+		TLSConfig:    s.opts.TLS,
+		InsecureAuth: true, // checked per connection in Login
+	})
+	events, stop := a.Subscribe()
+	s.stopEvents = stop
+	go s.follow(events)
+	// Warm the views of every list now, so the first SELECT of a big
+	// list does not pay for reading its timeline.
+	names, err := a.Names()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, err := s.list(n); err != nil {
+			s.log.Error("imapd: list", "list", n, "err", err)
+		}
+	}
+	return s, nil
+}
+
+// follow refreshes a list's views on each archive event.
+func (s *Server) follow(events <-chan archive.Event) {
+	defer close(s.eventsDone)
+	for ev := range events {
+		if ev.Overflow {
+			s.mu.Lock()
+			states := make([]*listState, 0, len(s.lists))
+			for _, st := range s.lists {
+				states = append(states, st)
+			}
+			s.mu.Unlock()
+			for _, st := range states {
+				s.refresh(st)
+			}
+			continue
+		}
+		s.mu.Lock()
+		st := s.lists[ev.List]
+		s.mu.Unlock()
+		if st != nil {
+			s.refresh(st)
+		}
+	}
+}
+
+func (s *Server) refresh(st *listState) {
+	if err := st.refresh(context.Background()); err != nil {
+		s.log.Error("imapd: refresh", "list", st.l.Name(), "err", err)
+	}
+}
+
+// list returns the state of list name, creating it on first use.
+func (s *Server) list(name string) (*listState, error) {
+	s.mu.Lock()
+	st := s.lists[name]
+	s.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	l, err := s.a.List(name)
+	if err != nil {
+		return nil, err
+	}
+	users, err := l.Users()
+	if err != nil {
+		return nil, err
+	}
+	st = newListState(l, users)
+	if err := st.refresh(context.Background()); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.lists[name]; old != nil {
+		return old, nil
+	}
+	s.lists[name] = st
+	return st, nil
+}
+
+// Serve accepts IMAP connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.imap.Serve(&limitListener{Listener: ln, s: s})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS serves implicit TLS (imaps) on ln with Options.TLS.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.opts.TLS == nil {
+		return errors.New("imapd: ServeTLS without a TLS configuration")
+	}
+	return s.Serve(tls.NewListener(ln, s.opts.TLS))
+}
+
+// Shutdown stops accepting, says BYE to every client and closes them.
+// go-imap closes all connections at once; ctx bounds the wait.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.imap.Close() }()
+	s.stopEvents()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	<-s.eventsDone
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close is Shutdown without a deadline.
+func (s *Server) Close() error { return s.Shutdown(context.Background()) }
+
+// limitListener answers connections beyond MaxConns with BYE.
+type limitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.s.mu.Lock()
+		ok := l.s.conns < l.s.opts.MaxConns
+		if ok {
+			l.s.conns++
+		}
+		l.s.mu.Unlock()
+		if ok {
+			return &countedConn{Conn: c, s: l.s}, nil
+		}
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
+		c.Close()
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		c.s.conns--
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// isLoopback reports whether addr is a loopback address.
+func isLoopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (l slogLogger) Printf(format string, args ...any) {
+	l.l.Warn("imapd: " + fmt.Sprintf(format, args...))
+}

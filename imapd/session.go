@@ -1,0 +1,360 @@
+package imapd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-sasl"
+	"golang.org/x/crypto/bcrypt"
+
+	"mailswarm/archive"
+)
+
+const delim = '/'
+
+// session is one client connection.
+type session struct {
+	s    *Server
+	conn *imapserver.Conn
+	ctx  context.Context
+
+	user      string // flags are kept per user name
+	anonymous bool   // AUTHENTICATE ANONYMOUS: read-only, no flags
+
+	// selected mailbox
+	st       *listState
+	sub      string // "" for the whole list, else the year
+	mailbox  string
+	v        *view // what the client has been told
+	readOnly bool
+
+	bw *bufio.Writer // FETCH responses (fetch.go)
+}
+
+var (
+	_ imapserver.SessionNamespace = (*session)(nil)
+	_ imapserver.SessionMove      = (*session)(nil)
+	_ imapserver.SessionSASL      = (*session)(nil)
+)
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	return &session{s: s, conn: c, ctx: context.Background()}, nil, nil
+}
+
+func (ss *session) Close() error { return nil }
+
+// errReadOnly answers every command that would change a list.
+var errReadOnly = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeCannot,
+	Text: "Mailing-list archives are read-only",
+}
+
+func internalError(err error) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Internal error: " + err.Error()}
+}
+
+// Login: any name and password on loopback, else a configured user.
+func (ss *session) Login(username, password string) error {
+	if username == "" {
+		return imapserver.ErrAuthFailed
+	}
+	if !isLoopback(ss.conn.NetConn().RemoteAddr()) {
+		hash, ok := ss.s.opts.Users[username]
+		if !ok || bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+			return imapserver.ErrAuthFailed
+		}
+	}
+	ss.user = username
+	return nil
+}
+
+func (ss *session) AuthenticateMechanisms() []string {
+	if ss.s.opts.Anonymous {
+		return []string{"PLAIN", "ANONYMOUS"}
+	}
+	return []string{"PLAIN"}
+}
+
+func (ss *session) Authenticate(mech string) (sasl.Server, error) {
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return imapserver.ErrAuthFailed
+			}
+			return ss.Login(username, password)
+		}), nil
+	case "ANONYMOUS":
+		if ss.s.opts.Anonymous {
+			return sasl.NewAnonymousServer(func(string) error {
+				ss.anonymous = true
+				return nil
+			}), nil
+		}
+	}
+	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
+}
+
+// mailboxRef is a parsed mailbox name: INBOX, NAME or NAME/YYYY.
+type mailboxRef struct {
+	inbox bool
+	st    *listState
+	sub   string
+}
+
+var errNoMailbox = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such mailbox"}
+
+func (ss *session) resolve(name string) (mailboxRef, *view, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return mailboxRef{inbox: true}, &view{}, nil
+	}
+	list, sub, _ := strings.Cut(name, string(delim))
+	if !archive.ValidName(list) {
+		return mailboxRef{}, nil, errNoMailbox
+	}
+	st, err := ss.s.list(list)
+	if err != nil {
+		return mailboxRef{}, nil, errNoMailbox
+	}
+	v, _, ok := st.current(sub)
+	if !ok {
+		return mailboxRef{}, nil, errNoMailbox
+	}
+	return mailboxRef{st: st, sub: sub}, v, nil
+}
+
+var (
+	mailboxFlags   = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDraft, imap.FlagDeleted}
+	permanentFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDraft, imap.FlagWildcard}
+)
+
+func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	ref, v, err := ss.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	ss.Unselect()
+	ss.st, ss.sub, ss.v, ss.mailbox = ref.st, ref.sub, v, name
+	ss.readOnly = options.ReadOnly || ss.anonymous || ref.inbox
+	data := &imap.SelectData{
+		Flags:       mailboxFlags,
+		NumMessages: v.n,
+		UIDNext:     imap.UID(v.maxUID() + 1),
+		UIDValidity: 1,
+	}
+	if !ss.readOnly {
+		data.PermanentFlags = permanentFlags
+	}
+	if ref.st != nil {
+		data.UIDValidity = ref.st.l.UIDValidity(ss.canonical(ref))
+		if u, ok := ss.firstUnseen(); ok {
+			data.FirstUnseenSeqNum = u
+		}
+	}
+	return data, nil
+}
+
+// canonical is the mailbox's name as LIST shows it.
+func (ss *session) canonical(ref mailboxRef) string {
+	if ref.inbox {
+		return "INBOX"
+	}
+	if ref.sub == "" {
+		return ref.st.l.Name()
+	}
+	return ref.st.l.Name() + string(delim) + ref.sub
+}
+
+func (ss *session) Unselect() error {
+	ss.st, ss.sub, ss.v, ss.mailbox, ss.readOnly = nil, "", nil, "", false
+	return nil
+}
+
+func (ss *session) Create(string, *imap.CreateOptions) error         { return errReadOnly }
+func (ss *session) Delete(string) error                              { return errReadOnly }
+func (ss *session) Rename(string, string, *imap.RenameOptions) error { return errReadOnly }
+
+// Every mailbox counts as subscribed; (un)subscribing changes nothing.
+func (ss *session) Subscribe(name string) error {
+	_, _, err := ss.resolve(name)
+	return err
+}
+
+func (ss *session) Unsubscribe(string) error { return nil }
+
+func (ss *session) Append(string, imap.LiteralReader, *imap.AppendOptions) (*imap.AppendData, error) {
+	return nil, errReadOnly
+}
+
+func (ss *session) Copy(imap.NumSet, string) (*imap.CopyData, error) { return nil, errReadOnly }
+
+func (ss *session) Move(*imapserver.MoveWriter, imap.NumSet, string) error { return errReadOnly }
+
+// Expunge: nothing can be deleted. CLOSE calls Expunge too (with a writer
+// that has no connection): it has nothing to do and succeeds.
+func (ss *session) Expunge(w *imapserver.ExpungeWriter, _ *imap.UIDSet) error {
+	if f := reflect.ValueOf(w).Elem().FieldByName("conn"); f.IsValid() && f.IsNil() {
+		return nil
+	}
+	return errReadOnly
+}
+
+func (ss *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
+}
+
+// mailboxes returns every mailbox name: INBOX, then each list and its years.
+func (ss *session) mailboxes() ([]mailboxRef, error) {
+	names, err := ss.s.a.Names()
+	if err != nil {
+		return nil, err
+	}
+	refs := []mailboxRef{{inbox: true}}
+	for _, n := range names {
+		st, err := ss.s.list(n)
+		if err != nil {
+			ss.s.log.Error("imapd: list", "list", n, "err", err)
+			continue
+		}
+		refs = append(refs, mailboxRef{st: st})
+		for _, y := range st.yearList() {
+			refs = append(refs, mailboxRef{st: st, sub: yearName(y)})
+		}
+	}
+	return refs, nil
+}
+
+func yearName(y int) string {
+	b := []byte{'0', '0', '0', '0'}
+	for i := 3; i >= 0 && y > 0; i-- {
+		b[i] = byte('0' + y%10)
+		y /= 10
+	}
+	return string(b)
+}
+
+func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 0 {
+		// LIST "" "": the hierarchy delimiter
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
+	}
+	refs, err := ss.mailboxes()
+	if err != nil {
+		return internalError(err)
+	}
+	for _, r := range refs {
+		name := ss.canonical(r)
+		match := false
+		for _, p := range patterns {
+			if imapserver.MatchList(name, delim, ref, p) {
+				match = true
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		if options.SelectSpecialUse {
+			continue // no mailbox here has a special use
+		}
+		data := &imap.ListData{Delim: delim, Mailbox: name}
+		if !r.inbox && r.sub == "" && len(r.st.yearList()) > 0 {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		if options.SelectSubscribed || options.ReturnSubscribed {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		if options.ReturnStatus != nil {
+			if data.Status, err = ss.Status(name, options.ReturnStatus); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ss *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	ref, v, err := ss.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	data := &imap.StatusData{Mailbox: name, UIDNext: imap.UID(v.maxUID() + 1), UIDValidity: 1}
+	if ref.st != nil {
+		data.UIDValidity = ref.st.l.UIDValidity(ss.canonical(ref))
+	}
+	n := v.n
+	zero := uint32(0)
+	if options.NumMessages {
+		data.NumMessages = &n
+	}
+	if options.NumRecent {
+		data.NumRecent = &zero
+	}
+	if options.NumDeleted {
+		data.NumDeleted = &zero
+	}
+	if options.NumUnseen {
+		unseen := n
+		if ref.st != nil && !ss.anonymous {
+			seen, err := ss.countFlag(ref.st, v, archive.FlagSeen)
+			if err != nil {
+				return nil, internalError(err)
+			}
+			unseen -= seen
+		}
+		data.NumUnseen = &unseen
+	}
+	return data, nil
+}
+
+// Poll tells the client about mail archived since it last heard.
+func (ss *session) Poll(w *imapserver.UpdateWriter, _ bool) error {
+	if ss.st == nil {
+		return nil
+	}
+	v, _, ok := ss.st.current(ss.sub)
+	if !ok || v.n <= ss.v.n {
+		return nil
+	}
+	ss.v = v
+	return w.WriteNumMessages(v.n)
+}
+
+// Idle waits for new mail in the selected mailbox and reports it at
+// once; without a selected mailbox it only waits.
+func (ss *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	for {
+		if ss.st == nil {
+			<-stop
+			return nil
+		}
+		_, changed, _ := ss.st.current(ss.sub)
+		if err := ss.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+var errNotFound = errors.New("not found")
