@@ -102,12 +102,12 @@ type listState struct {
 	l *archive.List
 
 	mu      sync.Mutex
-	last    int64         // last article read from the timeline
-	year    int           // year of the last article (years never go back)
-	all     *view         // the whole list
-	years   map[int]*view // NAME/YYYY
-	changed chan struct{} // closed and replaced at every change
-	users   *archive.UserState    // per-user flags
+	last    int64              // last article read from the timeline
+	year    int                // year of the last article (years never go back)
+	all     *view              // the whole list
+	years   map[int]*view      // NAME/YYYY
+	changed chan struct{}      // closed and replaced at every change
+	users   *archive.UserState // per-user flags
 }
 
 func newListState(l *archive.List, users *archive.UserState) *listState {
