@@ -264,7 +264,7 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 				if err != nil {
 					return err
 				}
-				if err := ss.writeSections(bw, raw, options, wi); err != nil {
+				if err := ss.writeSections(bw, raw, options, wi, line[len(line)-1] == '('); err != nil {
 					return err
 				}
 			}
@@ -287,8 +287,14 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 }
 
 // writeSections writes the BODY[...], BINARY[...] and BINARY.SIZE[...]
-// items of one message, each preceded by a space.
-func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.FetchOptions, wi writerInfo) error {
+// items of one message; first says no item precedes them.
+func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.FetchOptions, wi writerInfo, first bool) error {
+	sep := func() {
+		if !first {
+			bw.WriteByte(' ')
+		}
+		first = false
+	}
 	var crlf []byte // raw with CRLF line endings, made once
 	whole := func() []byte {
 		if crlf == nil {
@@ -312,7 +318,7 @@ func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.Fet
 				data = toCRLF(b)
 			}
 		}
-		bw.WriteByte(' ')
+		sep()
 		if name := wi.obsoleteName(bs); name != "" {
 			bw.WriteString(name)
 		} else {
@@ -328,7 +334,8 @@ func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.Fet
 		if !decoded {
 			b = toCRLF(b)
 		}
-		bw.WriteString(" BINARY[")
+		sep()
+		bw.WriteString("BINARY[")
 		writePart(bw, bs.Part)
 		bw.WriteByte(']')
 		if bs.Partial != nil {
@@ -345,7 +352,8 @@ func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.Fet
 		if !decoded {
 			n = crlfLen(b)
 		}
-		bw.WriteString(" BINARY.SIZE[")
+		sep()
+		bw.WriteString("BINARY.SIZE[")
 		writePart(bw, bs.Part)
 		fmt.Fprintf(bw, "] %d", n)
 	}

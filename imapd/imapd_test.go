@@ -104,3 +104,20 @@ func TestSmoke(t *testing.T) {
 	_ = filepath.Join
 	_ = time.Now
 }
+
+// restart serves the same archive with a new server.
+func (ts *testServer) restart(t testing.TB, opts *imapd.Options) {
+	t.Helper()
+	ts.srv.Close()
+	srv, err := imapd.New(ts.a, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	ts.srv, ts.addr = srv, ln.Addr().String()
+}

@@ -23,6 +23,8 @@ type Options struct {
 	// not on a loopback address must log in as one of them; on loopback
 	// any name logs in with any password and gets its own flags.
 	Users map[string]string
+	// RequireLogin makes loopback clients log in as configured users too.
+	RequireLogin bool
 	// Anonymous allows AUTHENTICATE ANONYMOUS (RFC 4505): read-only
 	// access without flags, from anywhere.
 	Anonymous bool
@@ -42,10 +44,11 @@ type Server struct {
 	log  *slog.Logger
 	imap *imapserver.Server
 
-	mu     sync.Mutex
-	lists  map[string]*listState
-	conns  int
-	closed bool
+	mu       sync.Mutex
+	lists    map[string]*listState
+	conns    int
+	sessions map[*session]struct{}
+	closed   bool
 
 	stopEvents func()
 	eventsDone chan struct{}
@@ -54,7 +57,7 @@ type Server struct {
 // New returns a server for a's lists. It follows the archive's events so
 // that IDLE sees new mail as soon as it is archived.
 func New(a *archive.Archive, opts *Options) (*Server, error) {
-	s := &Server{a: a, lists: map[string]*listState{}, eventsDone: make(chan struct{})}
+	s := &Server{a: a, lists: map[string]*listState{}, sessions: map[*session]struct{}{}, eventsDone: make(chan struct{})}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -182,12 +185,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
 	s.mu.Unlock()
 	if already {
 		return nil
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.imap.Close() }()
+	go func() {
+		// BYE to every client (it waits for a response being written),
+		// then close whatever is left, listeners included.
+		var wg sync.WaitGroup
+		for _, ss := range sessions {
+			wg.Go(func() { ss.conn.Bye("Server shutting down") })
+		}
+		wg.Wait()
+		done <- s.imap.Close()
+	}()
 	s.stopEvents()
 	var err error
 	select {

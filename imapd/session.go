@@ -49,10 +49,19 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if closed {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	return &session{s: s, conn: c, ctx: context.Background()}, nil, nil
+	ss := &session{s: s, conn: c, ctx: context.Background()}
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	return ss, nil, nil
 }
 
-func (ss *session) Close() error { return nil }
+func (ss *session) Close() error {
+	ss.s.mu.Lock()
+	delete(ss.s.sessions, ss)
+	ss.s.mu.Unlock()
+	return nil
+}
 
 // errReadOnly answers every command that would change a list.
 var errReadOnly = &imap.Error{
@@ -70,7 +79,7 @@ func (ss *session) Login(username, password string) error {
 	if username == "" {
 		return imapserver.ErrAuthFailed
 	}
-	if !isLoopback(ss.conn.NetConn().RemoteAddr()) {
+	if ss.s.opts.RequireLogin || !isLoopback(ss.conn.NetConn().RemoteAddr()) {
 		hash, ok := ss.s.opts.Users[username]
 		if !ok || bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
 			return imapserver.ErrAuthFailed
