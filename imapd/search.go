@@ -279,7 +279,7 @@ func (sr *searcher) eval(c *imap.SearchCriteria, within uidSet) (uidSet, error) 
 
 // spanSet materialises spans of the view.
 func spanSet(v *view, spans []span) uidSet {
-	var out uidSet
+	out := uidSet{} // not nil, which would mean every message
 	for _, sp := range spans {
 		v.spans(sp.lo, sp.hi, func(first, last, _ uint32) error {
 			for u := first; ; u++ {
@@ -313,7 +313,7 @@ func (sr *searcher) withFlag(f imap.Flag, has bool) (uidSet, error) {
 		}
 	}
 	bit, system := systemFlags[imap.Flag(name)]
-	var with uidSet
+	with := uidSet{} // not nil, which would mean every message
 	for u, fl := range sr.flags {
 		ok := fl.Has(name)
 		if system {
@@ -369,7 +369,7 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 	if len(cands) == 0 {
 		return uidSet{}, nil
 	}
-	var out uidSet
+	out := uidSet{} // not nil, which would mean every message
 	if indexField == archive.FieldSubject && usable {
 		nums := make([]int64, len(cands))
 		for i, u := range cands {
