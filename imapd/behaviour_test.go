@@ -51,21 +51,38 @@ func (rc *rawConn) readLine(d time.Duration) (string, error) {
 	return strings.TrimRight(s, "\r\n"), err
 }
 
-// until reads lines until one has the prefix, returning all lines read.
+// until reads lines until one has the prefix, returning all lines read;
+// it fails the test on error (test goroutine only).
 func (rc *rawConn) until(prefix string, d time.Duration) []string {
 	rc.t.Helper()
+	lines, err := rc.tryUntil(prefix, d)
+	if err != nil {
+		rc.t.Fatal(err)
+	}
+	return lines
+}
+
+// tryUntil is until returning the error (any goroutine).
+func (rc *rawConn) tryUntil(prefix string, d time.Duration) ([]string, error) {
 	var lines []string
 	deadline := time.Now().Add(d)
 	for {
 		l, err := rc.readLine(time.Until(deadline))
 		if err != nil {
-			rc.t.Fatalf("waiting for %q: %v (read %q)", prefix, err, lines)
+			return lines, fmt.Errorf("waiting for %q: %v (read %q)", prefix, err, lines)
 		}
 		lines = append(lines, l)
 		if strings.HasPrefix(l, prefix) {
-			return lines
+			return lines, nil
 		}
 	}
+}
+
+// trySend is send returning the error (any goroutine).
+func (rc *rawConn) trySend(line string) error {
+	rc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := rc.c.Write([]byte(line + "\r\n"))
+	return err
 }
 
 func TestIdleReportsNewMail(t *testing.T) {
