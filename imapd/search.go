@@ -39,7 +39,7 @@ func (ss *session) universe() uidSet {
 }
 
 func intersect(a, b uidSet) uidSet {
-	out := a[:0:0]
+	out := make(uidSet, 0, min(len(a), len(b))) // never nil: nil means every message
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch {
 		case a[i] < b[j]:
