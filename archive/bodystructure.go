@@ -9,18 +9,20 @@ import (
 )
 
 // BodyStructure is the IMAP BODYSTRUCTURE of a message or part, extended
-// form (RFC 3501 section 7.4.2), as Dovecot computes it:
+// form (RFC 3501 section 7.4.2), as Dovecot 2.3 computes it (checked
+// against Dovecot on the shared corpora, see docs/IMAP-DOVECOT.md):
 //
 //   - no Content-Type means text/plain (message/rfc822 inside
-//     multipart/digest, RFC 2046 section 5.1.5); a text part without a
-//     charset gets ("charset" "us-ascii");
-//   - Type, Subtype, Encoding and parameter values are kept as written;
-//     parameter names are lower-cased, RFC 2231 continuations are joined;
-//     Encoding defaults to "7bit";
+//     multipart/digest, RFC 2046 section 5.1.5); so does a message
+//     without Mime-Version and Content-Type, whose other Content-* fields
+//     are then ignored; a text part without a parameter called "charset"
+//     gets ("charset" "us-ascii");
+//   - Type, Subtype, Encoding, parameter names and values are kept as
+//     written (a broken Content-Type gives what parsed before the break);
+//     RFC 2231 continuations are joined; Encoding defaults to "7bit";
 //   - Size counts the body's octets as IMAP transfers them, every line
 //     ending in CRLF (Dovecot's virtual size), so LF and CRLF storage
-//     agree; Lines (text/* and message/rfc822) counts lines, a last line
-//     without a line break included;
+//     agree; Lines (text/* and message/rfc822) counts line feeds;
 //   - a multipart without a boundary is read as a single text/plain part;
 //     one whose boundary never occurs gets one empty text/plain child.
 type BodyStructure struct {
@@ -37,7 +39,18 @@ type BodyStructure struct {
 	DispositionParams [][2]string
 	Language          []string
 	Location          string
+	Empty             uint8 // BsID, BsDescription, BsMD5, BsLocation, BsDisposition
 }
+
+// Bits of BodyStructure.Empty: the field is present in the header with
+// an empty value, and is sent as "" rather than NIL.
+const (
+	BsID uint8 = 1 << iota
+	BsDescription
+	BsMD5
+	BsLocation
+	BsDisposition
+)
 
 // mimeNode is a parsed MIME part: its header, its body as transferred
 // and, for the walks that compute Text and ContentHash, its children.
@@ -74,74 +87,49 @@ type mimeState struct {
 // is true inside multipart/digest.
 func parsePart(h header, body []byte, depth int, digest bool, pr *problems) *mimeNode {
 	st := &mimeState{pr: pr}
-	return st.part(h, body, depth, digest)
+	return st.part(h, body, depth, digest, true)
 }
 
-func (st *mimeState) part(h header, body []byte, depth int, digest bool) *mimeNode {
+func (st *mimeState) part(h header, body []byte, depth int, digest, top bool) *mimeNode {
 	st.parts++
 	n := &mimeNode{hdr: h, body: body}
 	bs := &n.bs
+	// n.typ, n.sub, n.params, n.cte drive the part tree, Text and the
+	// content hash (public-inbox's reading); bs holds what IMAP sends
+	// (Dovecot's reading, see bodystructure_dovecot.go)
 	if v, ok := h.first("Content-Type"); ok {
 		typ, sub, params, ok := parseContentType(unfoldPI(v))
 		if ok {
-			bs.Type, bs.Subtype, bs.Params = typ, sub, params
+			n.typ, n.sub, n.params = strings.ToLower(typ), strings.ToLower(sub), params
 		} else {
 			st.pr.add("bad Content-Type")
 		}
 	}
-	if bs.Type == "" {
+	if n.typ == "" {
 		if digest {
-			bs.Type, bs.Subtype = "message", "rfc822"
+			n.typ, n.sub = "message", "rfc822"
 		} else {
-			bs.Type, bs.Subtype = "text", "plain"
+			n.typ, n.sub = "text", "plain"
 		}
 	}
-	n.typ, n.sub, n.params = strings.ToLower(bs.Type), strings.ToLower(bs.Subtype), bs.Params
 	if v, ok := h.first("Content-Transfer-Encoding"); ok {
 		n.cte = cteToken(unfold(v))
 	}
-	bs.Encoding = n.cte
-	if bs.Encoding == "" {
-		bs.Encoding = "7bit"
-	}
-	if v, ok := h.first("Content-ID"); ok {
-		bs.ID = unfold(v)
-	}
-	if v, ok := h.first("Content-Description"); ok {
-		bs.Description = unfold(v)
-	}
-	if v, ok := h.first("Content-MD5"); ok {
-		bs.MD5 = unfold(v)
-	}
-	if v, ok := h.first("Content-Location"); ok {
-		bs.Location = unfold(v)
-	}
-	if v, ok := h.first("Content-Disposition"); ok {
-		s := unfoldPI(v)
-		tok, rest, _ := strings.Cut(s, ";")
-		bs.Disposition = strings.TrimSpace(tok)
-		if bs.Disposition != "" {
-			bs.DispositionParams = parseParams(rest)
-		}
-	}
-	if v, ok := h.first("Content-Language"); ok {
-		for _, l := range strings.Split(unfoldPI(v), ",") {
-			if l = strings.TrimSpace(l); l != "" {
-				bs.Language = append(bs.Language, l)
-			}
-		}
-	}
+	st.dovecotFields(bs, h, n, digest, top)
 	bs.Size = int64(crlfLen(body))
 
 	if n.typ == "multipart" {
 		boundary := paramValue(n.params, "boundary")
 		if boundary == "" {
-			// RFC 2046 section 5.1.1 requires one; read the body as text
+			// RFC 2046 section 5.1.1 requires one. Text reads the body
+			// as text; IMAP sends a multipart without parts (written
+			// with one empty text/plain part), as Dovecot does
 			st.pr.add("multipart without boundary")
-			bs.Type, bs.Subtype = "text", "plain"
 			n.typ, n.sub = "text", "plain"
-			bs.Params = [][2]string{{"charset", "us-ascii"}}
 			n.params = nil
+			if strings.EqualFold(bs.Type, "multipart") {
+				return n
+			}
 		} else {
 			bs.Lines = 0
 			if depth >= maxMIMEDepth || st.parts >= maxMIMEParts {
@@ -153,7 +141,7 @@ func (st *mimeState) part(h header, body []byte, depth int, digest bool) *mimeNo
 						break
 					}
 					ch, cb, _ := splitMessage(raw, st.pr)
-					c := st.part(ch, cb, depth+1, n.sub == "digest")
+					c := st.part(ch, cb, depth+1, n.sub == "digest", false)
 					n.children = append(n.children, c)
 					bs.Children = append(bs.Children, c.bs)
 				}
@@ -166,9 +154,11 @@ func (st *mimeState) part(h header, body []byte, depth int, digest bool) *mimeNo
 			return n
 		}
 	}
-	if n.typ == "text" {
+	if strings.EqualFold(bs.Type, "text") {
+		// the default charset is added when writing, but only for a
+		// parameter called exactly "charset" (any case), as Dovecot does
 		bs.Lines = countLines(body)
-		if paramIndex(bs.Params, "charset") < 0 && paramIndex(bs.Params, "charset*") < 0 {
+		if !hasParam(bs.Params, "charset") {
 			bs.Params = append(bs.Params, [2]string{"charset", "us-ascii"})
 		}
 	}
@@ -180,7 +170,7 @@ func (st *mimeState) part(h header, body []byte, depth int, digest bool) *mimeNo
 			return n
 		}
 		ch, cb, _ := splitMessage(body, st.pr)
-		c := st.part(ch, cb, depth+1, false)
+		c := st.part(ch, cb, depth+1, false, true)
 		c.submsg = true
 		n.msg = c
 		if n.sub == "rfc822" {
@@ -188,9 +178,130 @@ func (st *mimeState) part(h header, body []byte, depth int, digest bool) *mimeNo
 			bs.Envelope = &env
 			bs.Body = &c.bs
 			bs.Lines = countLines(body)
+			if lineBreakAfter(body) > 0 && endsWithDelimiter(c, body) {
+				// Dovecot counts the line break before the enclosing
+				// delimiter in this part when the part's last line is
+				// itself a delimiter of a multipart inside it: the
+				// break ends that line, so the enclosing delimiter
+				// has none before it (message-parser.c)
+				bs.Size += 2
+				bs.Lines++
+			}
 		}
 	}
 	return n
+}
+
+// dovecotFields fills in what bs holds from the Content-* fields, read as
+// Dovecot 2.3 reads them (message-part-data.c): the first Content-Type,
+// Content-ID, Content-Description, Content-MD5, Content-Location; the
+// first Content-Transfer-Encoding that is one token; the first
+// Content-Disposition with parameters (else the last one); the first
+// Content-Language naming a language. Values keep their case. A message
+// (top is true: the message itself or an attached one) with neither
+// Mime-Version nor Content-Type is not MIME, and its Content-* fields are
+// ignored (RFC 2045 section 4).
+func (st *mimeState) dovecotFields(bs *BodyStructure, h header, n *mimeNode, digest, top bool) {
+	_, hasMIME := h.first("Mime-Version")
+	ct, hasCT := h.first("Content-Type")
+	if top && !hasMIME && !hasCT {
+		bs.Type, bs.Subtype, bs.Encoding = "text", "plain", "7bit"
+		return
+	}
+	if hasCT {
+		bs.Type, bs.Subtype, bs.Params = dvContentType(ct)
+	} else if digest {
+		bs.Type, bs.Subtype = "message", "rfc822"
+	} else {
+		bs.Type, bs.Subtype = "text", "plain"
+	}
+	for _, v := range h.all("Content-Transfer-Encoding") {
+		if bs.Encoding = dvTransferEncoding(v); bs.Encoding != "" {
+			break
+		}
+	}
+	if bs.Encoding == "" {
+		bs.Encoding = "7bit"
+	}
+	str := func(name string, bit uint8) string {
+		v, ok := h.first(name)
+		if !ok {
+			return ""
+		}
+		s := noLF(headerValue(v))
+		if s == "" {
+			bs.Empty |= bit
+		}
+		return s
+	}
+	bs.ID = str("Content-ID", BsID)
+	bs.Description = str("Content-Description", BsDescription)
+	bs.MD5 = str("Content-MD5", BsMD5)
+	bs.Location = str("Content-Location", BsLocation)
+	for _, v := range h.all("Content-Disposition") {
+		if len(bs.DispositionParams) > 0 {
+			break
+		}
+		if d, params, ok := dvDisposition(v); ok {
+			bs.Disposition, bs.DispositionParams = d, params
+			if d == "" {
+				bs.Empty |= BsDisposition
+			} else {
+				bs.Empty &^= BsDisposition
+			}
+		}
+	}
+	for _, v := range h.all("Content-Language") {
+		if bs.Language = dvLanguages(v); len(bs.Language) > 0 {
+			break
+		}
+	}
+}
+
+// lineBreakAfter returns the length of the line break ("\n" or "\r\n")
+// that follows body in the message it was cut from, or 0: splitMultipart
+// cuts a part before the line break that precedes a delimiter, and the
+// part's slice keeps the capacity of the whole message.
+func lineBreakAfter(body []byte) int {
+	rest := body[len(body):cap(body)]
+	switch {
+	case len(rest) > 0 && rest[0] == '\n':
+		return 1
+	case len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n':
+		return 2
+	}
+	return 0
+}
+
+// endsWithDelimiter reports whether the last line of body is a
+// delimiter or close delimiter of a multipart in the tree under n.
+func endsWithDelimiter(n *mimeNode, body []byte) bool {
+	last := body[bytes.LastIndexByte(body, '\n')+1:]
+	last = bytes.TrimRight(last, " \t\r")
+	if !bytes.HasPrefix(last, []byte("--")) {
+		return false
+	}
+	var walk func(n *mimeNode, depth int) bool
+	walk = func(n *mimeNode, depth int) bool {
+		if n == nil || depth > maxMIMEDepth+2 {
+			return false
+		}
+		if n.typ == "multipart" {
+			if b := paramValue(n.params, "boundary"); b != "" {
+				d := bytes.TrimPrefix(last, []byte("--"))
+				if string(d) == b || string(d) == b+"--" {
+					return true
+				}
+			}
+		}
+		for _, c := range n.children {
+			if walk(c, depth+1) {
+				return true
+			}
+		}
+		return walk(n.msg, depth+1)
+	}
+	return walk(n, 0)
 }
 
 // isMessageSubtype reports the message/* subtypes that hold a whole
@@ -455,11 +566,7 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
 			sb.WriteString(`("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`)
 		}
 		sb.WriteByte(' ')
-		sub := b.Subtype
-		if sub == "" {
-			sub = "x-unknown"
-		}
-		writeString(sb, sub)
+		writeString(sb, b.Subtype)
 		sb.WriteByte(' ')
 		writeParams(sb, b.Params)
 		sb.WriteByte(' ')
@@ -467,23 +574,24 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
 		sb.WriteByte(' ')
 		writeLanguage(sb, b.Language)
 		sb.WriteByte(' ')
-		writeNString(sb, b.Location)
+		writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
 		sb.WriteByte(')')
 		return
 	}
-	writeString(sb, b.Type)
-	sb.WriteByte(' ')
-	sub := b.Subtype
-	if sub == "" {
-		sub = "unknown"
+	if b.Envelope != nil && b.Body != nil {
+		// whatever case it was written in (Dovecot)
+		sb.WriteString(`"message" "rfc822"`)
+	} else {
+		writeString(sb, b.Type)
+		sb.WriteByte(' ')
+		writeString(sb, b.Subtype)
 	}
-	writeString(sb, sub)
 	sb.WriteByte(' ')
 	writeParams(sb, b.Params)
 	sb.WriteByte(' ')
-	writeNString(sb, b.ID)
+	writeEnvString(sb, b.ID, b.Empty&BsID != 0)
 	sb.WriteByte(' ')
-	writeNString(sb, b.Description)
+	writeEnvString(sb, b.Description, b.Empty&BsDescription != 0)
 	sb.WriteByte(' ')
 	enc := b.Encoding
 	if enc == "" {
@@ -504,13 +612,13 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
 		sb.WriteString(strconv.FormatInt(b.Lines, 10))
 	}
 	sb.WriteByte(' ')
-	writeNString(sb, b.MD5)
+	writeEnvString(sb, b.MD5, b.Empty&BsMD5 != 0)
 	sb.WriteByte(' ')
 	writeDisposition(sb, b)
 	sb.WriteByte(' ')
 	writeLanguage(sb, b.Language)
 	sb.WriteByte(' ')
-	writeNString(sb, b.Location)
+	writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
 	sb.WriteByte(')')
 }
 
@@ -532,7 +640,7 @@ func writeParams(sb *strings.Builder, params [][2]string) {
 }
 
 func writeDisposition(sb *strings.Builder, b *BodyStructure) {
-	if b.Disposition == "" {
+	if b.Disposition == "" && b.Empty&BsDisposition == 0 {
 		sb.WriteString("NIL")
 		return
 	}
@@ -616,6 +724,7 @@ func (e *encoder) bodyStructure(b *BodyStructure) {
 		e.str(l)
 	}
 	e.str(b.Location)
+	e.uint(uint64(b.Empty))
 }
 
 func (d *decoder) bodyStructure(b *BodyStructure, depth int) {
@@ -658,6 +767,7 @@ func (d *decoder) bodyStructure(b *BodyStructure, depth int) {
 		}
 	}
 	b.Location = d.str()
+	b.Empty = uint8(d.uint())
 }
 
 // EncodeBodyStructure encodes b compactly for storage;

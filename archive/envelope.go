@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,25 +9,48 @@ import (
 	"strings"
 )
 
-// Envelope is the IMAP ENVELOPE of a message (RFC 3501 section 7.4.2).
-// Strings are the raw header values, unfolded but not decoded: IMAP
-// returns them raw. Like Dovecot, the last occurrence of a field wins.
+// Envelope is the IMAP ENVELOPE of a message (RFC 3501 section 7.4.2),
+// holding what the server sends, computed as Dovecot 2.3 does (see
+// docs/IMAP-DOVECOT.md):
+//
+//   - Date, In-Reply-To and Message-ID are the raw header values (not
+//     decoded) with the blanks after the colon skipped and line breaks
+//     removed; trailing blanks stay;
+//   - Subject and display names are raw too, but every run of blanks is
+//     one space and leading and trailing blanks are gone;
+//   - for each string field the last occurrence wins; the address lists
+//     of repeated From, To, ... fields are joined, as if comma-separated;
+//   - NUL bytes become U+FFFD.
+//
+// A field that is absent is "" and sent as NIL; one present with an empty
+// value is "" with its bit set in Empty and sent as "".
 type Envelope struct {
 	Date, Subject                      string
 	From, Sender, ReplyTo, To, Cc, Bcc []EnvelopeAddress
 	InReplyTo, MessageID               string
+	Empty                              uint8 // EnvDate, EnvSubject, EnvInReplyTo, EnvMessageID
 }
 
+// Bits of Envelope.Empty.
+const (
+	EnvDate uint8 = 1 << iota
+	EnvSubject
+	EnvInReplyTo
+	EnvMessageID
+)
+
 // EnvelopeAddress is one address of an ENVELOPE address list. Name is the
-// display name as written (quotes removed, encoded words kept). A group
-// is a GroupStart address whose Mailbox is the group name, then its
-// members, then a GroupEnd address with all fields empty (RFC 3501
-// section 7.4.2). Missing parts of a mailbox are filled in with
-// MISSING_MAILBOX and MISSING_DOMAIN, as Dovecot does, so that an address
-// is never mistaken for a group marker on the wire.
+// display name as written (quotes removed, encoded words kept, blanks
+// collapsed). A group is a GroupStart address whose Mailbox is the group
+// name, then its members, then a GroupEnd address with all fields empty
+// (RFC 3501 section 7.4.2). Missing or broken parts of a mailbox are
+// filled in as Dovecot does (MISSING_MAILBOX, MISSING_DOMAIN,
+// SYNTAX_ERROR, INVALID_ROUTE), so that an address is never mistaken for
+// a group marker on the wire.
 type EnvelopeAddress struct {
 	Name, AdrList, Mailbox, Host string
 	GroupStart, GroupEnd         bool
+	NameEmpty                    bool // a display name present but empty (or only blanks): sent as ""
 }
 
 const (
@@ -38,29 +62,45 @@ const (
 // Reply-To default to From when absent or empty (RFC 3501 section 7.4.2).
 func parseEnvelope(h header) Envelope {
 	var e Envelope
-	str := func(name string) string {
-		if v, ok := h.last(name); ok {
-			return unfold(v)
-		}
-		return ""
-	}
-	addrs := func(name string) []EnvelopeAddress {
+	str := func(name string, bit uint8) string {
 		v, ok := h.last(name)
 		if !ok {
-			return nil
+			return ""
 		}
-		return envelopeAddresses(parseAddressList(unfold(v)))
+		var s string
+		if bit == EnvSubject {
+			s = forHumans(headerValue(v))
+		} else {
+			s = noLF(headerValue(v))
+		}
+		if s == "" {
+			e.Empty |= bit
+		}
+		return s
 	}
-	e.Date = str("Date")
-	e.Subject = str("Subject")
+	addrs := func(name string) []EnvelopeAddress {
+		var out []EnvelopeAddress
+		for _, v := range h.all(name) {
+			out = append(out, dovecotAddresses(v)...)
+		}
+		for i := range out {
+			if out[i].Name != "" {
+				out[i].Name = forHumans(out[i].Name)
+				out[i].NameEmpty = out[i].Name == ""
+			}
+		}
+		return out
+	}
+	e.Date = str("Date", EnvDate)
+	e.Subject = str("Subject", EnvSubject)
 	e.From = addrs("From")
 	e.Sender = addrs("Sender")
 	e.ReplyTo = addrs("Reply-To")
 	e.To = addrs("To")
 	e.Cc = addrs("Cc")
 	e.Bcc = addrs("Bcc")
-	e.InReplyTo = str("In-Reply-To")
-	e.MessageID = str("Message-ID")
+	e.InReplyTo = str("In-Reply-To", EnvInReplyTo)
+	e.MessageID = str("Message-ID", EnvMessageID)
 	if len(e.Sender) == 0 {
 		e.Sender = e.From
 	}
@@ -70,21 +110,88 @@ func parseEnvelope(h header) Envelope {
 	return e
 }
 
-// envelopeAddresses fills in missing mailbox and host parts.
-func envelopeAddresses(list []EnvelopeAddress) []EnvelopeAddress {
-	for i := range list {
-		a := &list[i]
-		if a.GroupStart || a.GroupEnd {
-			continue
-		}
-		if a.Mailbox == "" {
-			a.Mailbox = missingMailbox
-		}
-		if a.Host == "" {
-			a.Host = missingDomain
+// headerValue returns a field's value as Dovecot's header parser gives
+// it (MESSAGE_HEADER_PARSER_FLAG_SKIP_INITIAL_LWSP, DROP_CR): the blanks
+// after the colon skipped (all but one when the first line is only
+// blanks), CR before each LF dropped, NUL as U+FFFD.
+func headerValue(v []byte) string {
+	first := v
+	if i := bytes.IndexByte(v, '\n'); i >= 0 {
+		first = v[:i]
+	}
+	first = bytes.TrimSuffix(first, []byte("\r"))
+	pos := 0
+	for pos < len(first) && (first[pos] == ' ' || first[pos] == '\t') {
+		pos++
+	}
+	if pos == len(first) && pos > 0 {
+		pos = 1
+	}
+	v = v[pos:]
+	if bytes.IndexByte(v, 0) < 0 && bytes.IndexByte(v, '\r') < 0 {
+		return string(v)
+	}
+	b := make([]byte, 0, len(v)+8)
+	for i, c := range v {
+		switch {
+		case c == 0:
+			b = append(b, nulReplacement...)
+		case c == '\r' && i+1 < len(v) && v[i+1] == '\n':
+		default:
+			b = append(b, c)
 		}
 	}
-	return list
+	return string(b)
+}
+
+// noLF removes CR and LF, putting a space where the next line does not
+// start with a blank: Dovecot's imap_append_nstring_nolf.
+func noLF(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\r' && c != '\n' {
+			b = append(b, c)
+			continue
+		}
+		if i+1 < len(s) {
+			if n := s[i+1]; n != ' ' && n != '\t' && n != '\r' && n != '\n' && n != 0 {
+				b = append(b, ' ')
+			}
+		}
+	}
+	return string(b)
+}
+
+// forHumans is Dovecot's imap_append_string_for_humans: CR and LF are
+// dropped, each run of spaces and tabs becomes one space, leading and
+// trailing blanks go, NUL becomes 0x80.
+func forHumans(s string) string {
+	b := make([]byte, 0, len(s))
+	lastLWSP := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case 0:
+			b = append(b, 0x80)
+			lastLWSP = false
+		case ' ', '\t':
+			if !lastLWSP {
+				b = append(b, ' ')
+			}
+			lastLWSP = true
+		case '\r', '\n':
+		default:
+			b = append(b, c)
+			lastLWSP = false
+		}
+	}
+	if lastLWSP && len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
 }
 
 // addrParser parses an RFC 5322 address-list (section 3.4) leniently.
@@ -405,18 +512,28 @@ func FormatEnvelope(e *Envelope) string {
 
 func writeEnvelope(b *strings.Builder, e *Envelope) {
 	b.WriteByte('(')
-	writeNString(b, e.Date)
+	writeEnvString(b, e.Date, e.Empty&EnvDate != 0)
 	b.WriteByte(' ')
-	writeNString(b, e.Subject)
+	writeEnvString(b, e.Subject, e.Empty&EnvSubject != 0)
 	for _, l := range [][]EnvelopeAddress{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		b.WriteByte(' ')
 		writeAddressList(b, l)
 	}
 	b.WriteByte(' ')
-	writeNString(b, e.InReplyTo)
+	writeEnvString(b, e.InReplyTo, e.Empty&EnvInReplyTo != 0)
 	b.WriteByte(' ')
-	writeNString(b, e.MessageID)
+	writeEnvString(b, e.MessageID, e.Empty&EnvMessageID != 0)
 	b.WriteByte(')')
+}
+
+// writeEnvString writes s, or NIL when it is empty and the field is
+// absent (RFC 3501 section 7.4.2: NIL when the header line is absent).
+func writeEnvString(b *strings.Builder, s string, present bool) {
+	if s == "" && present {
+		b.WriteString(`""`)
+		return
+	}
+	writeNString(b, s)
 }
 
 func writeAddressList(b *strings.Builder, l []EnvelopeAddress) {
@@ -431,17 +548,18 @@ func writeAddressList(b *strings.Builder, l []EnvelopeAddress) {
 			b.WriteString("(NIL NIL NIL NIL)")
 		case a.GroupStart:
 			b.WriteString("(NIL NIL ")
-			writeNString(b, a.Mailbox)
+			writeString(b, a.Mailbox)
 			b.WriteString(" NIL)")
 		default:
+			// mailbox and host are never NIL: NIL host marks a group
 			b.WriteByte('(')
-			writeNString(b, a.Name)
+			writeEnvString(b, a.Name, a.NameEmpty)
 			b.WriteByte(' ')
 			writeNString(b, a.AdrList)
 			b.WriteByte(' ')
-			writeNString(b, a.Mailbox)
+			writeString(b, a.Mailbox)
 			b.WriteByte(' ')
-			writeNString(b, a.Host)
+			writeString(b, a.Host)
 			b.WriteByte(')')
 		}
 	}
@@ -483,8 +601,8 @@ func writeString(b *strings.Builder, s string) {
 // against what is left, so garbage gives an error, never a panic.
 
 const (
-	envelopeFormat      = 1
-	bodyStructureFormat = 1
+	envelopeFormat      = 2 // 2: Envelope.Empty added
+	bodyStructureFormat = 2 // 2: envelopes inside are format 2
 )
 
 var errCorrupt = errors.New("archive: corrupt encoding")
@@ -556,6 +674,9 @@ func (e *encoder) envelope(env *Envelope) {
 			if a.GroupEnd {
 				flags |= 2
 			}
+			if a.NameEmpty {
+				flags |= 4
+			}
 			e.uint(flags)
 			e.str(a.Name)
 			e.str(a.AdrList)
@@ -565,6 +686,7 @@ func (e *encoder) envelope(env *Envelope) {
 	}
 	e.str(env.InReplyTo)
 	e.str(env.MessageID)
+	e.uint(uint64(env.Empty))
 }
 
 func (d *decoder) envelope() *Envelope {
@@ -579,13 +701,14 @@ func (d *decoder) envelope() *Envelope {
 		for i := 0; i < n && d.err == nil; i++ {
 			flags := d.uint()
 			(*l)[i] = EnvelopeAddress{
-				GroupStart: flags&1 != 0, GroupEnd: flags&2 != 0,
+				GroupStart: flags&1 != 0, GroupEnd: flags&2 != 0, NameEmpty: flags&4 != 0,
 				Name: d.str(), AdrList: d.str(), Mailbox: d.str(), Host: d.str(),
 			}
 		}
 	}
 	env.InReplyTo = d.str()
 	env.MessageID = d.str()
+	env.Empty = uint8(d.uint())
 	return env
 }
 

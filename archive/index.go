@@ -16,7 +16,7 @@ import (
 
 // schemaVersion changes whenever the index layout does; an index of another
 // version is rebuilt from git.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // The index is derived from git: every row can be rebuilt by Reindex.
 //
