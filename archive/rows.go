@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -152,8 +153,8 @@ func Fold(s string) string {
 // MatchText reports whether the message raw contains folded (a Fold()ed
 // needle) in field: FieldSubject (the decoded subject), FieldBody (the
 // decoded text parts) or FieldHeader (the decoded value of the header
-// fields called name, or of any field when name is ""). An empty needle
-// matches a message that has the field.
+// fields called name, or any field as a "Name: value" line when name is
+// ""). An empty needle matches a message that has the field.
 func MatchText(raw []byte, field int, name, folded string) bool {
 	var pr problems
 	h, body, _ := splitMessage(raw, &pr)
@@ -167,6 +168,11 @@ func MatchText(raw []byte, field int, name, folded string) bool {
 				continue
 			}
 			v := oneLine(decodeWords(unfoldPI(f.value)))
+			if name == "" {
+				// TEXT: the field's name is header text too (RFC 3501
+				// section 6.4.4), and the index holds "Name: value" lines
+				v = f.name + ": " + v
+			}
 			if strings.Contains(Fold(v), folded) {
 				return true
 			}
@@ -205,4 +211,24 @@ func (l *List) ReadNums(ctx context.Context, nums []int64, fn func(num int64, ra
 		}
 	}
 	return nil
+}
+
+// ReadHeaderAt returns a prefix of the message at loc that holds its
+// whole header block (the empty line that ends it included), without
+// inflating the rest where the pack allows; a message without a body
+// comes back whole.
+func (l *List) ReadHeaderAt(loc gitstore.Loc) ([]byte, error) {
+	scanned := 0
+	b, err := l.git.ReadBlobHead(loc, func(b []byte) bool {
+		from := max(scanned-2, 0)
+		scanned = len(b)
+		if from == 0 && (bytes.HasPrefix(b, []byte("\n")) || bytes.HasPrefix(b, []byte("\r\n"))) {
+			return true
+		}
+		return bytes.Contains(b[from:], []byte("\n\n")) || bytes.Contains(b[from:], []byte("\n\r\n"))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archive: read %s: %w", l.name, err)
+	}
+	return b, nil
 }

@@ -182,6 +182,13 @@ func (s *Store) AppendRaw(epoch int, commits []RawCommit) ([]Entry, error) {
 // pack are resolved).
 func (s *Store) ReadBlob(loc Loc) ([]byte, error) { return s.impl.readBlob(loc) }
 
+// ReadBlobHead returns a prefix of the blob at loc: inflated a few KiB at
+// a time until done reports true for what has been read (or the blob
+// ends). For a blob stored as a delta it returns the whole blob.
+func (s *Store) ReadBlobHead(loc Loc, done func([]byte) bool) ([]byte, error) {
+	return s.impl.readBlobHead(loc, done)
+}
+
 // Walk calls fn for every commit of epoch after from (zero: from the root)
 // up to the tip, oldest first. It follows parent links back from the tip and
 // never lists the whole repository. A non-nil error from fn stops the walk

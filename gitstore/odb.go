@@ -334,6 +334,29 @@ func (db *odb) readLoc(packName string, off int64) (ObjectType, []byte, error) {
 	return db.readAt(p, off, 0)
 }
 
+// readHead is readLoc for a prefix: a whole object (not a delta) is
+// inflated only until done reports true; deltas and loose objects are
+// read whole.
+func (db *odb) readHead(packName string, off int64, done func([]byte) bool) (ObjectType, []byte, error) {
+	if strings.HasPrefix(packName, loosePrefix) {
+		return db.readLoc(packName, off)
+	}
+	p, err := db.packByName(packName)
+	if err != nil {
+		return 0, nil, err
+	}
+	pf, err := db.files.acquire(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	h, data, err := pf.readObjHead(off, done)
+	db.files.release(p)
+	if err == nil && h.typ > 4 {
+		return db.readAt(p, off, 0) // a delta: resolved whole
+	}
+	return ObjectType(h.typ), data, err
+}
+
 // readAt reads the object at off in p, resolving deltas. It holds p's file
 // only while reading the object itself, never while reading a base.
 func (db *odb) readAt(p *pack, off int64, depth int) (ObjectType, []byte, error) {

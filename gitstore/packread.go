@@ -303,3 +303,75 @@ func applyDelta(base, delta []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// readObjHead is readObj for a prefix: a small object comes whole from
+// one read, a larger one is inflated only until done reports true. For a
+// delta it returns the header only.
+func (p packFile) readObjHead(off int64, done func([]byte) bool) (packHeader, []byte, error) {
+	bp := smallBufPool.Get().(*[]byte)
+	defer smallBufPool.Put(bp)
+	b, err := p.readPrefix(off, *bp)
+	if err != nil {
+		return packHeader{}, nil, err
+	}
+	h, err := p.parseHeader(b, off)
+	if err != nil || h.typ > 4 {
+		return h, nil, err
+	}
+	hl := h.dataOff - off
+	bound := h.size + 5*(h.size/16383+1) + 16
+	if hl+bound <= int64(len(b)) || off+int64(len(b)) == p.size.Load()-20 {
+		if h.size > int64(len(b))*1032+1024 {
+			return h, nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, h.size, off)
+		}
+		data, err := inflateFrom(bytes.NewReader(b[hl:]), h.size)
+		if err != nil {
+			return h, nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
+		}
+		return h, data, nil
+	}
+	data, err := p.inflateHead(h.dataOff, h.size, done)
+	return h, data, err
+}
+
+// inflateHead inflates the zlib stream at off (of declared size size) a
+// chunk at a time until done reports true for what it has, or the data
+// ends: a prefix of the object without inflating all of it.
+func (p packFile) inflateHead(off, size int64, done func([]byte) bool) ([]byte, error) {
+	avail := p.size.Load() - 20 - off
+	if avail <= 0 || size < 0 || size > avail*1032+1024 {
+		return nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, size, off)
+	}
+	br := bufioPool.Get().(*bufio.Reader)
+	defer bufioPool.Put(br)
+	br.Reset(io.NewSectionReader(p.f, off, avail))
+	var zr io.ReadCloser
+	if v := zrPool.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
+			return nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(br); err != nil {
+			return nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
+		}
+	}
+	defer zrPool.Put(zr)
+	out := make([]byte, 0, min(size, 4096))
+	for int64(len(out)) < size {
+		n := min(size-int64(len(out)), max(4096, int64(len(out))))
+		start := len(out)
+		out = append(out, make([]byte, n)...)
+		if _, err := io.ReadFull(zr, out[start:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
+		}
+		if done(out) {
+			break
+		}
+	}
+	return out, nil
+}

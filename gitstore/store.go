@@ -210,6 +210,21 @@ func (s *store) readBlob(loc Loc) ([]byte, error) {
 	return data, nil
 }
 
+func (s *store) readBlobHead(loc Loc, done func([]byte) bool) ([]byte, error) {
+	db, err := s.epoch(loc.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	t, data, err := db.readHead(loc.Pack, loc.Offset, done)
+	if err != nil {
+		return nil, fmt.Errorf("gitstore: read blob %s@%d: %w", loc.Pack, loc.Offset, err)
+	}
+	if t != ObjBlob {
+		return nil, fmt.Errorf("gitstore: read blob %s@%d: %w: a %s, not a blob", loc.Pack, loc.Offset, ErrCorrupt, typeName(t))
+	}
+	return data, nil
+}
+
 func (s *store) walk(n int, from Hash, fn func(Entry) error) error {
 	db, err := s.epoch(n)
 	if err != nil {

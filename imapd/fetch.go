@@ -194,6 +194,11 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 	defer nc.SetWriteDeadline(time.Time{})
 	bw := ss.bw
 	needRaw := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	// Header-only fetches (a client's index view) need not inflate bodies.
+	headerOnly := len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0
+	for _, bs := range options.BodySection {
+		headerOnly = headerOnly && len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader && bs.Partial == nil
+	}
 	var line []byte
 	for _, sp := range spans {
 		err := l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), options.Envelope, options.BodyStructure != nil, func(r *archive.Row) error {
@@ -260,7 +265,11 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 				return err
 			}
 			if needRaw {
-				raw, err := l.ReadAt(r.Loc)
+				read := l.ReadAt
+				if headerOnly {
+					read = l.ReadHeaderAt
+				}
+				raw, err := read(r.Loc)
 				if err != nil {
 					return err
 				}
