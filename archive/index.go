@@ -100,6 +100,24 @@ func openIndex(path string, nosync bool) (*sql.DB, error) {
 	return db, nil
 }
 
+// openReader opens a second handle on the index for the IMAP server's
+// reads: a small page cache per connection (the writer's is 32 MiB) and
+// at most 8 connections, so that many clients reading at once cost a
+// bounded amount of memory.
+func openReader(path string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", "cache_size(-4096)")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("archive: index %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	return db, nil
+}
+
 var errStaleSchema = errors.New("archive: index schema is stale")
 
 func initSchema(db *sql.DB) error {

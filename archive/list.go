@@ -25,6 +25,7 @@ type List struct {
 
 	git *gitstore.Store
 	db  *sql.DB
+	rdb *sql.DB // the index again, for IMAP reads (openReader)
 
 	wmu sync.Mutex // one writer at a time in this process (git has its own flock)
 	// progress, when set (under wmu), is told how many commits each index
@@ -56,11 +57,15 @@ func openList(a *Archive, name, dir string) (*List, error) {
 	l.db, err = openIndex(filepath.Join(dir, indexFile), a.opts.NoSync)
 	if errors.Is(err, errStaleSchema) {
 		a.log.Warn("index schema changed: rebuilding from git", "list", name)
-		if err = l.rebuildIndex(context.Background(), nil); err == nil {
-			l.db, err = openIndex(filepath.Join(dir, indexFile), a.opts.NoSync)
-		}
+		err = l.rebuildIndex(context.Background(), nil) // leaves db and rdb open
+	}
+	if err == nil && l.rdb == nil {
+		l.rdb, err = openReader(filepath.Join(dir, indexFile))
 	}
 	if err != nil {
+		if l.db != nil {
+			l.db.Close()
+		}
 		l.git.Close()
 		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
 	}
@@ -74,7 +79,7 @@ func openList(a *Archive, name, dir string) (*List, error) {
 }
 
 func (l *List) close() error {
-	return errors.Join(l.spool.close(), l.closeUsers(), l.db.Close(), l.git.Close())
+	return errors.Join(l.spool.close(), l.closeUsers(), l.rdb.Close(), l.db.Close(), l.git.Close())
 }
 
 // Name returns the list's name.

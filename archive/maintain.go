@@ -64,6 +64,9 @@ func (l *List) rebuildIndex(ctx context.Context, progress func(int64)) error {
 	if prevDB != nil {
 		prevDB.Close()
 	}
+	if l.rdb != nil {
+		l.rdb.Close()
+	}
 	for _, s := range []string{"-wal", "-shm"} {
 		os.Remove(path + s)
 	}
@@ -75,7 +78,10 @@ func (l *List) rebuildIndex(ctx context.Context, progress func(int64)) error {
 			return err
 		}
 	}
-	l.db, err = openIndex(path, l.a.opts.NoSync)
+	if l.db, err = openIndex(path, l.a.opts.NoSync); err != nil {
+		return err
+	}
+	l.rdb, err = openReader(path)
 	return err
 }
 

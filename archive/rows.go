@@ -19,7 +19,7 @@ import (
 // order: its number, its arrival (committer) time in unix seconds and
 // whether it was removed.
 func (l *List) Timeline(ctx context.Context, after int64, fn func(num, arrived int64, removed bool) error) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT num, arrived, removed FROM msg WHERE num > ? ORDER BY num`, after)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT num, arrived, removed FROM msg WHERE num > ? ORDER BY num`, after)
 	if err != nil {
 		return fmt.Errorf("archive: timeline %s: %w", l.name, err)
 	}
@@ -60,7 +60,7 @@ func (l *List) Rows(ctx context.Context, from, to int64, envelope, body bool, fn
 	if body {
 		cols += ", bs"
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT `+cols+` FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 ORDER BY num`, from, to)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT `+cols+` FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 ORDER BY num`, from, to)
 	if err != nil {
 		return fmt.Errorf("archive: rows %s: %w", l.name, err)
 	}
@@ -108,7 +108,7 @@ func (l *List) NumsIn(ctx context.Context, col string, min, max, from, to int64)
 	default:
 		return nil, fmt.Errorf("archive: no searchable column %q", col)
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT num FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 AND `+
+	rows, err := l.rdb.QueryContext(ctx, `SELECT num FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 AND `+
 		col+` BETWEEN ? AND ? ORDER BY num`, from, to, min, max)
 	if err != nil {
 		return nil, fmt.Errorf("archive: search %s: %w", l.name, err)
@@ -127,7 +127,7 @@ func (l *List) NumsIn(ctx context.Context, col string, min, max, from, to int64)
 
 // Subjects calls fn with the decoded subject of each article in nums.
 func (l *List) Subjects(ctx context.Context, nums []int64, fn func(num int64, subject string) error) error {
-	st, err := l.db.PrepareContext(ctx, `SELECT subject FROM msg WHERE num = ?`)
+	st, err := l.rdb.PrepareContext(ctx, `SELECT subject FROM msg WHERE num = ?`)
 	if err != nil {
 		return fmt.Errorf("archive: subjects %s: %w", l.name, err)
 	}
@@ -188,7 +188,7 @@ func MatchText(raw []byte, field int, name, folded string) bool {
 // ReadNums calls fn with the raw bytes of each article in nums that is
 // not removed, in the order given.
 func (l *List) ReadNums(ctx context.Context, nums []int64, fn func(num int64, raw []byte) error) error {
-	st, err := l.db.PrepareContext(ctx, `SELECT epoch, pack, off FROM msg WHERE num = ? AND removed = 0`)
+	st, err := l.rdb.PrepareContext(ctx, `SELECT epoch, pack, off FROM msg WHERE num = ? AND removed = 0`)
 	if err != nil {
 		return fmt.Errorf("archive: read %s: %w", l.name, err)
 	}

@@ -288,7 +288,7 @@ func (l *List) SearchCandidates(ctx context.Context, field int, needle string) (
 	if err != nil {
 		return nil, true, fmt.Errorf("archive: search %s: %w", l.name, err)
 	}
-	conn, err := l.db.Conn(ctx)
+	conn, err := l.rdb.Conn(ctx)
 	if err != nil {
 		return nil, true, fmt.Errorf("archive: search %s: %w", l.name, err)
 	}
@@ -331,7 +331,7 @@ func (l *List) SearchCandidates(ctx context.Context, field int, needle string) (
 
 // segments returns the first article of every trigram segment, ascending.
 func (l *List) segments(ctx context.Context) ([]int64, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT first FROM tri_batch ORDER BY first`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT first FROM tri_batch ORDER BY first`)
 	if err != nil {
 		return nil, err
 	}
