@@ -52,6 +52,9 @@ type Server struct {
 
 	stopEvents func()
 	eventsDone chan struct{}
+	ctx        context.Context // canceled by Shutdown
+	cancel     context.CancelFunc
+	warm       sync.WaitGroup
 }
 
 // New returns a server for a's lists. It follows the archive's events so
@@ -61,6 +64,7 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 	if opts != nil {
 		s.opts = *opts
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.opts.MaxConns <= 0 {
 		s.opts.MaxConns = 1000
 	}
@@ -88,17 +92,19 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 	events, stop := a.Subscribe()
 	s.stopEvents = stop
 	go s.follow(events)
-	// Warm the views of every list now, so the first SELECT of a big
-	// list does not pay for reading its timeline.
+	// Warm the views of every list in the background, so the first
+	// SELECT of a big list does not pay for reading its timeline.
 	names, err := a.Names()
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range names {
-		if _, err := s.list(n); err != nil {
-			s.log.Error("imapd: list", "list", n, "err", err)
+	s.warm.Go(func() {
+		for _, n := range names {
+			if _, err := s.list(n); err != nil && s.ctx.Err() == nil {
+				s.log.Error("imapd: list", "list", n, "err", err)
+			}
 		}
-	}
+	})
 	return s, nil
 }
 
@@ -128,7 +134,7 @@ func (s *Server) follow(events <-chan archive.Event) {
 }
 
 func (s *Server) refresh(st *listState) {
-	if err := st.refresh(context.Background()); err != nil {
+	if err := st.refresh(s.ctx); err != nil && s.ctx.Err() == nil {
 		s.log.Error("imapd: refresh", "list", st.l.Name(), "err", err)
 	}
 }
@@ -150,7 +156,7 @@ func (s *Server) list(name string) (*listState, error) {
 		return nil, err
 	}
 	st = newListState(l, users)
-	if err := st.refresh(context.Background()); err != nil {
+	if err := st.refresh(s.ctx); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -211,7 +217,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
+	s.cancel()
 	<-s.eventsDone
+	s.warm.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
