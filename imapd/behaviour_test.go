@@ -357,3 +357,42 @@ func TestUIDValidityStable(t *testing.T) {
 		t.Fatalf("%s, want %s", v1, want)
 	}
 }
+
+// Years follow arrival but never go back: a message whose clock says an
+// earlier year than its predecessor's stays in its predecessor's year, so
+// each year is one contiguous run of UIDs.
+func TestYearMailboxes(t *testing.T) {
+	var msgs [][]byte
+	for i, y := range []int{2004, 2004, 2006, 2005, 2006, 2009} {
+		msgs = append(msgs, fmt.Appendf(nil, "From: a@b\nSubject: s%d\nDate: Mon, 3 Jan %d 10:00:00 +0000\nMessage-ID: <y%d@x>\n\nbody\n", i, y, i))
+	}
+	ts := newTestServer(t, msgs, nil)
+	c := ts.dial(t, "u")
+	list := rawStrings(mustCmd(t, c, `LIST "" "test/*"`))
+	for _, w := range []string{`"test/2004"`, `"test/2006"`, `"test/2009"`} {
+		if !strings.Contains(list, w) {
+			t.Errorf("LIST lacks %s:\n%s", w, list)
+		}
+	}
+	if strings.Contains(list, "2005") {
+		t.Errorf("a year went back:\n%s", list)
+	}
+	for box, want := range map[string]string{"test/2004": "SEARCH 1 2", "test/2006": "SEARCH 3 4 5", "test/2009": "SEARCH 6"} {
+		mustCmd(t, c, "EXAMINE "+box)
+		if got := rawStrings(mustCmd(t, c, "UID SEARCH ALL")); !strings.Contains(got, want+"\n") {
+			t.Errorf("%s: %s, want %s", box, got, want)
+		}
+	}
+	// sequence numbers in a year start at 1; UIDs stay article numbers
+	mustCmd(t, c, "EXAMINE test/2006")
+	if got := rawStrings(mustCmd(t, c, "FETCH 1 (UID)")); !strings.Contains(got, "1 FETCH (UID 3)") {
+		t.Errorf("FETCH 1 in test/2006: %s", got)
+	}
+	st := rawStrings(mustCmd(t, c, `STATUS test/2006 (MESSAGES UIDNEXT)`))
+	if !strings.Contains(st, "MESSAGES 3") || !strings.Contains(st, "UIDNEXT 6") {
+		t.Errorf("STATUS: %s", st)
+	}
+	if _, _, err := c.Cmd("SELECT test/2005"); err == nil {
+		t.Error("SELECT test/2005 worked")
+	}
+}
