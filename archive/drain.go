@@ -291,8 +291,12 @@ func (l *List) commitLoop(ctx context.Context) {
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	failing := false
+	var lastBusy time.Time // when a pass last committed something
 	pass := func(ctx context.Context) {
-		_, err := l.Drain(ctx)
+		res, err := l.Drain(ctx)
+		if res.Added+res.Duplicates > 0 {
+			lastBusy = time.Now()
+		}
 		if err != nil && ctx.Err() != nil {
 			return // cut short by the end of Run; the final pass follows
 		}
@@ -305,6 +309,9 @@ func (l *List) commitLoop(ctx context.Context) {
 			failing = false
 		}
 	}
+	// An idle list commits a new message after a short linger (readers
+	// idling on IMAP see it at once); a busy one every interval or batch,
+	// which keeps packs few and large.
 	for {
 		select {
 		case <-ctx.Done():
@@ -312,7 +319,25 @@ func (l *List) commitLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-l.spool.wake:
+		case <-l.spool.arrived:
+			if time.Since(lastBusy) < iv {
+				continue
+			}
+			linger := time.NewTimer(idleLinger)
+			select {
+			case <-ctx.Done():
+				linger.Stop()
+				pass(context.WithoutCancel(ctx))
+				return
+			case <-linger.C:
+			case <-l.spool.wake:
+				linger.Stop()
+			}
 		}
 		pass(ctx)
 	}
 }
+
+// idleLinger is how long the committer of an idle list waits after the
+// first new message for others to share its commit.
+const idleLinger = 20 * time.Millisecond

@@ -76,6 +76,7 @@ type spool struct {
 	appends, fsyncs atomic.Uint64
 	pending         atomic.Int64  // appended since the last drain began
 	wake            chan struct{} // signalled when pending reaches a batch
+	arrived         chan struct{} // signalled when pending leaves zero
 }
 
 type spoolReq struct {
@@ -84,7 +85,7 @@ type spoolReq struct {
 }
 
 func newSpool(dir string, noSync bool, log *slog.Logger) *spool {
-	return &spool{dir: dir, noSync: noSync, log: log, wake: make(chan struct{}, 1)}
+	return &spool{dir: dir, noSync: noSync, log: log, wake: make(chan struct{}, 1), arrived: make(chan struct{}, 1)}
 }
 
 func segmentName(first uint64) string { return fmt.Sprintf("%020d", first) }
@@ -220,9 +221,16 @@ func (s *spool) writeBatch(batch []*spoolReq) error {
 	s.durable += int64(len(s.buf))
 	s.lastSeq = seq
 	s.appends.Add(uint64(len(batch)))
-	if s.pending.Add(int64(len(batch))) >= drainBatch {
+	n := s.pending.Add(int64(len(batch)))
+	if n >= drainBatch {
 		select {
 		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	if n == int64(len(batch)) {
+		select {
+		case s.arrived <- struct{}{}:
 		default:
 		}
 	}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mailswarm/internal/peertest"
+)
+
+// TestServeSMTPToIMAPIdle: a message sent to serve's SMTP port shows up
+// as EXISTS on an IMAP client idling on the list, and SIGTERM ends the
+// IMAP session with BYE.
+func TestServeSMTPToIMAPIdle(t *testing.T) {
+	data := t.TempDir()
+	smtpPort, imapPort := peertest.FreePort(t), peertest.FreePort(t)
+	cfg := filepath.Join(t.TempDir(), "mailswarm.toml")
+	text := fmt.Sprintf("data = %q\n[smtp]\nlisten = \"127.0.0.1:%d\"\n[imap]\nlisten = \"127.0.0.1:%d\"\n[http]\nlisten = \"\"\n"+
+		"[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n", data, smtpPort, imapPort)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, cfg, smtpPort)
+	defer func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+		}
+	}()
+
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", imapPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	until := func(prefix string) []string {
+		t.Helper()
+		var lines []string
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v (read %q)\n%s", prefix, err, lines, s.log())
+			}
+			lines = append(lines, strings.TrimRight(l, "\r\n"))
+			if strings.HasPrefix(l, prefix) {
+				return lines
+			}
+		}
+	}
+	send := func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
+	until("* OK")
+	send("a LOGIN reader x")
+	until("a OK")
+	send("b SELECT dev")
+	if lines := until("b OK"); !strings.Contains(strings.Join(lines, "\n"), "* 0 EXISTS") {
+		t.Fatalf("SELECT dev: %q", lines)
+	}
+	send("c IDLE")
+	until("+")
+
+	msg := "From: a@example.org\r\nTo: dev@example.org\r\nSubject: idle test\r\nMessage-ID: <idle@example.org>\r\n\r\nhello\r\n"
+	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", smtpPort), nil, "a@example.org", []string{"dev@example.org"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	acked := time.Now()
+	until("* 1 EXISTS")
+	t.Logf("EXISTS %v after the SMTP 250 (an idle list commits after a 20 ms linger)", time.Since(acked))
+	send("DONE")
+	until("c OK")
+	send("d FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+	if lines := until("d OK"); !strings.Contains(strings.Join(lines, "\n"), "Subject: idle test") {
+		t.Fatalf("FETCH: %q", lines)
+	}
+	s.stop(t)
+	until("* BYE")
+}
