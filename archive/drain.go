@@ -297,6 +297,12 @@ func (l *List) commitLoop(ctx context.Context) {
 		if res.Added+res.Duplicates > 0 {
 			lastBusy = time.Now()
 		}
+		if res.Added > 0 && err == nil {
+			// small commits make small trigram segments: merge them
+			if _, merr := l.mergeSegments(ctx); merr != nil && ctx.Err() == nil {
+				l.a.log.Error("trigram segment merge failed", "list", l.name, "err", merr)
+			}
+		}
 		if err != nil && ctx.Err() != nil {
 			return // cut short by the end of Run; the final pass follows
 		}
