@@ -40,7 +40,8 @@ import (
 // keyed by trigram first, each batch's rows landed all over a tree that
 // outgrew the page cache, and import slowed from 2,600 to 1,700 msg/s
 // between 10k and 100k messages. A lookup probes each segment (a few
-// microseconds each); merging old segments would bound their number.
+// microseconds each); the committer merges small segments of live mail
+// (trigram_merge.go) so their number stays bounded.
 //
 // Runes beyond the Basic Multilingual Plane are folded into 16 bits with
 // collisions, which only adds candidates.
