@@ -406,24 +406,28 @@ func head(b []byte) []byte { return b[:min(len(b), 300)] }
 
 // TestMutt reads the list with mutt over IMAP: it opens the list, pipes
 // one message to a file, copies it to an mbox and displays it, which
-// must set \Seen for its user only.
+// must set \Seen for its user only, then copies the messages a
+// server-side search (mutt's =b, IMAP SEARCH BODY) finds to another mbox.
 func TestMutt(t *testing.T) {
 	peertest.Need(t, "mutt", "script")
 	msgs := corpusMsgs(t)
 	ts := newTestServer(t, msgs, nil)
 	arts := archived(t, ts)
-	// Message 43: multipart/mixed, ISO-2022-JP, with an RFC 2047 subject.
-	const seq = 43
+	// Message 42: text/plain in ISO-2022-JP (escape sequences in the
+	// body), with an RFC 2047 subject.
+	const seq = 42
 	want := arts[seq-1]
 
 	dir := t.TempDir()
 	piped := filepath.Join(dir, "piped.eml")
 	saved := filepath.Join(dir, "saved.mbox")
+	found := filepath.Join(dir, "found.mbox")
 	// No TLS; no caches, so mutt fetches from the server; pipe the
 	// message undecoded; never ask anything (quit, no purge, no move).
 	// The push runs once the index is up: jump to the message, pipe it,
-	// copy it to a new mbox, show it (marking it read) and quit, which
-	// stores the flags on the server.
+	// copy it to a new mbox, show it (marking it read), tag what the
+	// server finds for =b, copy the tagged messages to another mbox and
+	// quit, which stores the flags on the server.
 	rc := fmt.Sprintf(`set imap_user=alice
 set imap_pass=any-password
 set folder=imap://127.0.0.1:%[1]s/
@@ -443,8 +447,8 @@ set delete=no
 set move=no
 set mail_check=0
 set timeout=0
-push "<jump>%[2]d<enter><pipe-message>cat > %[3]s<enter><copy-message>%[4]s<enter><display-message><exit><quit>"
-`, port(t, ts.addr), seq, piped, saved)
+push "<jump>%[2]d<enter><pipe-message>cat > %[3]s<enter><copy-message>%[4]s<enter><display-message><exit><tag-pattern>=b %[5]s<enter><tag-prefix><copy-message>%[6]s<enter><quit>"
+`, port(t, ts.addr), seq, piped, saved, searchBody, found)
 	muttrc := filepath.Join(dir, "muttrc")
 	if err := os.WriteFile(muttrc, []byte(rc), 0o600); err != nil {
 		t.Fatal(err)
@@ -470,18 +474,7 @@ push "<jump>%[2]d<enter><pipe-message>cat > %[3]s<enter><copy-message>%[4]s<ente
 
 	// The mbox copy: mutt adds its From_ line and Status headers, and
 	// quotes body lines starting "From "; compare what a reader sees.
-	f, err := os.Open(saved)
-	if err != nil {
-		t.Fatalf("mutt did not save the message: %v", err)
-	}
-	defer f.Close()
-	var mbox [][]byte
-	if err := archive.ReadMbox(f, archive.MboxO, func(m []byte) error {
-		mbox = append(mbox, bytes.Clone(m))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	mbox := readMbox(t, saved)
 	if len(mbox) != 1 {
 		t.Fatalf("saved mbox holds %d messages, want 1", len(mbox))
 	}
@@ -496,6 +489,24 @@ push "<jump>%[2]d<enter><pipe-message>cat > %[3]s<enter><copy-message>%[4]s<ente
 		t.Errorf("saved message: body of %d bytes differs from the archived %d", len(gb), len(wb))
 	}
 
+	// The search: the messages holding searchBody, in mailbox order.
+	var gotIDs, wantIDs []string
+	for _, m := range readMbox(t, found) {
+		h, _ := parseMsg(t, m)
+		gotIDs = append(gotIDs, h.Get("Message-Id"))
+	}
+	byUID := map[uint32]article{}
+	for _, a := range arts {
+		byUID[a.uid] = a
+	}
+	for _, uid := range wantBody(t, arts, searchBody) {
+		h, _ := parseMsg(t, byUID[uid].raw)
+		wantIDs = append(wantIDs, h.Get("Message-Id"))
+	}
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("mutt =b %s copied %q, want %q", searchBody, gotIDs, wantIDs)
+	}
+
 	// Displaying the message made it \Seen, for alice only.
 	if fl := flagsOf(t, ts, "alice", want.uid); !slices.Contains(strings.Fields(fl), `\Seen`) {
 		t.Errorf("alice's flags on UID %d after mutt displayed it: (%s), want \\Seen", want.uid, fl)
@@ -506,6 +517,25 @@ push "<jump>%[2]d<enter><pipe-message>cat > %[3]s<enter><copy-message>%[4]s<ente
 	if fl := flagsOf(t, ts, "alice", arts[seq].uid); slices.Contains(strings.Fields(fl), `\Seen`) {
 		t.Errorf("alice's flags on UID %d, which mutt did not display: (%s), want no \\Seen", arts[seq].uid, fl)
 	}
+}
+
+// readMbox returns the messages of an mbox file mutt wrote (mboxo: it
+// quotes body lines starting "From ").
+func readMbox(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("mutt did not write %s: %v", filepath.Base(path), err)
+	}
+	defer f.Close()
+	var msgs [][]byte
+	if err := archive.ReadMbox(f, archive.MboxO, func(m []byte) error {
+		msgs = append(msgs, bytes.Clone(m))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
 }
 
 // imapflowEvent is one line imapflow.mjs prints.
