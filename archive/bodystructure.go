@@ -578,6 +578,34 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
 		sb.WriteByte(')')
 		return
 	}
+	writeBasicFields(sb, b)
+	if b.Envelope != nil && b.Body != nil && depth <= 1000 {
+		sb.WriteByte(' ')
+		writeEnvelope(sb, b.Envelope)
+		sb.WriteByte(' ')
+		writeBody(sb, b.Body, depth+1)
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.FormatInt(b.Lines, 10))
+	} else if strings.EqualFold(b.Type, "text") {
+		sb.WriteByte(' ')
+		sb.WriteString(strconv.FormatInt(b.Lines, 10))
+	}
+	sb.WriteByte(' ')
+	writeEnvString(sb, b.MD5, b.Empty&BsMD5 != 0)
+	sb.WriteByte(' ')
+	writeDisposition(sb, b)
+	sb.WriteByte(' ')
+	writeLanguage(sb, b.Language)
+	sb.WriteByte(' ')
+	writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+	sb.WriteByte(')')
+}
+
+// writeBasicFields writes the fields a non-multipart body starts with
+// in both BODY and BODYSTRUCTURE (RFC 3501 section 7.4.2 body-type-basic,
+// body-fields): type, subtype, parameters, id, description, encoding,
+// size.
+func writeBasicFields(sb *strings.Builder, b *BodyStructure) {
 	if b.Envelope != nil && b.Body != nil {
 		// whatever case it was written in (Dovecot)
 		sb.WriteString(`"message" "rfc822"`)
@@ -600,26 +628,6 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
 	writeString(sb, enc)
 	sb.WriteByte(' ')
 	sb.WriteString(strconv.FormatInt(b.Size, 10))
-	if b.Envelope != nil && b.Body != nil && depth <= 1000 {
-		sb.WriteByte(' ')
-		writeEnvelope(sb, b.Envelope)
-		sb.WriteByte(' ')
-		writeBody(sb, b.Body, depth+1)
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.FormatInt(b.Lines, 10))
-	} else if strings.EqualFold(b.Type, "text") {
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.FormatInt(b.Lines, 10))
-	}
-	sb.WriteByte(' ')
-	writeEnvString(sb, b.MD5, b.Empty&BsMD5 != 0)
-	sb.WriteByte(' ')
-	writeDisposition(sb, b)
-	sb.WriteByte(' ')
-	writeLanguage(sb, b.Language)
-	sb.WriteByte(' ')
-	writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
-	sb.WriteByte(')')
 }
 
 func writeParams(sb *strings.Builder, params [][2]string) {
