@@ -7,6 +7,9 @@
 //	                      [-bin PATH] [-pi-opts "--no-fsync"] [-shared DIR] [-keep]
 //	go run ./bench smtp [-n 5000] [-conns 16] [-pi-n 500] [-skip-pi]
 //	                    [-bin PATH] [-shared DIR] [-keep]
+//	go run ./bench imap [-n 10000] [-mbox FILE] [-repeat 3] [-skip-pi]
+//	                    [-skip-dovecot] [-subject-word W] [-body-word W]
+//	                    [-bin PATH] [-shared DIR] [-keep]
 //
 // import: for each input mbox, `mailswarm import` into a fresh data
 // directory and public-inbox's full-index import (import_mbox.pl, as
@@ -27,8 +30,23 @@
 // it, public-inbox-mda delivers the first -pi-n of the same messages into
 // a fresh v2 inbox with -conns workers, one process per message.
 //
-// Needs: go, python3 (generator), public-inbox, perl, sqlite3, git, and
-// GNU time at /usr/bin/time (else peak RSS is not measured). Everything is
+// imap: IMAP reads of the same messages from three servers, one after the
+// other, each driven by bench/imap_bench.py (a copy of
+// shared/peers/imap_bench.py; -repeat runs, a fresh connection each):
+// `mailswarm serve` after `mailswarm import`, Dovecot with an mdbox store
+// loaded by doveadm import and not pre-indexed (bench/dovecot/run.sh, a
+// copy of shared/peers/dovecot/run.sh), and public-inbox-imapd on a v2
+// inbox made as the import benchmark makes it. The input is -n messages
+// made by gen_mbox.py (searched for the words it plants) or -mbox (words
+// picked from it). Then a table per operation (select, FETCH of envelopes
+// and headers of every message, bodies by range and one by one, SEARCH
+// SUBJECT/BODY/TEXT) of first-run and median milliseconds, ours over
+// Dovecot, the message counts each server reports and each server's peak
+// RSS (VmHWM from /proc).
+//
+// Needs: go, python3 (generator, IMAP client), public-inbox, perl,
+// sqlite3, git, dovecot-imapd (imap) and GNU time at /usr/bin/time (else
+// peak RSS of imports is not measured). Everything is
 // written under one directory in os.TempDir, removed at the end unless
 // -keep.
 package main
@@ -44,6 +62,7 @@ func usage() {
 commands:
   import   mailswarm import vs public-inbox import (go run ./bench import -h)
   smtp     mailswarm serve SMTP ingest vs public-inbox-mda (go run ./bench smtp -h)
+  imap     IMAP reads: mailswarm serve vs Dovecot vs public-inbox-imapd (go run ./bench imap -h)
 `)
 	os.Exit(2)
 }
@@ -58,6 +77,8 @@ func main() {
 		err = importMain(os.Args[2:])
 	case "smtp":
 		err = smtpMain(os.Args[2:])
+	case "imap":
+		err = imapMain(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
