@@ -374,7 +374,8 @@ func checkMaildir(t *testing.T, files map[uint32]maildirFile, arts []article, fl
 		// line endings (crlf); mbsync writes the Maildir with LF, so the
 		// file must be the stored bytes with every CRLF made LF (lf), plus
 		// mbsync's X-TUID line, which is removed here (once, in the
-		// header). Nothing else.
+		// header). Nothing else. (mbsync also drops bare CRs, which
+		// clientCorpus does not have.)
 		data := f.data
 		hdrEnd := bytes.Index(data, []byte("\n\n"))
 		if hdrEnd < 0 {
@@ -713,15 +714,16 @@ func checkImapflowMessage(t *testing.T, m imapflowMessage, seq uint32, a article
 	if m.Size != 0 && m.Size != len(wire) { // fetchOne of the new message asks no size
 		t.Errorf("UID %d: RFC822.SIZE %d, want %d", a.uid, m.Size, len(wire))
 	}
+	// Message-ID and Subject as the header has them; whitespace runs,
+	// folding included, count as one space (net/mail and imapflow unfold
+	// differently). Subjects with RFC 2047 words or 8-bit bytes are left
+	// out: their charsets are imapflow's business.
 	h, _ := parseMsg(t, a.raw)
-	if want := strings.TrimSpace(h.Get("Message-Id")); m.MessageID != want {
-		t.Errorf("UID %d: ENVELOPE message-id %q, want %q", a.uid, m.MessageID, want)
+	if got, want := spaces(m.MessageID), spaces(h.Get("Message-Id")); got != want {
+		t.Errorf("UID %d: ENVELOPE message-id %q, want %q", a.uid, got, want)
 	}
-	// The subject, where it has no RFC 2047 words (their charsets are
-	// imapflow's business); whitespace runs, folding included, count as
-	// one space.
-	if subj := h.Get("Subject"); !strings.Contains(subj, "=?") {
-		if got, want := strings.Join(strings.Fields(m.Subject), " "), strings.Join(strings.Fields(subj), " "); got != want {
+	if subj := h.Get("Subject"); !strings.Contains(subj, "=?") && isASCII(subj) {
+		if got, want := spaces(m.Subject), spaces(subj); got != want {
 			t.Errorf("UID %d: ENVELOPE subject %q, want %q", a.uid, got, want)
 		}
 	}
@@ -733,6 +735,17 @@ func checkImapflowMessage(t *testing.T, m imapflowMessage, seq uint32, a article
 	if len(m.Flags) != 0 {
 		t.Errorf("UID %d: flags %q, want none", a.uid, m.Flags)
 	}
+}
+
+func spaces(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // TestPythonImaplib drives the server with Python's imaplib
