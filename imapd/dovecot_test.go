@@ -411,10 +411,16 @@ func (o *oracle) search(t *testing.T) {
 		{q: "SUBJECT re FROM com TO zzzz LARGER 3000"},
 	}
 	// Both servers number UIDs 1..n here, so SEARCH and UID SEARCH
-	// answer the same numbers.
+	// answer the same numbers; the text keys, which read messages, are
+	// not asked twice.
 	var all []query
+	uids := 0
 	for _, q := range queries {
-		all = append(all, query{"SEARCH " + q.q, q.needle, q.rules}, query{"UID SEARCH " + q.q, q.needle, q.rules})
+		all = append(all, query{"SEARCH " + q.q, q.needle, q.rules})
+		if !textKey.MatchString(q.q) {
+			all = append(all, query{"UID SEARCH " + q.q, q.needle, q.rules})
+			uids++
+		}
 	}
 	var problems int
 	for _, q := range all {
@@ -454,11 +460,14 @@ func (o *oracle) search(t *testing.T) {
 		}
 		t.Logf("%q: %d from dovecot, %d ours, explained by %v", q.q, len(dn), len(on), applied)
 	}
-	t.Logf("%d queries compared (each as SEARCH and UID SEARCH), %d with unexplained differences", len(queries), problems)
+	t.Logf("%d queries compared (%d as SEARCH and UID SEARCH), %d with unexplained differences", len(queries), uids, problems)
 	for _, name := range []string{"body-as-shown", "sent-date-unusable", "text-field-as-line", "text-unindexed-fields"} {
 		t.Logf("rule %s: %s", name, searchRules[name].why)
 	}
 }
+
+// textKey matches the search keys that read message text.
+var textKey = regexp.MustCompile(`\b(SUBJECT|FROM|TO|CC|BODY|TEXT|HEADER)\b`)
 
 // setMinus returns the elements of a (sorted) not in b (sorted).
 func setMinus(a, b []uint32) []uint32 {
