@@ -362,6 +362,15 @@ func (o *oracle) search(t *testing.T) {
 		{q: `TEXT "subject: re"`, needle: "subject: re", rules: text},
 		{q: `TEXT "X-Mailer: Microsoft"`, needle: "X-Mailer: Microsoft", rules: text},
 		{q: "TEXT 2ubh", needle: "2ubh", rules: text},
+		{q: "TEXT zz", needle: "zz", rules: text}, // too short for the index
+		{q: `BODY "!!"`, needle: "!!", rules: body},
+		{q: "FROM ms"},
+		{q: `SUBJECT ""`},
+		{q: `BODY ""`, rules: body},
+		{q: "CHARSET UTF-8 BODY " + utf8Lit("Integración"), needle: "Integración", rules: body}, // ISO-8859-1, quoted-printable
+		{q: "CHARSET UTF-8 BODY " + utf8Lit("INTEGRACIÓN"), needle: "INTEGRACIÓN", rules: body},
+		{q: "CHARSET UTF-8 BODY " + utf8Lit("日本語"), needle: "日本語", rules: body},
+		{q: "CHARSET UTF-8 TEXT " + utf8Lit("реклама"), needle: "реклама", rules: text},
 		{q: "HEADER Message-ID linux"},
 		{q: "HEADER Message-ID <"},
 		{q: "HEADER List-Id linux"},
