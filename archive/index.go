@@ -16,7 +16,7 @@ import (
 
 // schemaVersion changes whenever the index layout does; an index of another
 // version is rebuilt from git.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // The index is derived from git: every row can be rebuilt by Reindex.
 //
@@ -26,6 +26,8 @@ const schemaVersion = 4
 //	        size is the raw size, vsize the size with CRLF line endings
 //	        (IMAP's RFC822.SIZE); sentday the day of the Date header in its
 //	        own time zone, as days since 1970-01-01 (IMAP SENTBEFORE/ON/SINCE)
+//	        hdrs holds the header fields mail clients list mailboxes with
+//	        (CachedHeader), as stored, so such fetches read no pack
 //	mids    every Message-ID of a message (dedup, threading)
 //	refs    the ids a message refers to (References, In-Reply-To)
 //	epochs  per epoch, the last commit indexed: the catch-up point after a
@@ -59,6 +61,7 @@ var schema = []string{
 		thread INTEGER NOT NULL,
 		env BLOB NOT NULL,
 		bs BLOB NOT NULL,
+		hdrs BLOB NOT NULL,
 		removed INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX msg_blob ON msg (blob_id)`,
@@ -191,7 +194,7 @@ func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
 		q string
 	}{
 		{&w.insMsg, `INSERT INTO msg (num, epoch, commit_id, blob_id, pack, off, size, vsize, mid, chash, date, sentday,
-			arrived, subject, from_name, from_addr, thread, env, bs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+			arrived, subject, from_name, from_addr, thread, env, bs, hdrs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&w.insMid, `INSERT INTO mids (mid, num) VALUES (?, ?)`},
 		{&w.insRef, `INSERT INTO refs (mid, num) VALUES (?, ?)`},
 		{&w.insTri, `INSERT INTO tri (seg, key, nums) VALUES (?, ?, ?)`},
@@ -288,7 +291,7 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 		e.BlobSize, p.CRLFSize, p.MessageID, p.ContentHash[:], date.Unix(), sentDay(date),
 		e.Committer.When.Unix(),
 		p.Subject, p.From.Name, p.From.Mailbox+"@"+p.From.Host, thr,
-		EncodeEnvelope(&p.Envelope), EncodeBodyStructure(&p.Body))
+		EncodeEnvelope(&p.Envelope), EncodeBodyStructure(&p.Body), cachedHeaders(m.Raw))
 	if err != nil {
 		return fmt.Errorf("insert article %d: %w", num, err)
 	}

@@ -38,8 +38,10 @@ func (l *List) Timeline(ctx context.Context, after int64, fn func(num, arrived i
 }
 
 // Row is an article's index row as IMAP FETCH uses it. Envelope and
-// Body are the encoded forms (DecodeEnvelope, DecodeBodyStructure), only
-// valid during the callback and only filled when asked for.
+// Body are the encoded forms (DecodeEnvelope, DecodeBodyStructure),
+// Headers the cached header fields (CachedHeader) as a header block; all
+// three are only valid during the callback and only filled when asked
+// for (RowFields).
 type Row struct {
 	Num      int64
 	Arrived  int64 // unix seconds: INTERNALDATE
@@ -47,18 +49,25 @@ type Row struct {
 	Loc      gitstore.Loc
 	Envelope []byte
 	Body     []byte
+	Headers  []byte
 }
 
+// RowFields says which of Row's optional fields to read.
+type RowFields struct{ Envelope, Body, Headers bool }
+
 // Rows calls fn for each article with from <= num <= to that is not
-// removed, in article order; envelope and body say whether the encoded
-// ENVELOPE and BODYSTRUCTURE are wanted.
-func (l *List) Rows(ctx context.Context, from, to int64, envelope, body bool, fn func(*Row) error) error {
+// removed, in article order.
+func (l *List) Rows(ctx context.Context, from, to int64, want RowFields, fn func(*Row) error) error {
+	envelope, body := want.Envelope, want.Body
 	cols := "num, arrived, vsize, epoch, pack, off"
 	if envelope {
 		cols += ", env"
 	}
 	if body {
 		cols += ", bs"
+	}
+	if want.Headers {
+		cols += ", hdrs"
 	}
 	rows, err := l.rdb.QueryContext(ctx, `SELECT `+cols+` FROM msg WHERE num BETWEEN ? AND ? AND removed = 0 ORDER BY num`, from, to)
 	if err != nil {
@@ -72,6 +81,9 @@ func (l *List) Rows(ctx context.Context, from, to int64, envelope, body bool, fn
 	}
 	if body {
 		dest = append(dest, &r.Body)
+	}
+	if want.Headers {
+		dest = append(dest, &r.Headers)
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {

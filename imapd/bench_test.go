@@ -1,7 +1,12 @@
 package imapd_test
 
 import (
+	"bytes"
+	"os"
+	"strings"
 	"testing"
+
+	"mailswarm/archive"
 )
 
 // BenchmarkFetchEnvelope is UID FETCH 1:* (UID FLAGS RFC822.SIZE
@@ -42,6 +47,43 @@ func BenchmarkSearchBody(b *testing.B) {
 		b.Run(word, func(b *testing.B) {
 			for b.Loop() {
 				mustCmd(b, c, `UID SEARCH BODY "`+word+`"`)
+			}
+		})
+	}
+}
+
+// BenchmarkFetchHeadersMbox is BenchmarkFetchHeaders on the messages of
+// the mbox named by MAILSWARM_BENCH_MBOX (skipped without it), e.g. one
+// made by gen_mbox.py, whose bodies are realistic in size.
+func BenchmarkFetchHeadersMbox(b *testing.B) {
+	path := os.Getenv("MAILSWARM_BENCH_MBOX")
+	if path == "" {
+		b.Skip("MAILSWARM_BENCH_MBOX not set")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var msgs [][]byte
+	err = archive.ReadMbox(f, archive.MboxRD, func(m []byte) error {
+		msgs = append(msgs, bytes.Clone(m))
+		return nil
+	})
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := newTestServer(b, msgs, nil)
+	c := ts.dial(b, "u")
+	mustCmd(b, c, "EXAMINE test")
+	for _, cmd := range []string{
+		"UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject Date Message-ID References)])",
+		"UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
+		"UID FETCH 1:* (BODY.PEEK[])",
+	} {
+		b.Run(strings.Fields(cmd)[3], func(b *testing.B) {
+			for b.Loop() {
+				mustCmd(b, c, cmd)
 			}
 		})
 	}

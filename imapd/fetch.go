@@ -194,14 +194,22 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 	defer nc.SetWriteDeadline(time.Time{})
 	bw := ss.bw
 	needRaw := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
-	// Header-only fetches (a client's index view) need not inflate bodies.
+	// Header-only fetches (a client's index view) need not inflate
+	// bodies, and when they name only fields the index keeps, need not
+	// read the pack at all.
 	headerOnly := len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0
+	cachedOnly := headerOnly
 	for _, bs := range options.BodySection {
-		headerOnly = headerOnly && len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader && bs.Partial == nil
+		headerOnly = headerOnly && len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
+		cachedOnly = cachedOnly && headerOnly && len(bs.HeaderFields) > 0
+		for _, f := range bs.HeaderFields {
+			cachedOnly = cachedOnly && archive.CachedHeader(f)
+		}
 	}
+	want := archive.RowFields{Envelope: options.Envelope, Body: options.BodyStructure != nil, Headers: needRaw && cachedOnly}
 	var line []byte
 	for _, sp := range spans {
-		err := l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), options.Envelope, options.BodyStructure != nil, func(r *archive.Row) error {
+		err := l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), want, func(r *archive.Row) error {
 			uid := uint32(r.Num)
 			seq, ok := ss.v.seq(uid)
 			if !ok {
@@ -265,11 +273,16 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 				return err
 			}
 			if needRaw {
-				read := l.ReadAt
-				if headerOnly {
-					read = l.ReadHeaderAt
+				var raw []byte
+				var err error
+				switch {
+				case want.Headers:
+					raw = r.Headers
+				case headerOnly:
+					raw, err = l.ReadHeaderAt(r.Loc)
+				default:
+					raw, err = l.ReadAt(r.Loc)
 				}
-				raw, err := read(r.Loc)
 				if err != nil {
 					return err
 				}
