@@ -549,32 +549,47 @@ func paramValue(params [][2]string, name string) string {
 // 7.4.2), extended form, the way a server sends it after "BODYSTRUCTURE ".
 func FormatBodyStructure(b *BodyStructure) string {
 	var sb strings.Builder
-	writeBody(&sb, b, 0)
+	writeBody(&sb, b, 0, true)
 	return sb.String()
 }
 
-func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
+// FormatBody renders b in the non-extended form IMAP's BODY fetch item
+// returns (RFC 3501 section 7.4.2): BODYSTRUCTURE without extension data.
+func FormatBody(b *BodyStructure) string {
+	var sb strings.Builder
+	writeBody(&sb, b, 0, false)
+	return sb.String()
+}
+
+// writeBody writes b as BODYSTRUCTURE (extended) or BODY.
+func writeBody(sb *strings.Builder, b *BodyStructure, depth int, extended bool) {
 	sb.WriteByte('(')
 	if strings.EqualFold(b.Type, "multipart") {
 		for i := range b.Children {
 			if depth > 1000 {
 				break
 			}
-			writeBody(sb, &b.Children[i], depth+1)
+			writeBody(sb, &b.Children[i], depth+1, extended)
 		}
 		if len(b.Children) == 0 {
-			sb.WriteString(`("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`)
+			if extended {
+				sb.WriteString(`("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)`)
+			} else {
+				sb.WriteString(`("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)`)
+			}
 		}
 		sb.WriteByte(' ')
 		writeString(sb, b.Subtype)
-		sb.WriteByte(' ')
-		writeParams(sb, b.Params)
-		sb.WriteByte(' ')
-		writeDisposition(sb, b)
-		sb.WriteByte(' ')
-		writeLanguage(sb, b.Language)
-		sb.WriteByte(' ')
-		writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+		if extended {
+			sb.WriteByte(' ')
+			writeParams(sb, b.Params)
+			sb.WriteByte(' ')
+			writeDisposition(sb, b)
+			sb.WriteByte(' ')
+			writeLanguage(sb, b.Language)
+			sb.WriteByte(' ')
+			writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+		}
 		sb.WriteByte(')')
 		return
 	}
@@ -583,21 +598,23 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int) {
 		sb.WriteByte(' ')
 		writeEnvelope(sb, b.Envelope)
 		sb.WriteByte(' ')
-		writeBody(sb, b.Body, depth+1)
+		writeBody(sb, b.Body, depth+1, extended)
 		sb.WriteByte(' ')
 		sb.WriteString(strconv.FormatInt(b.Lines, 10))
 	} else if strings.EqualFold(b.Type, "text") {
 		sb.WriteByte(' ')
 		sb.WriteString(strconv.FormatInt(b.Lines, 10))
 	}
-	sb.WriteByte(' ')
-	writeEnvString(sb, b.MD5, b.Empty&BsMD5 != 0)
-	sb.WriteByte(' ')
-	writeDisposition(sb, b)
-	sb.WriteByte(' ')
-	writeLanguage(sb, b.Language)
-	sb.WriteByte(' ')
-	writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+	if extended {
+		sb.WriteByte(' ')
+		writeEnvString(sb, b.MD5, b.Empty&BsMD5 != 0)
+		sb.WriteByte(' ')
+		writeDisposition(sb, b)
+		sb.WriteByte(' ')
+		writeLanguage(sb, b.Language)
+		sb.WriteByte(' ')
+		writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+	}
 	sb.WriteByte(')')
 }
 

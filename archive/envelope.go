@@ -738,3 +738,11 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	return env, nil
 }
+
+// QuoteIMAP renders s as an IMAP string: quoted, or a literal when it
+// holds bytes a quoted string cannot carry.
+func QuoteIMAP(s string) string {
+	var sb strings.Builder
+	writeString(&sb, s)
+	return sb.String()
+}

@@ -203,10 +203,30 @@ func BinarySection(raw []byte, path []int) (b []byte, decoded bool, err error) {
 	switch part.cte {
 	case "", "7bit", "8bit", "binary":
 		return part.body, false, nil
-	case "base64", "quoted-printable":
+	case "base64":
 		return transferDecode(part.body, part.cte), true, nil
+	case "quoted-printable":
+		return decodeQP(qpLines(part.body)), true, nil
 	}
 	return nil, false, ErrUnknownCTE
+}
+
+// qpLines prepares quoted-printable text for BINARY: every line ends in
+// CRLF (line breaks are CRLF in the canonical form, RFC 2045 section 6.7
+// rule 4) and loses the white space before its line break, which a
+// decoder must delete (rule 3). The search text keeps decoding without
+// this, as public-inbox does for its content hash.
+func qpLines(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/32)
+	for line := range bytes.Lines(b) {
+		content := bytes.TrimRight(line, "\r\n")
+		broken := len(content) < len(line)
+		out = append(out, bytes.TrimRight(content, " \t")...)
+		if broken {
+			out = append(out, '\r', '\n')
+		}
+	}
+	return out
 }
 
 // cachedHeaderNames are the header fields mail clients ask for when they
