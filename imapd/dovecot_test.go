@@ -165,8 +165,9 @@ func searchNums(t *testing.T, rs []peertest.IMAPResp) []uint32 {
 // nested-close-delimiter (RFC 2046 section 5.1.1, see nestedCloseCRLF);
 // ENVELOPE and BODYSTRUCTURE differences are only counted (they belong
 // to archive/dovecot_oracle_test.go). BINARY must be identical but for
-// binary-invalid-encoding and dovecot-binary-size (see binary); our
-// known quoted-printable BINARY bugs fail the test with their own message.
+// binary-invalid-encoding and dovecot-binary-size (see binary); should
+// quoted-printable BINARY regress to LF line ends or kept end-of-line
+// blanks (fixed: RFC 2045 section 6.7 rules 3 and 4), the test says so.
 func TestDovecotOracleIMAP(t *testing.T) {
 	start := time.Now()
 	o := newOracle(t)
