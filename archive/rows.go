@@ -3,9 +3,11 @@ package archive
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"mailswarm/gitstore"
 )
@@ -162,6 +164,48 @@ func Fold(s string) string {
 	return strings.Map(foldRune, s)
 }
 
+// ContainsFolded reports whether Fold(s) contains folded (a Fold()ed
+// needle), without building Fold(s) when folded is ASCII: then s is
+// searched byte by byte with ASCII case folding. (The two differ only for
+// the few non-ASCII runes that lower-case to ASCII, such as the Kelvin
+// sign; the trigram index folds those the same way, so at worst such a
+// message is a candidate that is not confirmed.)
+func ContainsFolded(s, folded string) bool {
+	for i := 0; i < len(folded); i++ {
+		if folded[i] >= utf8.RuneSelf {
+			return strings.Contains(Fold(s), folded)
+		}
+	}
+	if folded == "" {
+		return true
+	}
+	first := folded[0]
+	upper := first
+	if 'a' <= first && first <= 'z' {
+		upper -= 'a' - 'A'
+	}
+	for i := 0; i+len(folded) <= len(s); i++ {
+		c := s[i]
+		if c != first && c != upper {
+			continue
+		}
+		j := 1
+		for ; j < len(folded); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != folded[j] {
+				break
+			}
+		}
+		if j == len(folded) {
+			return true
+		}
+	}
+	return false
+}
+
 // MatchText reports whether the message raw contains folded (a Fold()ed
 // needle) in field: FieldSubject (the decoded subject), FieldBody (the
 // decoded text parts) or FieldHeader (the decoded value of the header
@@ -185,44 +229,76 @@ func MatchText(raw []byte, field int, name, folded string) bool {
 				// section 6.4.4), and the index holds "Name: value" lines
 				v = f.name + ": " + v
 			}
-			if strings.Contains(Fold(v), folded) {
+			if ContainsFolded(v, folded) {
 				return true
 			}
 		}
 		return false
 	case FieldBody:
 		root := parsePart(h, body, 0, false, &pr)
-		return strings.Contains(Fold(partsText(root)), folded)
+		return ContainsFolded(partsText(root), folded)
 	}
 	return false
 }
 
 // ReadNums calls fn with the raw bytes of each article in nums that is
-// not removed, in the order given.
+// not removed, in the order given. Locations are looked up a few hundred
+// at a time.
 func (l *List) ReadNums(ctx context.Context, nums []int64, fn func(num int64, raw []byte) error) error {
-	st, err := l.rdb.PrepareContext(ctx, `SELECT epoch, pack, off FROM msg WHERE num = ? AND removed = 0`)
-	if err != nil {
-		return fmt.Errorf("archive: read %s: %w", l.name, err)
-	}
-	defer st.Close()
-	for _, n := range nums {
-		var loc gitstore.Loc
-		err := st.QueryRowContext(ctx, n).Scan(&loc.Epoch, &loc.Pack, &loc.Offset)
-		if err == sql.ErrNoRows {
-			continue
-		}
+	const chunk = 256
+	for len(nums) > 0 {
+		part := nums[:min(chunk, len(nums))]
+		nums = nums[len(part):]
+		locs, err := l.locations(ctx, part)
 		if err != nil {
-			return fmt.Errorf("archive: read %s article %d: %w", l.name, n, err)
-		}
-		raw, err := l.git.ReadBlob(loc)
-		if err != nil {
-			return fmt.Errorf("archive: read %s article %d: %w", l.name, n, err)
-		}
-		if err := fn(n, raw); err != nil {
 			return err
+		}
+		for _, n := range part {
+			loc, ok := locs[n]
+			if !ok {
+				continue
+			}
+			raw, err := l.git.ReadBlob(loc)
+			if err != nil {
+				return fmt.Errorf("archive: read %s article %d: %w", l.name, n, err)
+			}
+			if err := fn(n, raw); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// locations returns the blob locations of the articles of nums that are
+// not removed, in one query.
+func (l *List) locations(ctx context.Context, nums []int64) (map[int64]gitstore.Loc, error) {
+	q := make([]byte, 0, 64+2*len(nums))
+	q = append(q, "SELECT num, epoch, pack, off FROM msg WHERE removed = 0 AND num IN ("...)
+	args := make([]any, len(nums))
+	for i, n := range nums {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = append(q, '?')
+		args[i] = n
+	}
+	q = append(q, ')')
+	rows, err := l.rdb.QueryContext(ctx, string(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: read %s: %w", l.name, err)
+	}
+	defer rows.Close()
+	locs := make(map[int64]gitstore.Loc, len(nums))
+	for rows.Next() {
+		var n int64
+		var loc gitstore.Loc
+		if err := rows.Scan(&n, &loc.Epoch, &loc.Pack, &loc.Offset); err != nil {
+			return nil, fmt.Errorf("archive: read %s: %w", l.name, err)
+		}
+		locs[n] = loc
+	}
+	return locs, rows.Err()
 }
 
 // ReadHeaderAt returns a prefix of the message at loc that holds its
@@ -243,4 +319,45 @@ func (l *List) ReadHeaderAt(loc gitstore.Loc) ([]byte, error) {
 		return nil, fmt.Errorf("archive: read %s: %w", l.name, err)
 	}
 	return b, nil
+}
+
+// MatchNums returns, ascending, the articles of nums (ascending, not
+// removed) whose text matches as MatchText(raw, field, name, folded)
+// says: the confirmation of trigram candidates, read and matched on every
+// core.
+func (l *List) MatchNums(ctx context.Context, nums []int64, field int, name, folded string) ([]int64, error) {
+	workers := min(runtime.GOMAXPROCS(0), (len(nums)+15)/16)
+	if workers <= 1 {
+		var out []int64
+		err := l.ReadNums(ctx, nums, func(num int64, raw []byte) error {
+			if MatchText(raw, field, name, folded) {
+				out = append(out, num)
+			}
+			return nil
+		})
+		return out, err
+	}
+	parts := make([][]int64, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		chunk := nums[w*len(nums)/workers : (w+1)*len(nums)/workers]
+		wg.Go(func() {
+			errs[w] = l.ReadNums(ctx, chunk, func(num int64, raw []byte) error {
+				if MatchText(raw, field, name, folded) {
+					parts[w] = append(parts[w], num)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	var out []int64
+	for w := range workers {
+		if errs[w] != nil {
+			return nil, errs[w]
+		}
+		out = append(out, parts[w]...)
+	}
+	return out, nil
 }

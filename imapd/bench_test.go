@@ -80,8 +80,10 @@ func BenchmarkFetchHeadersMbox(b *testing.B) {
 		"UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject Date Message-ID References)])",
 		"UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
 		"UID FETCH 1:* (BODY.PEEK[])",
+		"UID SEARCH BODY quokkaword",
+		"UID SEARCH TEXT quokkaword",
 	} {
-		b.Run(strings.Fields(cmd)[3], func(b *testing.B) {
+		b.Run(strings.Join(strings.Fields(cmd)[:4], "_"), func(b *testing.B) {
 			for b.Loop() {
 				mustCmd(b, c, cmd)
 			}

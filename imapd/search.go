@@ -376,7 +376,7 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 			nums[i] = int64(u)
 		}
 		err := l.Subjects(ss.ctx, nums, func(num int64, subject string) error {
-			if strings.Contains(archive.Fold(subject), folded) {
+			if archive.ContainsFolded(subject, folded) {
 				out = append(out, uint32(num))
 			}
 			return nil
@@ -390,14 +390,12 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 	for i, u := range cands {
 		nums[i] = int64(u)
 	}
-	err := l.ReadNums(ss.ctx, nums, func(num int64, raw []byte) error {
-		if archive.MatchText(raw, field, name, folded) {
-			out = append(out, uint32(num))
-		}
-		return nil
-	})
+	matched, err := l.MatchNums(ss.ctx, nums, field, name, folded)
 	if err != nil {
 		return nil, internalError(err)
+	}
+	for _, n := range matched {
+		out = append(out, uint32(n))
 	}
 	return out, nil
 }
