@@ -583,12 +583,7 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int, extended bool) 
 		if extended {
 			sb.WriteByte(' ')
 			writeParams(sb, b.Params)
-			sb.WriteByte(' ')
-			writeDisposition(sb, b)
-			sb.WriteByte(' ')
-			writeLanguage(sb, b.Language)
-			sb.WriteByte(' ')
-			writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+			writeExtension(sb, b)
 		}
 		sb.WriteByte(')')
 		return
@@ -608,14 +603,20 @@ func writeBody(sb *strings.Builder, b *BodyStructure, depth int, extended bool) 
 	if extended {
 		sb.WriteByte(' ')
 		writeEnvString(sb, b.MD5, b.Empty&BsMD5 != 0)
-		sb.WriteByte(' ')
-		writeDisposition(sb, b)
-		sb.WriteByte(' ')
-		writeLanguage(sb, b.Language)
-		sb.WriteByte(' ')
-		writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
+		writeExtension(sb, b)
 	}
 	sb.WriteByte(')')
+}
+
+// writeExtension writes the extension data both kinds of part end with:
+// " disposition language location".
+func writeExtension(sb *strings.Builder, b *BodyStructure) {
+	sb.WriteByte(' ')
+	writeDisposition(sb, b)
+	sb.WriteByte(' ')
+	writeLanguage(sb, b.Language)
+	sb.WriteByte(' ')
+	writeEnvString(sb, b.Location, b.Empty&BsLocation != 0)
 }
 
 // writeBasicFields writes the fields a non-multipart body starts with

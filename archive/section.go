@@ -160,26 +160,31 @@ func ExtractSection(raw []byte, s Section) ([]byte, error) {
 // headerFields returns the fields of hdrRaw named (or, with not, not
 // named) in names, continuation lines included, then an empty line.
 func headerFields(hdrRaw []byte, names []string, not bool) []byte {
+	return filterHeader(hdrRaw, func(name string) bool {
+		for _, n := range names {
+			if strings.EqualFold(n, name) {
+				return !not
+			}
+		}
+		return not
+	})
+}
+
+// filterHeader returns the fields of the header block hdrRaw whose name
+// keep accepts, in order, continuation lines included, each line ending
+// in a line break, then an empty line.
+func filterHeader(hdrRaw []byte, keep func(name string) bool) []byte {
 	var out []byte
-	keep := false
+	kept := false
 	for line := range bytes.Lines(hdrRaw) {
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
 			break
 		}
 		if line[0] != ' ' && line[0] != '\t' {
-			keep = false
-			if name, ok := fieldName(line); ok {
-				found := false
-				for _, n := range names {
-					if strings.EqualFold(n, string(name)) {
-						found = true
-						break
-					}
-				}
-				keep = found != not
-			}
+			name, ok := fieldName(line)
+			kept = ok && keep(string(name))
 		}
-		if keep {
+		if kept {
 			out = append(out, line...)
 			if line[len(line)-1] != '\n' {
 				out = append(out, '\n')
@@ -261,22 +266,5 @@ func cachedHeaders(raw []byte) []byte {
 	if hasBody {
 		hdr = raw[:len(raw)-len(body)]
 	}
-	var out []byte
-	keep := false
-	for line := range bytes.Lines(hdr) {
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break
-		}
-		if line[0] != ' ' && line[0] != '\t' {
-			name, ok := fieldName(line)
-			keep = ok && cachedHeaderNames[strings.ToLower(string(name))]
-		}
-		if keep {
-			out = append(out, line...)
-			if line[len(line)-1] != '\n' {
-				out = append(out, '\n')
-			}
-		}
-	}
-	return append(out, '\n')
+	return filterHeader(hdr, func(name string) bool { return cachedHeaderNames[strings.ToLower(name)] })
 }

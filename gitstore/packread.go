@@ -77,32 +77,7 @@ func (p packFile) readPrefix(off int64, buf []byte) ([]byte, error) {
 // readObj reads the object header at off and inflates its data (for a
 // delta, the delta data). Small objects take a single read.
 func (p packFile) readObj(off int64) (packHeader, []byte, error) {
-	bp := smallBufPool.Get().(*[]byte)
-	defer smallBufPool.Put(bp)
-	b, err := p.readPrefix(off, *bp)
-	if err != nil {
-		return packHeader{}, nil, err
-	}
-	h, err := p.parseHeader(b, off)
-	if err != nil {
-		return h, nil, err
-	}
-	hl := h.dataOff - off
-	// zlib's worst case: 5 bytes per stored block of at least 16 KiB, plus
-	// header and checksum.
-	bound := h.size + 5*(h.size/16383+1) + 16
-	if hl+bound <= int64(len(b)) || off+int64(len(b)) == p.size.Load()-20 {
-		if h.size > int64(len(b))*1032+1024 {
-			return h, nil, fmt.Errorf("%w: %s: object size %d impossible at %d", ErrCorrupt, p.name, h.size, off)
-		}
-		data, err := inflateFrom(bytes.NewReader(b[hl:]), h.size)
-		if err != nil {
-			return h, nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
-		}
-		return h, data, nil
-	}
-	data, err := p.inflate(h.dataOff, h.size)
-	return h, data, err
+	return p.readObjPrefix(off, nil, true)
 }
 
 // readSizes reads the object header at off and, for a delta, the start of
@@ -313,6 +288,13 @@ func applyDelta(base, delta []byte) ([]byte, error) {
 // one read, a larger one is inflated only until done reports true. For a
 // delta it returns the header only.
 func (p packFile) readObjHead(off int64, done func([]byte) bool) (packHeader, []byte, error) {
+	return p.readObjPrefix(off, done, false)
+}
+
+// readObjPrefix reads the object header at off and inflates its data:
+// whole when done is nil, else until done reports true (see inflateHead).
+// A delta's data is read only when deltas is set.
+func (p packFile) readObjPrefix(off int64, done func([]byte) bool, deltas bool) (packHeader, []byte, error) {
 	bp := smallBufPool.Get().(*[]byte)
 	defer smallBufPool.Put(bp)
 	b, err := p.readPrefix(off, *bp)
@@ -320,10 +302,12 @@ func (p packFile) readObjHead(off int64, done func([]byte) bool) (packHeader, []
 		return packHeader{}, nil, err
 	}
 	h, err := p.parseHeader(b, off)
-	if err != nil || h.typ > 4 {
+	if err != nil || (h.typ > 4 && !deltas) {
 		return h, nil, err
 	}
 	hl := h.dataOff - off
+	// zlib's worst case: 5 bytes per stored block of at least 16 KiB, plus
+	// header and checksum.
 	bound := h.size + 5*(h.size/16383+1) + 16
 	if hl+bound <= int64(len(b)) || off+int64(len(b)) == p.size.Load()-20 {
 		if h.size > int64(len(b))*1032+1024 {
@@ -334,6 +318,10 @@ func (p packFile) readObjHead(off int64, done func([]byte) bool) (packHeader, []
 			return h, nil, fmt.Errorf("%w: %s: object at %d: %v", ErrCorrupt, p.name, off, err)
 		}
 		return h, data, nil
+	}
+	if done == nil {
+		data, err := p.inflate(h.dataOff, h.size)
+		return h, data, err
 	}
 	data, err := p.inflateHead(h.dataOff, h.size, done)
 	return h, data, err

@@ -2,38 +2,35 @@ package imapd_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"mailswarm/archive"
 )
 
-// BenchmarkFetchEnvelope is UID FETCH 1:* (UID FLAGS RFC822.SIZE
-// ENVELOPE) on a 10,000-message list, over loopback, one command per op.
-func BenchmarkFetchEnvelope(b *testing.B) {
+// BenchmarkFetch is a whole-mailbox FETCH on a 10,000-message list, over
+// loopback, one command per op: envelopes, and the header fields mail
+// clients list a mailbox with.
+func BenchmarkFetch(b *testing.B) {
 	ts := newTestServer(b, synthetic(10000), nil)
 	c := ts.dial(b, "u")
 	mustCmd(b, c, "EXAMINE test")
-	b.ResetTimer()
-	for b.Loop() {
-		if n := len(mustCmd(b, c, "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)")); n != 10000 {
-			b.Fatalf("%d responses", n)
-		}
-	}
-}
-
-// BenchmarkFetchHeaders is the header-fields fetch mail clients use for
-// their index view.
-func BenchmarkFetchHeaders(b *testing.B) {
-	ts := newTestServer(b, synthetic(10000), nil)
-	c := ts.dial(b, "u")
-	mustCmd(b, c, "EXAMINE test")
-	b.ResetTimer()
-	for b.Loop() {
-		if n := len(mustCmd(b, c, "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject Date Message-ID References)])")); n != 10000 {
-			b.Fatalf("%d responses", n)
-		}
+	for name, cmd := range map[string]string{
+		"envelope": "UID FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
+		"headers":  "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject Date Message-ID References)])",
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if n := len(mustCmd(b, c, cmd)); n != 10000 {
+					b.Fatalf("%d responses", n)
+				}
+			}
+		})
 	}
 }
 
@@ -88,5 +85,40 @@ func BenchmarkFetchHeadersMbox(b *testing.B) {
 				mustCmd(b, c, cmd)
 			}
 		})
+	}
+}
+
+// BenchmarkSelectMillion is SELECT of a list of MAILSWARM_BENCH_MILLION
+// messages (e.g. 1000000; skipped when unset): small messages, since
+// SELECT does not depend on their size. It logs how long the server took
+// to build the list's views (at start, in the background) and reports
+// the SELECT itself.
+func BenchmarkSelectMillion(b *testing.B) {
+	n, _ := strconv.Atoi(os.Getenv("MAILSWARM_BENCH_MILLION"))
+	if n <= 0 {
+		b.Skip("MAILSWARM_BENCH_MILLION not set")
+	}
+	ts := newTestServer(b, nil, nil)
+	ctx := context.Background()
+	const batch = 10000
+	start := time.Now()
+	for i := 0; i < n; i += batch {
+		msgs := make([][]byte, 0, batch)
+		for j := i; j < min(n, i+batch); j++ {
+			msgs = append(msgs, fmt.Appendf(nil, "From: p%d@example.org\nSubject: m %d\nDate: Mon, 2 Jan 2006 15:04:05 +0000\nMessage-ID: <m%d@x>\n\nb %d\n", j%97, j, j, j))
+		}
+		if _, err := ts.l.Add(ctx, msgs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d messages archived in %v", n, time.Since(start).Round(time.Second))
+	start = time.Now()
+	ts.restart(b, nil)
+	c := ts.dial(b, "u")
+	out := rawStrings(mustCmd(b, c, "EXAMINE test")) // waits for the views
+	b.Logf("server start to first EXAMINE done: %v (%s)", time.Since(start).Round(time.Millisecond), strings.Fields(out)[0])
+	b.ResetTimer()
+	for b.Loop() {
+		mustCmd(b, c, "SELECT test")
 	}
 }

@@ -39,7 +39,16 @@ func newTestServer(t testing.TB, msgs [][]byte, opts *imapd.Options) *testServer
 			t.Fatal(err)
 		}
 	}
-	srv, err := imapd.New(a, opts)
+	t.Cleanup(func() { a.Close() }) // after the server's cleanup
+	ts := &testServer{a: a, l: l}
+	ts.start(t, opts)
+	return ts
+}
+
+// start serves the archive with a new server, closed at cleanup.
+func (ts *testServer) start(t testing.TB, opts *imapd.Options) {
+	t.Helper()
+	srv, err := imapd.New(ts.a, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +57,8 @@ func newTestServer(t testing.TB, msgs [][]byte, opts *imapd.Options) *testServer
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		a.Close()
-	})
-	return &testServer{a: a, l: l, srv: srv, addr: ln.Addr().String()}
+	t.Cleanup(func() { srv.Close() })
+	ts.srv, ts.addr = srv, ln.Addr().String()
 }
 
 func (ts *testServer) dial(t testing.TB, user string) *peertest.IMAPConn {
@@ -109,15 +115,5 @@ func TestSmoke(t *testing.T) {
 func (ts *testServer) restart(t testing.TB, opts *imapd.Options) {
 	t.Helper()
 	ts.srv.Close()
-	srv, err := imapd.New(ts.a, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	ts.srv, ts.addr = srv, ln.Addr().String()
+	ts.start(t, opts)
 }

@@ -3,7 +3,6 @@ package imapd
 import (
 	"bufio"
 	"context"
-	"errors"
 	"reflect"
 	"strings"
 
@@ -365,5 +364,3 @@ func (ss *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error 
 		}
 	}
 }
-
-var errNotFound = errors.New("not found")
