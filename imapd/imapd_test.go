@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"mailswarm/archive"
 	"mailswarm/imapd"
@@ -93,22 +90,45 @@ func synthetic(n int) [][]byte {
 	return out
 }
 
-func TestSmoke(t *testing.T) {
+// TestCommands: what a client sees for the common commands and the
+// extensions imapd announces.
+func TestCommands(t *testing.T) {
 	ts := newTestServer(t, synthetic(5), nil)
 	c := ts.dial(t, "alice")
-	t.Log(rawStrings(mustCmd(t, c, `LIST "" "*"`)))
-	t.Log(rawStrings(mustCmd(t, c, `SELECT test`)))
-	t.Log(rawStrings(mustCmd(t, c, `FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)`)))
-	t.Log(rawStrings(mustCmd(t, c, `UID FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject From)] BODY[TEXT]<0.10> RFC822.SIZE)`)))
-	t.Log(rawStrings(mustCmd(t, c, `SEARCH BODY xylophone1`)))
-	t.Log(rawStrings(mustCmd(t, c, `UID SEARCH UNSEEN`)))
-	t.Log(rawStrings(mustCmd(t, c, `FETCH 3 (RFC822)`)))
-	t.Log(rawStrings(mustCmd(t, c, `STORE 1 +FLAGS (\Flagged $label1)`)))
-	t.Log(rawStrings(mustCmd(t, c, `UID SEARCH RETURN (MIN MAX COUNT) SUBJECT number`)))
-	t.Log(rawStrings(mustCmd(t, c, `STATUS test (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)`)))
-	_ = os.Stdout
-	_ = filepath.Join
-	_ = time.Now
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{"CAPABILITY", []string{"IMAP4rev1", "IDLE", "NAMESPACE", "ESEARCH", "LIST-STATUS", "LIST-EXTENDED", "BINARY", "SPECIAL-USE", "UNSELECT", "CHILDREN", "LITERAL+"}},
+		{`LIST "" "*"`, []string{`LIST (\HasNoChildren) "/" INBOX`, `LIST (\HasChildren) "/" "test"`, `LIST (\HasNoChildren) "/" "test/2006"`}},
+		{`LIST "" "%"`, []string{`"test"`}},
+		{`LSUB "" "*"`, []string{`"test/2006"`}},
+		{`LIST "" "test/%" RETURN (STATUS (MESSAGES UIDNEXT))`, []string{`STATUS "test/2006" (MESSAGES 5 UIDNEXT 6)`}},
+		{`LIST (SPECIAL-USE) "" "*"`, nil},
+		{"NAMESPACE", []string{`NAMESPACE (("" "/")) NIL NIL`}},
+		{"STATUS test (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)", []string{"MESSAGES 5", "UNSEEN 5", "UIDNEXT 6", fmt.Sprintf("UIDVALIDITY %d", ts.l.UIDValidity("test"))}},
+		{"SELECT test", []string{"5 EXISTS", "OK [UIDNEXT 6]", "OK [UNSEEN 1]", `PERMANENTFLAGS (\Seen \Answered \Flagged \Draft \*)`}},
+		{"UID SEARCH RETURN (MIN MAX COUNT) SUBJECT number", []string{"ESEARCH (TAG", "UID MIN 1 MAX 5 COUNT 5"}},
+		{"SEARCH BODY xylophone1", []string{"SEARCH 1 4"}},
+		{"SEARCH NOT BODY xylophone1", []string{"SEARCH 2 3 5"}},
+		{"SEARCH OR SUBJECT 2 FROM p5@", []string{"SEARCH 2 5"}},
+		{"SEARCH LARGER 10000", []string{"SEARCH"}},
+		{"UNSELECT", nil},
+	} {
+		out := rawStrings(mustCmd(t, c, tc.cmd))
+		if tc.want == nil && strings.TrimSpace(out) != "" && tc.cmd != "UNSELECT" {
+			t.Errorf("%s: want nothing, got\n%s", tc.cmd, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s:\n%s\nwant %q", tc.cmd, out, w)
+			}
+		}
+	}
+	// UNSELECT left the selected state
+	if _, _, err := c.Cmd("FETCH 1 (UID)"); err == nil {
+		t.Error("FETCH after UNSELECT worked")
+	}
 }
 
 // restart serves the same archive with a new server.
