@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"modernc.org/sqlite"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -29,8 +31,21 @@ var testHookAfterCommit func() error
 // storageTrouble wraps err with ErrTempFail when it is the storage's
 // fault (full, read-only, failing disk), which may pass.
 func storageTrouble(err error) error {
+	if err == nil || errors.Is(err, ErrTempFail) {
+		return err
+	}
 	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.EACCES, syscall.EPERM} {
-		if errors.Is(err, e) && !errors.Is(err, ErrTempFail) {
+		if errors.Is(err, e) {
+			return fmt.Errorf("%w: %w", ErrTempFail, err)
+		}
+	}
+	// SQLite reports the same trouble with its own codes (primary code in
+	// the low byte): SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13,
+	// SQLITE_CANTOPEN 14.
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 8, 10, 13, 14:
 			return fmt.Errorf("%w: %w", ErrTempFail, err)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 // schemaVersion changes whenever the index layout does; an index of another
 // version is rebuilt from git.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // The index is derived from git: every row can be rebuilt by Reindex.
 //
@@ -67,6 +67,12 @@ var schema = []string{
 	`CREATE INDEX msg_blob ON msg (blob_id)`,
 	`CREATE INDEX msg_arrived ON msg (arrived)`,
 	`CREATE INDEX msg_date ON msg (date)`,
+	// The IMAP server's timeline (List.Timeline) and SEARCH ranges read
+	// these without touching the rows, whose cached ENVELOPE, BODYSTRUCTURE
+	// and header blobs spill into overflow pages on real mail.
+	`CREATE INDEX msg_timeline ON msg (num, arrived, removed)`,
+	`CREATE INDEX msg_sentday ON msg (sentday)`,
+	`CREATE INDEX msg_vsize ON msg (vsize)`,
 	`CREATE TABLE mids (mid TEXT NOT NULL, num INTEGER NOT NULL)`,
 	`CREATE INDEX mids_mid ON mids (mid)`,
 	`CREATE TABLE refs (mid TEXT NOT NULL, num INTEGER NOT NULL)`,

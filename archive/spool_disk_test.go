@@ -132,8 +132,11 @@ func TestDrainDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Drain once space returned: %v", err)
 	}
-	if got := len(subjects(t, l)); res.Added != acked || got != acked {
-		t.Errorf("Drain added %d, %d articles; want the %d acknowledged", res.Added, got, acked)
+	// The failed pass may have committed to git before the index write
+	// failed; the next pass indexes those commits (catch-up) rather than
+	// adding them again, so Added counts only what it archived itself.
+	if got := len(subjects(t, l)); res.Added > acked || got != acked {
+		t.Errorf("Drain added %d, %d articles; want the %d acknowledged, once each", res.Added, got, acked)
 	}
 	gitFsck(t, l)
 	a.Close()
