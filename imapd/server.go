@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -289,6 +290,15 @@ func isLoopback(addr net.Addr) bool {
 
 type slogLogger struct{ l *slog.Logger }
 
+// Printf logs what go-imap reports; a client hanging up (broken pipe,
+// reset, EOF) is routine and logged at debug level.
 func (l slogLogger) Printf(format string, args ...any) {
-	l.l.Warn("imapd: " + fmt.Sprintf(format, args...))
+	msg := "imapd: " + fmt.Sprintf(format, args...)
+	for _, routine := range []string{"broken pipe", "connection reset by peer", "use of closed network connection", "i/o timeout"} {
+		if strings.Contains(msg, routine) {
+			l.l.Debug(msg)
+			return
+		}
+	}
+	l.l.Warn(msg)
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package imapd_test
+
+const raceDetector = false
