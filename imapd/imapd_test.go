@@ -112,7 +112,8 @@ func TestCommands(t *testing.T) {
 		{"SEARCH BODY xylophone1", []string{"SEARCH 1 4"}},
 		{"SEARCH NOT BODY xylophone1", []string{"SEARCH 2 3 5"}},
 		{"SEARCH OR SUBJECT 2 FROM p5@", []string{"SEARCH 2 5"}},
-		{"SEARCH LARGER 10000", []string{"SEARCH"}},
+		{"SEARCH LARGER 10000", []string{"SEARCH\n"}}, // none: exactly "SEARCH"
+		{"SEARCH SMALLER 10000 LARGER 100", []string{"SEARCH 1 2 3 4 5\n"}},
 		{"UNSELECT", nil},
 	} {
 		out := rawStrings(mustCmd(t, c, tc.cmd))
