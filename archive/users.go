@@ -91,6 +91,11 @@ func (l *List) closeUsers() error {
 // Get calls fn, in article order, for each article lo..hi on which user
 // has any flag.
 func (u *UserState) Get(ctx context.Context, user string, lo, hi int64, fn func(num int64, f Flags)) error {
+	return u.Scan(ctx, user, lo, hi, func(num int64, f Flags) bool { fn(num, f); return true })
+}
+
+// Scan is Get stopping when fn returns false.
+func (u *UserState) Scan(ctx context.Context, user string, lo, hi int64, fn func(num int64, f Flags) bool) error {
 	rows, err := u.db.QueryContext(ctx, `SELECT num, bits, keywords FROM flags WHERE user = ? AND num BETWEEN ? AND ? ORDER BY num`,
 		user, lo, hi)
 	if err != nil {
@@ -107,7 +112,9 @@ func (u *UserState) Get(ctx context.Context, user string, lo, hi int64, fn func(
 		if kw != "" {
 			f.Keywords = strings.Fields(kw)
 		}
-		fn(num, f)
+		if !fn(num, f) {
+			break
+		}
 	}
 	return rows.Err()
 }

@@ -396,3 +396,23 @@ func TestYearMailboxes(t *testing.T) {
 		t.Error("SELECT test/2005 worked")
 	}
 }
+
+// SELECT's [UNSEEN n] names the first message without \Seen, and is
+// left out when every message is seen.
+func TestFirstUnseen(t *testing.T) {
+	ts := newTestServer(t, synthetic(4), nil)
+	c := ts.dial(t, "u")
+	mustCmd(t, c, "SELECT test")
+	for _, step := range []struct{ store, want string }{
+		{`STORE 1 +FLAGS (\Flagged)`, "[UNSEEN 1]"},
+		{`STORE 1:2 +FLAGS (\Seen)`, "[UNSEEN 3]"},
+		{`STORE 4 +FLAGS (\Seen)`, "[UNSEEN 3]"},
+		{`STORE 3 +FLAGS (\Seen)`, ""},
+	} {
+		mustCmd(t, c, step.store)
+		out := rawStrings(mustCmd(t, c, "SELECT test"))
+		if step.want == "" && strings.Contains(out, "UNSEEN") || step.want != "" && !strings.Contains(out, step.want) {
+			t.Errorf("after %s, SELECT:\n%s\nwant %q", step.store, out, step.want)
+		}
+	}
+}

@@ -66,20 +66,29 @@ func (ss *session) countFlag(st *listState, v *view, bit uint8) (uint32, error) 
 }
 
 // firstUnseen is the sequence number of the first message without \Seen.
+// It reads the user's flag rows in order only until the first message
+// they skip or that lacks \Seen.
 func (ss *session) firstUnseen() (uint32, bool) {
-	if ss.v.n == 0 || ss.anonymous {
-		return 1, ss.v.n > 0
+	v := ss.v
+	if v.n == 0 || ss.anonymous {
+		return 1, v.n > 0
 	}
-	flags, err := ss.flagsIn([]span{{ss.v.runs[0].first, ss.v.maxUID()}})
-	if err != nil {
+	seq := uint32(1) // candidate: the first message not yet known to be seen
+	err := ss.st.users.Scan(ss.ctx, ss.user, int64(v.runs[0].first), int64(v.maxUID()), func(num int64, f archive.Flags) bool {
+		s, ok := v.seq(uint32(num))
+		if !ok || s < seq {
+			return true // not in this mailbox, or before the candidate
+		}
+		if s > seq || f.Bits&archive.FlagSeen == 0 {
+			return false // the candidate has no row, or no \Seen: unseen
+		}
+		seq++ // the candidate is seen: try the next one
+		return true
+	})
+	if err != nil || seq > v.n {
 		return 0, false
 	}
-	for seq := uint32(1); seq <= ss.v.n; seq++ {
-		if flags[ss.v.uid(seq)].Bits&archive.FlagSeen == 0 {
-			return seq, true
-		}
-	}
-	return 0, false
+	return seq, true
 }
 
 var systemFlags = map[imap.Flag]uint8{
