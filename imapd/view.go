@@ -99,15 +99,22 @@ func (v *view) spans(lo, hi uint32, fn func(first, last, seq uint32) error) erro
 // list and each year) kept current from the archive's events, and a
 // channel closed at every change so IDLE sessions wake up.
 type listState struct {
-	l *archive.List
+	l     *archive.List
+	users *archive.UserState // per-user flags
+
+	// refreshMu makes refreshes one at a time and guards last and year;
+	// mu guards the published views and is held only to read or swap
+	// them, never across a query: every session takes it after every
+	// command, and a refresh waiting for a database connection under it
+	// once stalled 200 clients.
+	refreshMu sync.Mutex
+	last      int64 // last article read from the timeline
+	year      int   // year of the last article (years never go back)
 
 	mu      sync.Mutex
-	last    int64              // last article read from the timeline
-	year    int                // year of the last article (years never go back)
-	all     *view              // the whole list
-	years   map[int]*view      // NAME/YYYY
-	changed chan struct{}      // closed and replaced at every change
-	users   *archive.UserState // per-user flags
+	all     *view         // the whole list
+	years   map[int]*view // NAME/YYYY
+	changed chan struct{} // closed and replaced at every change
 }
 
 func newListState(l *archive.List, users *archive.UserState) *listState {
@@ -119,8 +126,11 @@ func newListState(l *archive.List, users *archive.UserState) *listState {
 // article never goes into a year before its predecessor's: each year is a
 // contiguous range of articles, even when imported history has clock skew.
 func (s *listState) refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	baseAll, baseYears := s.all, s.years // only refresh replaces them
+	s.mu.Unlock()
 	var all *builder
 	years := map[int]*builder{}
 	err := s.l.Timeline(ctx, s.last, func(num, arrived int64, removed bool) error {
@@ -134,13 +144,13 @@ func (s *listState) refresh(ctx context.Context) error {
 			return nil
 		}
 		if all == nil {
-			all = newBuilder(s.all)
+			all = newBuilder(baseAll)
 		}
 		all.add(uint32(num))
 		yb := years[y]
 		if yb == nil {
 			yb = newBuilder(&view{})
-			if old := s.years[y]; old != nil {
+			if old := baseYears[y]; old != nil {
 				yb = newBuilder(old)
 			}
 			years[y] = yb
@@ -149,17 +159,18 @@ func (s *listState) refresh(ctx context.Context) error {
 		return nil
 	})
 	if all != nil {
-		s.all = all.view()
-		ym := make(map[int]*view, len(s.years)+len(years))
-		for y, v := range s.years {
+		ym := make(map[int]*view, len(baseYears)+len(years))
+		for y, v := range baseYears {
 			ym[y] = v
 		}
 		for y, b := range years {
 			ym[y] = b.view()
 		}
-		s.years = ym
+		s.mu.Lock()
+		s.all, s.years = all.view(), ym
 		close(s.changed)
 		s.changed = make(chan struct{})
+		s.mu.Unlock()
 	}
 	return err
 }
