@@ -353,6 +353,11 @@ func (ss *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error 
 			<-stop
 			return nil
 		}
+		select {
+		case <-stop: // DONE wins over mail that arrived meanwhile
+			return nil
+		default:
+		}
 		_, changed, _ := ss.st.current(ss.sub)
 		if err := ss.Poll(w, true); err != nil {
 			return err
