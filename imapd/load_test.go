@@ -106,7 +106,9 @@ func TestManyClients(t *testing.T) {
 	if idles.Load() == 0 {
 		t.Error("no IDLE saw new mail")
 	}
-	if mid > 0 && end-mid > mid-start+64<<10 {
+	// RSS at start can be high from earlier tests in this process (and
+	// fall by halfway): growth is counted from the lower of the two.
+	if mid > 0 && end-mid > max(mid-start, 0)+64<<10 {
 		t.Errorf("RSS still growing: %d KiB at start, %d halfway, %d at the end", start, mid, end)
 	}
 }
