@@ -2,56 +2,20 @@ package imapd_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"mailswarm/imapd"
+	"mailswarm/internal/peertest"
 )
-
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
 
 // Implicit TLS (ServeTLS) and STARTTLS on the plain listener.
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
-	ts := newTestServer(t, synthetic(3), &imapd.Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-	clientTLS := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	serverTLS, clientTLS := peertest.TLSPair(t)
+	ts := newTestServer(t, synthetic(3), &imapd.Options{TLS: serverTLS})
 
 	// imaps
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
