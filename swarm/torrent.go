@@ -79,3 +79,78 @@ func TorrentFor(path string, webSeeds ...string) (*metainfo.MetaInfo, error) {
 	}
 	return &metainfo.MetaInfo{InfoBytes: ib, UrlList: webSeeds}, nil
 }
+
+// BundleTorrentFor returns the multi-file torrent named name over the
+// files at paths, in that order, made with the fixed recipe: info = {files
+// (length, path = the file's name), name, piece length, pieces}, pieces
+// running across file boundaries as BitTorrent v1 has them, the piece
+// length by the total size.
+func BundleTorrentFor(name string, paths []string, webSeeds ...string) (*metainfo.MetaInfo, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("swarm: bundle %s: no files", name)
+	}
+	info := metainfo.Info{Name: name}
+	var total int64
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("swarm: bundle %s: %w", name, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return nil, fmt.Errorf("swarm: bundle %s: %s is not a non-empty regular file", name, p)
+		}
+		info.Files = append(info.Files, metainfo.FileInfo{Length: fi.Size(), Path: []string{filepath.Base(p)}})
+		total += fi.Size()
+	}
+	info.PieceLength = PieceLength(total)
+	buf := make([]byte, 0, info.PieceLength)
+	var hashed int64
+	for i, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("swarm: bundle %s: %w", name, err)
+		}
+		n, err := hashInto(&info, &buf, io.LimitReader(f, info.Files[i].Length))
+		f.Close()
+		hashed += n
+		if err != nil {
+			return nil, fmt.Errorf("swarm: bundle %s: %w", name, err)
+		}
+		if n != info.Files[i].Length {
+			return nil, fmt.Errorf("swarm: bundle %s: %s changed while it was hashed", name, p)
+		}
+	}
+	if len(buf) > 0 {
+		sum := sha1.Sum(buf)
+		info.Pieces = append(info.Pieces, sum[:]...)
+	}
+	ib, err := bencode.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: bundle %s: %w", name, err)
+	}
+	return &metainfo.MetaInfo{InfoBytes: ib, UrlList: webSeeds}, nil
+}
+
+// hashInto feeds r into the piece buffer buf, appending a piece hash to
+// info each time a piece fills.
+func hashInto(info *metainfo.Info, buf *[]byte, r io.Reader) (int64, error) {
+	var n int64
+	for {
+		b := *buf
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		n += int64(m)
+		if len(b) == cap(b) {
+			sum := sha1.Sum(b)
+			info.Pieces = append(info.Pieces, sum[:]...)
+			b = b[:0]
+		}
+		*buf = b
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

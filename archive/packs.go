@@ -1,0 +1,86 @@
+package archive
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"mailswarm/gitstore"
+)
+
+// This file is what the swarm sees of a list's git history: commits along
+// each epoch's chain and canonical packs of ranges of them. The swarm
+// imports archive only; these names keep gitstore's types behind it.
+
+// Hash is a git object name.
+type Hash = gitstore.Hash
+
+// PackInfo describes a canonical pack written by WriteCanonicalPack.
+type PackInfo = gitstore.PackInfo
+
+// ErrCorrupt is wrapped by every error about stored or received bytes that
+// are not what they should be.
+var ErrCorrupt = gitstore.ErrCorrupt
+
+// ParseHash parses a 40-digit hex object name.
+func ParseHash(s string) (Hash, error) { return gitstore.ParseHash(s) }
+
+// CommitRef is one commit of a list's history as the swarm needs it.
+type CommitRef struct {
+	Epoch          int
+	Commit, Parent Hash
+	Blob           Hash
+	Remove         bool      // a removal ("d") commit
+	Committed      time.Time // the committer date: arrival for live mail
+}
+
+// Epochs returns the list's epoch numbers, ascending.
+func (l *List) Epochs() []int { return l.git.Epochs() }
+
+// Tip returns an epoch's newest commit; zero when the epoch is empty.
+func (l *List) Tip(epoch int) (Hash, error) { return l.git.Tip(epoch) }
+
+// WalkCommits calls fn for every commit of epoch after from (zero: from
+// the root) up to the tip, oldest first, following parent links back from
+// the tip only as far as from.
+func (l *List) WalkCommits(epoch int, from Hash, fn func(CommitRef) error) error {
+	return l.git.Walk(epoch, from, func(e gitstore.Entry) error {
+		return fn(CommitRef{Epoch: e.Epoch, Commit: e.Commit, Parent: e.Parent, Blob: e.Blob,
+			Remove: e.Remove, Committed: e.Committer.When})
+	})
+}
+
+// WriteCanonicalPack writes the canonical pack of epoch's commits after
+// from (zero: the root) up to and including to: anyone holding the same
+// objects writes the same bytes.
+func (l *List) WriteCanonicalPack(w io.Writer, epoch int, from, to Hash) (PackInfo, error) {
+	return l.git.WriteCanonicalPack(w, epoch, from, to)
+}
+
+// VerifyPack checks pack bytes strictly (header, object count, every
+// object inflated and re-hashed, no deltas, trailer, nothing after it) and
+// returns the number of objects. Errors wrap ErrCorrupt.
+func VerifyPack(pack []byte) (objects int, err error) {
+	objs, err := gitstore.VerifyPack(pack)
+	return len(objs), err
+}
+
+// ArticleOf returns the article number of the message commit c; 0 for a
+// removal commit or a commit the index does not know (yet).
+func (l *List) ArticleOf(c CommitRef) (int64, error) {
+	if c.Remove {
+		return 0, nil
+	}
+	var num int64
+	err := l.rdb.QueryRow(`SELECT num FROM msg WHERE blob_id = ? AND epoch = ? AND commit_id = ?`,
+		c.Blob[:], c.Epoch, c.Commit[:]).Scan(&num)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("archive: article of %s: %w", c.Commit, err)
+	}
+	return num, nil
+}

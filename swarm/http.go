@@ -1,0 +1,259 @@
+package swarm
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// The HTTP side of a node (DESIGN.md "Packs, torrents and the manifest"):
+//
+//	GET /lists/                       the lists served, JSON
+//	GET /lists/NAME/manifest          the signed manifest; ETag "SEQ-HASH";
+//	                                  ?after=N&wait=S long-polls up to S s
+//	                                  (≤ 300) for a manifest with seq > N
+//	GET /lists/NAME/key               the list's public key, hex, one line
+//	GET /lists/NAME/torrents/F.torrent  a pack's or bundle's torrent, with
+//	                                  this node's web seed
+//	GET /lists/NAME/packs/F           a pack (Range requests): the web seed
+//	GET /lists/NAME/packs/BUNDLE/F    the same file as a bundle's member
+//	GET /lists/NAME/status            what `mailswarm swarm status` shows
+//
+// Only files the current manifest names are served: retired slices and
+// leftovers are 404.
+
+const maxLongPoll = 300 * time.Second
+
+// Handler returns the node's HTTP handler.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /lists/{$}", n.serveLists)
+	mux.HandleFunc("GET /lists/{list}/manifest", n.serveManifest)
+	mux.HandleFunc("GET /lists/{list}/key", n.serveKey)
+	mux.HandleFunc("GET /lists/{list}/torrents/{file}", n.serveTorrent)
+	mux.HandleFunc("GET /lists/{list}/packs/{file}", n.servePack)
+	mux.HandleFunc("GET /lists/{list}/packs/{bundle}/{file}", n.servePack)
+	mux.HandleFunc("GET /lists/{list}/status", n.serveStatus)
+	return mux
+}
+
+func (n *Node) serveLists(w http.ResponseWriter, r *http.Request) {
+	type entry struct {
+		Name string `json:"name"`
+		Key  string `json:"key"`
+		Seq  int64  `json:"seq"`
+	}
+	n.mu.Lock()
+	out := []entry{}
+	for name, nl := range n.lists {
+		e := entry{Name: name, Key: hex.EncodeToString(nl.origin.list.PublicKey())}
+		if nl.manifest != nil {
+			e.Seq = nl.manifest.Seq
+		}
+		out = append(out, e)
+	}
+	n.mu.Unlock()
+	writeJSON(w, out)
+}
+
+// manifestETag is the manifest's entity tag: its sequence and hash.
+func manifestETag(m *Manifest) string {
+	h := m.Hash()
+	return fmt.Sprintf(`"%d-%x"`, m.Seq, h[:8])
+}
+
+func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
+	nl := n.list(r.PathValue("list"))
+	if nl == nil {
+		http.NotFound(w, r)
+		return
+	}
+	after := int64(-1)
+	if s := r.URL.Query().Get("after"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			http.Error(w, "after: want a sequence number", http.StatusBadRequest)
+			return
+		}
+		after = v
+	}
+	var wait time.Duration
+	if s := r.URL.Query().Get("wait"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 {
+			http.Error(w, "wait: want seconds", http.StatusBadRequest)
+			return
+		}
+		wait = min(time.Duration(v*float64(time.Second)), maxLongPoll)
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		n.mu.Lock()
+		m, changed := nl.manifest, nl.changed
+		n.mu.Unlock()
+		if m != nil && m.Seq > after {
+			etag := manifestETag(m)
+			w.Header().Set("ETag", etag)
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("X-Mailswarm-Seq", strconv.FormatInt(m.Seq, 10))
+			if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Header().Set("Content-Type", "application/x-mailswarm-manifest")
+			w.Header().Set("Content-Length", strconv.Itoa(len(m.Bytes())))
+			w.Write(m.Bytes())
+			return
+		}
+		if wait == 0 {
+			if m == nil {
+				http.Error(w, "no manifest published yet", http.StatusNotFound)
+			} else {
+				w.Header().Set("X-Mailswarm-Seq", strconv.FormatInt(m.Seq, 10))
+				w.WriteHeader(http.StatusNotModified)
+			}
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			wait = 0
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (n *Node) serveKey(w http.ResponseWriter, r *http.Request) {
+	nl := n.list(r.PathValue("list"))
+	if nl == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, hex.EncodeToString(nl.origin.list.PublicKey()))
+}
+
+// WebSeed returns the web seed URL of list's packs ("" without a base).
+func (n *Node) WebSeed(list string) string {
+	if n.opts.WebSeedBase == "" {
+		return ""
+	}
+	return strings.TrimSuffix(n.opts.WebSeedBase, "/") + "/lists/" + list + "/packs/"
+}
+
+func (n *Node) serveTorrent(w http.ResponseWriter, r *http.Request) {
+	nl := n.list(r.PathValue("list"))
+	name, ok := strings.CutSuffix(r.PathValue("file"), ".torrent")
+	if nl == nil || !ok {
+		http.NotFound(w, r)
+		return
+	}
+	n.mu.Lock()
+	_, named := nl.entries[name]
+	n.mu.Unlock()
+	if !named {
+		http.NotFound(w, r)
+		return
+	}
+	mi, err := nl.origin.readTorrent(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	out := metainfo.MetaInfo{InfoBytes: mi.InfoBytes}
+	if ws := n.WebSeed(nl.name); ws != "" {
+		out.UrlList = []string{ws}
+	}
+	if len(n.opts.Trackers) > 0 {
+		out.Announce = n.opts.Trackers[0]
+		out.AnnounceList = [][]string{n.opts.Trackers}
+	}
+	b, err := bencode.Marshal(out)
+	if err != nil {
+		http.Error(w, "torrent", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-bittorrent")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
+}
+
+func (n *Node) servePack(w http.ResponseWriter, r *http.Request) {
+	nl := n.list(r.PathValue("list"))
+	if nl == nil {
+		http.NotFound(w, r)
+		return
+	}
+	file, bundle := r.PathValue("file"), r.PathValue("bundle")
+	n.mu.Lock()
+	m := nl.manifest
+	n.mu.Unlock()
+	if m == nil || !m.names(bundle, file) {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := os.Open(filepath.Join(nl.origin.Dir(), packsDir, file))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		http.Error(w, "pack", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-git-packed-objects")
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	http.ServeContent(w, r, file, fi.ModTime(), f)
+}
+
+// names reports whether m names pack file (as a member of bundle when
+// bundle is not empty).
+func (m *Manifest) names(bundle, file string) bool {
+	if bundle != "" {
+		for _, b := range m.Bundles {
+			if b.Name == bundle {
+				for _, f := range b.Files {
+					if f == file {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	for _, p := range m.Packs {
+		if p.File == file {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := n.Status(r.PathValue("list"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	writeJSON(w, st)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,415 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"mailswarm/archive"
+
+	"github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+	"golang.org/x/time/rate"
+)
+
+// DefaultSliceInterval is how often an open day's new mail is cut into a
+// slice.
+const DefaultSliceInterval = time.Minute
+
+// Options configures a Node. The zero value seeds on 127.0.0.1 at a free
+// port with no DHT, no trackers and no web seed.
+type Options struct {
+	// Listen is the BitTorrent TCP address, host:port; port 0 picks a free
+	// one. Empty means "127.0.0.1:0".
+	Listen string
+	// DHT joins the mainline DHT (off by default); DHTBootstrap are
+	// host:port nodes to start from (empty: anacrolix's defaults).
+	DHT          bool
+	DHTBootstrap []string
+	// Trackers are announce URLs added to every torrent.
+	Trackers []string
+	// WebSeedBase is the origin's HTTP base URL (for example
+	// "http://127.0.0.1:8080"): every torrent served carries
+	// WebSeedBase/lists/NAME/packs/ as its BEP 19 web seed. Empty: none.
+	WebSeedBase string
+	// UploadRate limits upload in bytes per second; 0 means unlimited.
+	UploadRate int64
+	// SliceInterval is how often new mail of an open day is cut into a
+	// slice; zero means DefaultSliceInterval.
+	SliceInterval time.Duration
+	// Lists restricts the node to these lists; empty means all lists.
+	Lists []string
+	// Now is the clock (tests); nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// NoSync skips fsync (benchmarks and tests only).
+	NoSync bool
+}
+
+// Node publishes and seeds every list of an archive it is the origin of,
+// over one BitTorrent client, and serves them over HTTP (Handler).
+type Node struct {
+	a    *archive.Archive
+	opts Options
+	log  *slog.Logger
+	cl   *torrent.Client
+	comp *completion
+
+	mu    sync.Mutex
+	lists map[string]*nodeList
+	dirs  map[metainfo.Hash]string // infohash → packs directory
+}
+
+// nodeList is one list's state in the node.
+type nodeList struct {
+	name     string
+	origin   *Origin
+	manifest *Manifest
+	changed  chan struct{} // closed and replaced when manifest changes
+	torrents map[string]*torrent.Torrent
+	entries  map[string]metainfo.Hash // pack file or bundle name → infohash
+}
+
+// NewNode starts the BitTorrent client and loads every list's manifest and
+// torrents; Run publishes and keeps them current.
+func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
+	n := &Node{a: a, lists: map[string]*nodeList{}, dirs: map[metainfo.Hash]string{}, comp: newCompletion()}
+	if opts != nil {
+		n.opts = *opts
+	}
+	if n.opts.Now == nil {
+		n.opts.Now = time.Now
+	}
+	if n.opts.SliceInterval <= 0 {
+		n.opts.SliceInterval = DefaultSliceInterval
+	}
+	if n.opts.Listen == "" {
+		n.opts.Listen = "127.0.0.1:0"
+	}
+	n.log = n.opts.Logger
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	cfg, err := n.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	n.cl, err = torrent.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: bittorrent client: %w", err)
+	}
+	names := n.opts.Lists
+	if len(names) == 0 {
+		if names, err = a.Names(); err != nil {
+			n.cl.Close()
+			return nil, fmt.Errorf("swarm: %w", err)
+		}
+	}
+	for _, name := range names {
+		if err := n.addList(name); err != nil {
+			n.cl.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
+	host, port, err := net.SplitHostPort(n.opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: listen %q: %w", n.opts.Listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return nil, fmt.Errorf("swarm: listen %q: bad port", n.opts.Listen)
+	}
+	cfg := torrent.NewDefaultClientConfig()
+	cfg.DisableUTP = true // TCP only: see third_party/go-utp
+	cfg.ListenHost = func(string) string { return host }
+	cfg.ListenPort = p
+	cfg.DisableIPv6 = net.ParseIP(host) != nil && net.ParseIP(host).To4() != nil
+	cfg.Seed = true
+	cfg.NoDefaultPortForwarding = true
+	cfg.DisablePEX = !n.opts.DHT
+	cfg.NoDHT = !n.opts.DHT
+	cfg.PeriodicallyAnnounceTorrentsToDht = false
+	if len(n.opts.DHTBootstrap) > 0 {
+		boot := slices.Clone(n.opts.DHTBootstrap)
+		cfg.DhtStartingNodes = func(network string) dht.StartingNodesGetter {
+			return func() ([]dht.Addr, error) {
+				var out []dht.Addr
+				for _, hp := range boot {
+					ua, err := net.ResolveUDPAddr(network, hp)
+					if err != nil {
+						continue
+					}
+					out = append(out, dht.NewAddr(ua))
+				}
+				return out, nil
+			}
+		}
+	}
+	if n.opts.UploadRate > 0 {
+		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(n.opts.UploadRate), int(max(n.opts.UploadRate, 256<<10)))
+	}
+	cfg.Slogger = n.log.With("part", "bittorrent")
+	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
+		ClientBaseDir:   filepath.Join(n.a.Dir(), "lists"),
+		TorrentDirMaker: n.torrentDir,
+		FilePathMaker:   filePath,
+		PieceCompletion: n.comp,
+		UsePartFiles:    falseOption,
+		Logger:          n.log,
+	})
+	return cfg, nil
+}
+
+// torrentDir maps a torrent to its list's packs directory: a day pack's
+// file and a bundle's files are the same files there.
+func (n *Node) torrentDir(base string, _ *metainfo.Info, ih metainfo.Hash) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if d, ok := n.dirs[ih]; ok {
+		return d
+	}
+	return filepath.Join(base, ".unknown", ih.HexString())
+}
+
+// filePath puts every file of a torrent directly in its directory under
+// its own name: a single-file torrent's name, a bundle file's last path
+// element.
+func filePath(o storage.FilePathMakerOpts) string {
+	if len(o.Info.Files) == 0 || o.File == nil || len(o.File.Path) == 0 {
+		return filepath.Base(o.Info.Name)
+	}
+	return filepath.Base(o.File.Path[len(o.File.Path)-1])
+}
+
+// addList loads a list the node is origin of.
+func (n *Node) addList(name string) error {
+	l, err := n.a.List(name)
+	if err != nil {
+		return fmt.Errorf("swarm: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(l.Dir(), "list.key")); errors.Is(err, fs.ErrNotExist) {
+		n.log.Info("swarm: not the origin of this list (no list.key): not publishing it", "list", name)
+		return nil
+	}
+	o, err := NewOrigin(l, &OriginOptions{Logger: n.log, NoSync: n.opts.NoSync})
+	if err != nil {
+		return err
+	}
+	nl := &nodeList{name: name, origin: o, manifest: o.Manifest(), changed: make(chan struct{}),
+		torrents: map[string]*torrent.Torrent{}, entries: map[string]metainfo.Hash{}}
+	n.mu.Lock()
+	n.lists[name] = nl
+	n.mu.Unlock()
+	if nl.manifest != nil {
+		return n.sync(nl, nl.manifest)
+	}
+	return nil
+}
+
+// Client returns the BitTorrent client (tests, status).
+func (n *Node) Client() *torrent.Client { return n.cl }
+
+// Addr returns the BitTorrent listen address.
+func (n *Node) Addr() net.Addr {
+	for _, a := range n.cl.ListenAddrs() {
+		return a
+	}
+	return nil
+}
+
+// Run publishes every list now and then every slice interval, and keeps
+// the seeded torrents in step with the manifests, until ctx ends.
+func (n *Node) Run(ctx context.Context) error {
+	events, cancel := n.a.Subscribe()
+	defer cancel()
+	tick := time.NewTicker(n.opts.SliceInterval)
+	defer tick.Stop()
+	n.PublishAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-events:
+			// New mail waits for the next tick: slices are cut once per
+			// interval, not per message.
+		case <-tick.C:
+			n.PublishAll()
+		}
+	}
+}
+
+// PublishAll publishes every list whose state is due and seeds the result.
+func (n *Node) PublishAll() {
+	n.mu.Lock()
+	lists := make([]*nodeList, 0, len(n.lists))
+	for _, nl := range n.lists {
+		lists = append(lists, nl)
+	}
+	n.mu.Unlock()
+	for _, nl := range lists {
+		if _, err := n.Publish(nl.name); err != nil {
+			n.log.Error("swarm: publish", "list", nl.name, "err", err)
+		}
+	}
+}
+
+// Publish cuts and seals what is due in list now, seeds it and wakes
+// long-polling manifest readers.
+func (n *Node) Publish(list string) (PublishResult, error) {
+	nl := n.list(list)
+	if nl == nil {
+		return PublishResult{}, fmt.Errorf("swarm: no list %q", list)
+	}
+	res, err := nl.origin.Publish(n.opts.Now())
+	if res.Manifest != nil && res.Manifest != n.manifest(nl) {
+		if serr := n.sync(nl, res.Manifest); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	if res.Changed {
+		n.log.Info("swarm: published", "list", list, "seq", res.Manifest.Seq, "slices", len(res.Slices),
+			"days", len(res.Days), "bundles", len(res.Bundles), "retired", len(res.Retired))
+	}
+	return res, err
+}
+
+func (n *Node) list(name string) *nodeList {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lists[name]
+}
+
+func (n *Node) manifest(nl *nodeList) *Manifest {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return nl.manifest
+}
+
+// sync makes the client seed exactly m's packs and bundles, and makes m
+// the list's served manifest.
+func (n *Node) sync(nl *nodeList, m *Manifest) error {
+	dir := filepath.Join(nl.origin.Dir(), packsDir)
+	want := map[string]metainfo.Hash{}
+	for _, p := range m.Packs {
+		want[p.File] = p.InfoHash
+	}
+	for _, b := range m.Bundles {
+		want[b.Name] = b.InfoHash
+	}
+	n.mu.Lock()
+	var drop []*torrent.Torrent
+	for name, t := range nl.torrents {
+		if _, ok := want[name]; !ok {
+			drop = append(drop, t)
+			delete(nl.torrents, name)
+			delete(n.dirs, nl.entries[name])
+			n.comp.forget(nl.entries[name])
+			delete(nl.entries, name)
+		}
+	}
+	var add []string
+	for name, ih := range want {
+		if _, ok := nl.torrents[name]; !ok {
+			add = append(add, name)
+			n.dirs[ih] = dir
+			nl.entries[name] = ih
+			n.comp.markComplete(ih)
+		}
+	}
+	n.mu.Unlock()
+	for _, t := range drop {
+		t.Drop()
+	}
+	slices.Sort(add)
+	var errs []error
+	for _, name := range add {
+		mi, err := nl.origin.readTorrent(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		t, _ := n.cl.AddTorrentOpt(torrent.AddTorrentOpts{
+			InfoHash:                 mi.HashInfoBytes(),
+			InfoBytes:                mi.InfoBytes,
+			DisableInitialPieceCheck: true,
+		})
+		if len(n.opts.Trackers) > 0 {
+			t.AddTrackers([][]string{n.opts.Trackers})
+		}
+		n.mu.Lock()
+		nl.torrents[name] = t
+		n.mu.Unlock()
+	}
+	n.mu.Lock()
+	nl.manifest = m
+	close(nl.changed)
+	nl.changed = make(chan struct{})
+	n.mu.Unlock()
+	n.announceNewest(nl, m)
+	return errors.Join(errs...)
+}
+
+// announceNewest announces the list's newest torrents to the DHT (when it
+// is on): the open day's slices, the newest day pack and bundle. Older
+// torrents are found through the manifest, not the DHT.
+func (n *Node) announceNewest(nl *nodeList, m *Manifest) {
+	servers := n.cl.DhtServers()
+	if len(servers) == 0 {
+		return
+	}
+	var names []string
+	for i := len(m.Packs) - 1; i >= 0; i-- {
+		names = append(names, m.Packs[i].File)
+		if m.Packs[i].Kind == KindDay {
+			break
+		}
+	}
+	if len(m.Bundles) > 0 {
+		names = append(names, m.Bundles[len(m.Bundles)-1].Name)
+	}
+	for _, name := range names {
+		n.mu.Lock()
+		t := nl.torrents[name]
+		n.mu.Unlock()
+		if t == nil {
+			continue
+		}
+		for _, s := range servers {
+			if _, stop, err := t.AnnounceToDht(s); err == nil {
+				time.AfterFunc(5*time.Minute, stop)
+			}
+		}
+	}
+}
+
+// Torrent returns the seeded torrent of a pack file or bundle name.
+func (n *Node) Torrent(list, name string) *torrent.Torrent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nl := n.lists[list]; nl != nil {
+		return nl.torrents[name]
+	}
+	return nil
+}
+
+// Close stops the BitTorrent client.
+func (n *Node) Close() error {
+	n.cl.Close()
+	<-n.cl.Closed()
+	return nil
+}

@@ -1,0 +1,603 @@
+package swarm
+
+import (
+	"bufio"
+	"cmp"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"mailswarm/archive"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// A list's swarm directory, DATA/lists/NAME/swarm:
+//
+//	manifest            the current signed manifest
+//	packs/FILE          day packs and slices (the torrents' payload)
+//	torrents/NAME.torrent  one per pack and per bundle
+//	swarm.lock          serialises publishing across processes
+//
+// Files are written under a temporary name, fsynced and renamed; the
+// manifest is written last, so after a crash the manifest names only
+// complete files, and files it does not name are leftovers (or retired
+// slices) that the next publish removes.
+const (
+	swarmDir     = "swarm"
+	manifestFile = "manifest"
+	packsDir     = "packs"
+	torrentsDir  = "torrents"
+	lockFile     = "swarm.lock"
+	dayLayout    = "2006-01-02"
+	monthLayout  = "2006-01"
+)
+
+// Origin publishes one list: it cuts slices of the open day, seals closed
+// days into day packs, bundles closed months and signs each new manifest.
+type Origin struct {
+	list *archive.List
+	dir  string
+	priv ed25519.PrivateKey
+	log  *slog.Logger
+	sync bool
+
+	mu  sync.Mutex
+	cur *Manifest // as last read or written
+}
+
+// OriginOptions configures an Origin.
+type OriginOptions struct {
+	Logger *slog.Logger
+	// NoSync skips fsync (benchmarks and tests only).
+	NoSync bool
+}
+
+// NewOrigin returns the publisher of list, which must hold its private key.
+func NewOrigin(list *archive.List, opts *OriginOptions) (*Origin, error) {
+	if opts == nil {
+		opts = &OriginOptions{}
+	}
+	priv, err := archive.ReadPrivateKey(list.Dir())
+	if err != nil {
+		return nil, fmt.Errorf("swarm: %s: only the list's origin (holding list.key) publishes: %w", list.Name(), err)
+	}
+	if !priv.Public().(ed25519.PublicKey).Equal(list.PublicKey()) {
+		return nil, fmt.Errorf("swarm: %s: list.key does not match list.pub", list.Name())
+	}
+	o := &Origin{list: list, dir: filepath.Join(list.Dir(), swarmDir), priv: priv, log: opts.Logger, sync: !opts.NoSync}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	for _, d := range []string{o.dir, filepath.Join(o.dir, packsDir), filepath.Join(o.dir, torrentsDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("swarm: %w", err)
+		}
+	}
+	m, err := readManifest(o.dir, list.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	o.cur = m
+	return o, nil
+}
+
+// Dir returns the list's swarm directory.
+func (o *Origin) Dir() string { return o.dir }
+
+// Manifest returns the newest manifest (nil before the first publish).
+func (o *Origin) Manifest() *Manifest {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cur
+}
+
+// readManifest reads dir's manifest; nil when there is none yet.
+func readManifest(dir string, key ed25519.PublicKey) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("swarm: %w", err)
+	}
+	m, err := ParseManifest(b, key)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: %s: %w", filepath.Join(dir, manifestFile), err)
+	}
+	return m, nil
+}
+
+// PublishResult says what one Publish did.
+type PublishResult struct {
+	Manifest *Manifest // the newest manifest (nil when nothing was ever published)
+	Changed  bool      // a new manifest was signed
+	Slices   []string  // files of the slices cut
+	Days     []string  // files of the day packs sealed
+	Bundles  []string  // names of the bundles made
+	Retired  []string  // slice files retired
+}
+
+// dayOf is the UTC day of t.
+func dayOf(t time.Time) string { return t.UTC().Format(dayLayout) }
+
+// nextDay returns the day after d (YYYY-MM-DD).
+func nextDay(d string) string {
+	t, err := time.Parse(dayLayout, d)
+	if err != nil {
+		return d
+	}
+	return t.AddDate(0, 0, 1).Format(dayLayout)
+}
+
+// firstDayAfterMonth returns the first day of the month after m (YYYY-MM).
+func firstDayAfterMonth(m string) string {
+	t, err := time.Parse(monthLayout, m)
+	if err != nil {
+		return ""
+	}
+	return t.AddDate(0, 1, 0).Format(dayLayout)
+}
+
+// Publish cuts and seals everything due at now: a slice of the new
+// commits of the open day, a day pack for every closed day (from the
+// objects of its slices, or straight from history for imported days), a
+// bundle for every closed month, and signs a new manifest when anything
+// changed. Days follow the UTC day of each commit's committer date along
+// the chain, never going back: a commit dated before its predecessor's
+// day, or before a day already sealed, lands in the first open day.
+func (o *Origin) Publish(now time.Time) (PublishResult, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	unlock, err := lockPath(filepath.Join(o.dir, lockFile))
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("swarm: %s: %w", o.list.Name(), err)
+	}
+	defer unlock()
+	// Another process (swarm publish beside serve) may have published.
+	if m, err := readManifest(o.dir, o.list.PublicKey()); err != nil {
+		return PublishResult{}, err
+	} else if m != nil {
+		o.cur = m
+	}
+	res, err := o.publish(now.UTC())
+	res.Manifest = o.cur
+	if err != nil {
+		return res, fmt.Errorf("swarm: publish %s: %w", o.list.Name(), err)
+	}
+	return res, nil
+}
+
+// pendingCommit is one commit not yet in any pack, with its day.
+type pendingCommit struct {
+	ref archive.CommitRef
+	day string
+}
+
+func (o *Origin) publish(now time.Time) (PublishResult, error) {
+	var res PublishResult
+	next := &Manifest{List: o.list.Name(), Key: o.list.PublicKey(), Seq: 1}
+	if o.cur != nil {
+		next.Packs = slices.Clone(o.cur.Packs)
+		next.Bundles = slices.Clone(o.cur.Bundles)
+		next.Epochs = slices.Clone(o.cur.Epochs)
+	}
+	today := dayOf(now)
+	prevEpochDay := ""
+	for _, epoch := range o.list.Epochs() {
+		tip, err := o.list.Tip(epoch)
+		if err != nil {
+			return res, err
+		}
+		if tip.IsZero() {
+			continue
+		}
+		var last *PackEntry // the epoch's newest pack
+		for i := range next.Packs {
+			if p := &next.Packs[i]; p.Epoch == epoch {
+				last = p
+			}
+		}
+		// floor: the first day a new commit of this epoch may land in.
+		floor := prevEpochDay
+		var from archive.Hash
+		if last != nil {
+			from = last.To
+			floor = max(floor, last.Day)
+			if last.Kind == KindDay {
+				floor = nextDay(last.Day)
+			}
+		}
+		for _, b := range next.Bundles {
+			if b.Epoch == epoch {
+				floor = max(floor, firstDayAfterMonth(b.Month))
+			}
+		}
+		var pend []pendingCommit
+		if tip != from {
+			day := floor
+			err := o.list.WalkCommits(epoch, from, func(c archive.CommitRef) error {
+				day = max(day, dayOf(c.Committed))
+				pend = append(pend, pendingCommit{c, day})
+				return nil
+			})
+			if err != nil {
+				return res, err
+			}
+		}
+		if err := o.cut(next, epoch, pend, today, &res); err != nil {
+			return res, err
+		}
+		setTip(next, epoch, tip)
+		for _, p := range next.Packs {
+			if p.Epoch == epoch {
+				prevEpochDay = max(prevEpochDay, p.Day)
+			}
+		}
+	}
+	if err := o.bundle(next, now, &res); err != nil {
+		return res, err
+	}
+	if len(res.Slices)+len(res.Days)+len(res.Bundles) == 0 && o.cur != nil {
+		o.removeStale(o.cur)
+		return res, nil
+	}
+	if len(next.Packs) == 0 {
+		return res, nil // an empty list: nothing to publish yet
+	}
+	if o.cur != nil {
+		next.Seq = o.cur.Seq + 1
+		next.Prev = o.cur.Hash()
+	}
+	next.Time = now.Unix()
+	b, err := next.Sign(o.priv)
+	if err != nil {
+		return res, err
+	}
+	if err := writeFileAtomic(filepath.Join(o.dir, manifestFile), b, 0o644, o.sync); err != nil {
+		return res, err
+	}
+	o.cur = next
+	res.Changed = true
+	o.removeStale(next)
+	return res, nil
+}
+
+// setTip records epoch's tip in m.
+func setTip(m *Manifest, epoch int, tip archive.Hash) {
+	for i := range m.Epochs {
+		if m.Epochs[i].Epoch == epoch {
+			m.Epochs[i].Tip = tip
+			return
+		}
+	}
+	m.Epochs = append(m.Epochs, EpochTip{Epoch: epoch, Tip: tip})
+	slices.SortFunc(m.Epochs, func(a, b EpochTip) int { return cmp.Compare(a.Epoch, b.Epoch) })
+}
+
+// cut turns epoch's pending commits into packs: day packs for closed
+// days (taking in the day's slices), one slice for the open day's new
+// commits.
+func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string, res *PublishResult) error {
+	// Days with slices that have closed seal even without new commits.
+	days := map[string]bool{}
+	for _, p := range m.Packs {
+		if p.Epoch == epoch && p.Kind == KindSlice && p.Day < today {
+			days[p.Day] = true
+		}
+	}
+	for _, c := range pend {
+		days[c.day] = true
+	}
+	order := make([]string, 0, len(days))
+	for d := range days {
+		order = append(order, d)
+	}
+	slices.Sort(order)
+	for _, day := range order {
+		var run []pendingCommit
+		for _, c := range pend {
+			if c.day == day {
+				run = append(run, c)
+			}
+		}
+		arts, err := o.articlesOf(run)
+		if err != nil {
+			return err
+		}
+		var daySlices []PackEntry
+		var sliceArts span
+		for _, p := range m.Packs {
+			if p.Epoch == epoch && p.Day == day && p.Kind == KindSlice {
+				daySlices = append(daySlices, p)
+				sliceArts = sliceArts.add(span{p.FirstArticle, p.LastArticle})
+			}
+		}
+		if day < today {
+			// Seal: the day pack spans the day's slices and its new commits.
+			var from, to archive.Hash
+			switch {
+			case len(daySlices) > 0:
+				from, to = daySlices[0].From, daySlices[len(daySlices)-1].To
+			default:
+				from = run[0].ref.Parent
+			}
+			if len(run) > 0 {
+				to = run[len(run)-1].ref.Commit
+			}
+			e, err := o.writePack(KindDay, epoch, day, fmt.Sprintf("%s-e%d-%s.pack", o.list.Name(), epoch, day), from, to, sliceArts.add(arts))
+			if err != nil {
+				return err
+			}
+			m.Packs = slices.DeleteFunc(m.Packs, func(p PackEntry) bool {
+				if p.Epoch == epoch && p.Day == day && p.Kind == KindSlice {
+					res.Retired = append(res.Retired, p.File)
+					return true
+				}
+				return false
+			})
+			m.Packs = append(m.Packs, e)
+			res.Days = append(res.Days, e.File)
+			continue
+		}
+		if len(run) == 0 {
+			continue
+		}
+		e, err := o.writePack(KindSlice, epoch, day,
+			fmt.Sprintf("%s-e%d-%s-s%04d.pack", o.list.Name(), epoch, day, len(daySlices)+1),
+			run[0].ref.Parent, run[len(run)-1].ref.Commit, arts)
+		if err != nil {
+			return err
+		}
+		m.Packs = append(m.Packs, e)
+		res.Slices = append(res.Slices, e.File)
+	}
+	sortPacks(m.Packs)
+	return nil
+}
+
+// sortPacks orders packs as manifests list them: by epoch, then day, a
+// day pack before slices, slices in the order they were cut.
+func sortPacks(ps []PackEntry) {
+	slices.SortStableFunc(ps, func(a, b PackEntry) int {
+		return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), strings.Compare(a.Day, b.Day),
+			cmp.Compare(kindRank(a.Kind), kindRank(b.Kind)), strings.Compare(a.File, b.File))
+	})
+}
+
+func kindRank(k string) int {
+	if k == KindDay {
+		return 0
+	}
+	return 1
+}
+
+// writePack writes the canonical pack of epoch's commits after from up to
+// to as packs/file, its torrent, and returns its manifest entry.
+func (o *Origin) writePack(kind string, epoch int, day, file string, from, to archive.Hash, articles span) (PackEntry, error) {
+	e := PackEntry{Kind: kind, File: file, Epoch: epoch, Day: day, From: from, To: to}
+	path := filepath.Join(o.dir, packsDir, file)
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+file+"-*")
+	if err != nil {
+		return e, err
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriterSize(f, 256<<10)
+	info, err := o.list.WriteCanonicalPack(bw, epoch, from, to)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && o.sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return e, fmt.Errorf("pack %s: %w", file, err)
+	}
+	e.Size, e.SHA256, e.Trailer, e.Commits, e.Objects = info.Size, info.SHA256, info.Trailer, info.Commits, info.Objects
+	e.FirstArticle, e.LastArticle = articles.first, articles.last
+	mi, err := TorrentFor(path)
+	if err != nil {
+		return e, err
+	}
+	e.InfoHash = mi.HashInfoBytes()
+	if err := o.writeTorrent(file, mi); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// span is a range of article numbers; zero when empty.
+type span struct{ first, last int64 }
+
+// add widens s by t.
+func (s span) add(t span) span {
+	if s.first == 0 {
+		return t
+	}
+	if t.first == 0 {
+		return s
+	}
+	return span{min(s.first, t.first), max(s.last, t.last)}
+}
+
+// articlesOf returns the article range of the message commits of run.
+func (o *Origin) articlesOf(run []pendingCommit) (span, error) {
+	var s span
+	for i := range run {
+		n, err := o.list.ArticleOf(run[i].ref)
+		if err != nil || n > 0 {
+			s.first = n
+			if err != nil {
+				return s, err
+			}
+			break
+		}
+	}
+	for i := len(run) - 1; i >= 0 && s.first > 0; i-- {
+		n, err := o.list.ArticleOf(run[i].ref)
+		if err != nil {
+			return s, err
+		}
+		if n > 0 {
+			s.last = n
+			break
+		}
+	}
+	return s, nil
+}
+
+// writeTorrent stores mi as torrents/name.torrent (without web seeds: the
+// HTTP server adds the current ones when it serves the file).
+func (o *Origin) writeTorrent(name string, mi *metainfo.MetaInfo) error {
+	b, err := bencode.Marshal(metainfo.MetaInfo{InfoBytes: mi.InfoBytes})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(o.dir, torrentsDir, name+".torrent"), b, 0o644, o.sync)
+}
+
+// bundle makes a bundle for every closed month of every epoch that has
+// sealed day packs and no bundle yet.
+func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult) error {
+	month := now.Format(monthLayout)
+	type key struct {
+		epoch int
+		month string
+	}
+	have := map[key]bool{}
+	for _, b := range m.Bundles {
+		have[key{b.Epoch, b.Month}] = true
+	}
+	groups := map[key][]PackEntry{}
+	var keys []key
+	for _, p := range m.Packs {
+		k := key{p.Epoch, p.Day[:7]}
+		if p.Kind != KindDay || k.month >= month || have[k] {
+			continue
+		}
+		if groups[k] == nil {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], p)
+	}
+	for _, k := range keys {
+		name := fmt.Sprintf("%s-e%d-%s", o.list.Name(), k.epoch, k.month)
+		b := BundleEntry{Name: name, Epoch: k.epoch, Month: k.month}
+		var paths []string
+		for _, p := range groups[k] {
+			b.Files = append(b.Files, p.File)
+			b.Size += p.Size
+			paths = append(paths, filepath.Join(o.dir, packsDir, p.File))
+		}
+		mi, err := BundleTorrentFor(name, paths)
+		if err != nil {
+			return err
+		}
+		b.InfoHash = mi.HashInfoBytes()
+		if err := o.writeTorrent(name, mi); err != nil {
+			return err
+		}
+		m.Bundles = append(m.Bundles, b)
+		res.Bundles = append(res.Bundles, name)
+	}
+	slices.SortFunc(m.Bundles, func(a, b BundleEntry) int {
+		return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), strings.Compare(a.Month, b.Month))
+	})
+	return nil
+}
+
+// removeStale deletes pack and torrent files that m does not name:
+// retired slices and leftovers of an interrupted publish.
+func (o *Origin) removeStale(m *Manifest) {
+	keep := map[string]bool{}
+	for _, p := range m.Packs {
+		keep[p.File] = true
+		keep[p.File+".torrent"] = true
+	}
+	for _, b := range m.Bundles {
+		keep[b.Name+".torrent"] = true
+	}
+	for _, d := range []string{packsDir, torrentsDir} {
+		ents, err := os.ReadDir(filepath.Join(o.dir, d))
+		if err != nil {
+			continue
+		}
+		for _, ent := range ents {
+			if !keep[ent.Name()] && ent.Type().IsRegular() {
+				if err := os.Remove(filepath.Join(o.dir, d, ent.Name())); err == nil {
+					o.log.Debug("swarm: removed", "list", o.list.Name(), "file", ent.Name())
+				}
+			}
+		}
+	}
+}
+
+// writeFileAtomic writes path via a temporary file, fsync and rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), perm)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err == nil && sync {
+		if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	return err
+}
+
+// lockPath takes an exclusive flock on path, waiting for it.
+func lockPath(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// readTorrent reads torrents/name.torrent.
+func (o *Origin) readTorrent(name string) (*metainfo.MetaInfo, error) {
+	mi, err := metainfo.LoadFromFile(filepath.Join(o.dir, torrentsDir, name+".torrent"))
+	if err != nil {
+		return nil, fmt.Errorf("swarm: torrent %s: %w", name, err)
+	}
+	return mi, nil
+}

@@ -1,0 +1,238 @@
+package swarm
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"mailswarm/archive"
+)
+
+// testList opens a fresh archive with one list.
+func testList(t testing.TB) (*archive.Archive, *archive.List) {
+	t.Helper()
+	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	l, err := a.Create("demo", "demo@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, l
+}
+
+// testMessage is a small message numbered i, dated at.
+func testMessage(i int, at time.Time) []byte {
+	return fmt.Appendf(nil, "From: Poster %d <p%d@example.org>\r\nTo: demo@example.org\r\n"+
+		"Subject: message %d\r\nDate: %s\r\nMessage-ID: <m%d@example.org>\r\n\r\nBody of message %d.\r\n%s\r\n",
+		i, i%7, i, at.Format(time.RFC1123Z), i, i, bytes.Repeat([]byte("text "), i%50))
+}
+
+// addAt archives messages first..first+n-1, arriving at the given times.
+func addAt(t testing.TB, l *archive.List, first int, at ...time.Time) {
+	t.Helper()
+	var ps []*archive.Prepared
+	for i, when := range at {
+		ps = append(ps, archive.Prepare(testMessage(first+i, when), when))
+	}
+	if _, err := l.AddPrepared(t.Context(), ps); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func day(s string, hour int) time.Time {
+	d, err := time.Parse(dayLayout, s)
+	if err != nil {
+		panic(err)
+	}
+	return d.Add(time.Duration(hour) * time.Hour)
+}
+
+// checkPackFiles checks every pack the manifest names: the file's size,
+// sha256 and trailer, a strict pack verification, the torrent's infohash
+// rebuilt from the file.
+func checkPackFiles(t *testing.T, o *Origin, m *Manifest) {
+	t.Helper()
+	for _, p := range m.Packs {
+		path := filepath.Join(o.Dir(), packsDir, p.File)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) != p.Size || sha256.Sum256(b) != p.SHA256 || !bytes.Equal(b[len(b)-20:], p.Trailer[:]) {
+			t.Errorf("%s: size/sha256/trailer differ from the manifest", p.File)
+		}
+		objs, err := archive.VerifyPack(b)
+		if err != nil {
+			t.Errorf("%s: %v", p.File, err)
+		}
+		if objs != p.Objects || p.Objects != 3*p.Commits {
+			t.Errorf("%s: %d objects, manifest says %d for %d commits", p.File, objs, p.Objects, p.Commits)
+		}
+		mi, err := TorrentFor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mi.HashInfoBytes() != p.InfoHash {
+			t.Errorf("%s: infohash differs", p.File)
+		}
+	}
+}
+
+func files(m *Manifest, kind string) []string {
+	var out []string
+	for _, p := range m.Packs {
+		if p.Kind == kind {
+			out = append(out, p.File)
+		}
+	}
+	return out
+}
+
+// Imported history becomes day packs by committer day and month bundles;
+// the open day becomes a slice; nothing is published twice.
+func TestPublishHistory(t *testing.T) {
+	_, l := testList(t)
+	addAt(t, l, 1,
+		day("2026-10-30", 10), day("2026-10-30", 23), day("2026-10-31", 1),
+		day("2026-11-02", 5), day("2026-11-02", 6), day("2026-11-23", 9))
+	o, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := o.Publish(day("2026-11-23", 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	wantDays := []string{"demo-e0-2026-10-30.pack", "demo-e0-2026-10-31.pack", "demo-e0-2026-11-02.pack"}
+	if got := files(m, KindDay); !slices.Equal(got, wantDays) {
+		t.Errorf("day packs %v, want %v", got, wantDays)
+	}
+	if got := files(m, KindSlice); !slices.Equal(got, []string{"demo-e0-2026-11-23-s0001.pack"}) {
+		t.Errorf("slices %v", got)
+	}
+	if len(m.Bundles) != 1 || m.Bundles[0].Name != "demo-e0-2026-10" ||
+		!slices.Equal(m.Bundles[0].Files, wantDays[:2]) {
+		t.Errorf("bundles %+v", m.Bundles)
+	}
+	if m.Seq != 1 || !res.Changed {
+		t.Errorf("seq %d changed %v", m.Seq, res.Changed)
+	}
+	arts := [][2]int64{}
+	for _, p := range m.Packs {
+		arts = append(arts, [2]int64{p.FirstArticle, p.LastArticle})
+	}
+	if want := [][2]int64{{1, 2}, {3, 3}, {4, 5}, {6, 6}}; !slices.Equal(arts, want) {
+		t.Errorf("article ranges %v, want %v", arts, want)
+	}
+	checkPackFiles(t, o, m)
+	// Nothing new: no new manifest.
+	res2, err := o.Publish(day("2026-11-23", 13))
+	if err != nil || res2.Changed || res2.Manifest.Seq != 1 {
+		t.Fatalf("second publish: changed %v seq %d err %v", res2.Changed, res2.Manifest.Seq, err)
+	}
+	// The manifest on disk is the one returned, and parses.
+	b, err := os.ReadFile(filepath.Join(o.Dir(), manifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseManifest(b, l.PublicKey()); err != nil || !bytes.Equal(b, m.Bytes()) {
+		t.Fatalf("manifest on disk: %v", err)
+	}
+}
+
+// A commit dated before its predecessor's day lands in the predecessor's
+// day; one dated before a sealed day lands in the first open day.
+func TestDaysNeverGoBack(t *testing.T) {
+	_, l := testList(t)
+	addAt(t, l, 1, day("2026-11-10", 10), day("2026-11-09", 10), day("2026-11-11", 10))
+	o, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := o.Publish(day("2026-11-12", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := files(res.Manifest, KindDay); !slices.Equal(got, []string{"demo-e0-2026-11-10.pack", "demo-e0-2026-11-11.pack"}) {
+		t.Fatalf("days %v", got)
+	}
+	if p := res.Manifest.Packs[0]; p.Commits != 2 || p.FirstArticle != 1 || p.LastArticle != 2 {
+		t.Errorf("2026-11-10: %+v", p)
+	}
+	// Late mail dated inside sealed days goes to the first open day.
+	addAt(t, l, 4, day("2026-11-10", 12), day("2026-11-12", 1))
+	res, err = o.Publish(day("2026-11-12", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := files(res.Manifest, KindSlice); !slices.Equal(got, []string{"demo-e0-2026-11-12-s0001.pack"}) {
+		t.Fatalf("slices %v", got)
+	}
+	if p := res.Manifest.Packs[2]; p.Commits != 2 || p.FirstArticle != 4 || p.LastArticle != 5 {
+		t.Errorf("slice: %+v", p)
+	}
+	checkPackFiles(t, o, res.Manifest)
+}
+
+// An open day is cut into slices as mail comes; when it closes, its day
+// pack spans exactly the slices' commits, the slices retire (files gone),
+// and the manifest chain holds.
+func TestSlicesSealIntoDay(t *testing.T) {
+	_, l := testList(t)
+	o, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain []*Manifest
+	n := 1
+	for hour := range 3 {
+		addAt(t, l, n, day("2026-11-23", hour), day("2026-11-23", hour).Add(time.Minute))
+		n += 2
+		res, err := o.Publish(day("2026-11-23", hour).Add(2 * time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Slices) != 1 {
+			t.Fatalf("hour %d: slices cut %v", hour, res.Slices)
+		}
+		chain = append(chain, res.Manifest)
+	}
+	m := chain[len(chain)-1]
+	if got := files(m, KindSlice); len(got) != 3 || got[2] != "demo-e0-2026-11-23-s0003.pack" {
+		t.Fatalf("slices %v", got)
+	}
+	checkPackFiles(t, o, m)
+	sliceFiles := files(m, KindSlice)
+	res, err := o.Publish(day("2026-11-24", 0).Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain = append(chain, res.Manifest)
+	if !slices.Equal(res.Days, []string{"demo-e0-2026-11-23.pack"}) || !slices.Equal(res.Retired, sliceFiles) {
+		t.Fatalf("seal: days %v retired %v", res.Days, res.Retired)
+	}
+	d := res.Manifest.Packs[0]
+	if d.Commits != 6 || d.From != ([20]byte{}) || d.To != m.Packs[2].To || d.FirstArticle != 1 || d.LastArticle != 6 {
+		t.Errorf("day pack %+v", d)
+	}
+	for _, f := range sliceFiles {
+		if _, err := os.Stat(filepath.Join(o.Dir(), packsDir, f)); !os.IsNotExist(err) {
+			t.Errorf("retired slice %s still on disk (%v)", f, err)
+		}
+	}
+	checkPackFiles(t, o, res.Manifest)
+	for i := 1; i < len(chain); i++ {
+		if err := chain[i].Follows(chain[i-1]); err != nil {
+			t.Errorf("manifest %d does not follow %d: %v", chain[i].Seq, chain[i-1].Seq, err)
+		}
+	}
+}

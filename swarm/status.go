@@ -1,0 +1,132 @@
+package swarm
+
+import (
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+
+	"mailswarm/archive"
+)
+
+// Status is what `mailswarm swarm status --json` prints for a list. The
+// JSON names are a contract scripts rely on: add, never rename.
+type Status struct {
+	List        string `json:"list"`
+	Key         string `json:"key"` // hex ed25519 public key
+	Seq         int64  `json:"seq"` // manifest sequence; 0 before the first publish
+	ManifestURL string `json:"manifest_url,omitempty"`
+	Dir         string `json:"dir"` // the list's swarm directory
+	// Seeding says whether a running node reported the live figures
+	// (peers, bytes_up, listen); otherwise they are zero.
+	Seeding bool     `json:"seeding"`
+	Listen  string   `json:"listen,omitempty"`
+	Peers   int      `json:"peers"`
+	BytesUp int64    `json:"bytes_up"`
+	Epochs  []string `json:"epoch_tips"` // "EPOCH:COMMIT"
+	Packs   []Item   `json:"packs"`      // day packs and slices, in manifest order
+	Bundles []Item   `json:"bundles"`
+}
+
+// Item is one slice, day pack or bundle.
+type Item struct {
+	Kind         string   `json:"kind"`           // "slice", "day" or "bundle"
+	Name         string   `json:"name"`           // file name (bundle: torrent name)
+	Path         string   `json:"path"`           // the file (bundle: the directory of its files)
+	Files        []string `json:"files,omitempty"` // bundle: member file names
+	Epoch        int      `json:"epoch"`
+	Day          string   `json:"day,omitempty"`   // YYYY-MM-DD (packs)
+	Month        string   `json:"month,omitempty"` // YYYY-MM (bundles)
+	Size         int64    `json:"size"`
+	SHA256       string   `json:"sha256,omitempty"`
+	Trailer      string   `json:"trailer,omitempty"`
+	From         string   `json:"from,omitempty"` // commit range: after from, up to to
+	To           string   `json:"to,omitempty"`
+	FirstArticle int64    `json:"first_article,omitempty"`
+	LastArticle  int64    `json:"last_article,omitempty"`
+	Commits      int      `json:"commits,omitempty"`
+	InfoHash     string   `json:"infohash"`
+	TorrentURL   string   `json:"torrent_url,omitempty"`
+	Peers        int      `json:"peers"`
+	BytesUp      int64    `json:"bytes_up"`
+}
+
+// StatusOf describes list's published state as found on disk (no live
+// figures); httpBase, when not empty, gives the URLs.
+func StatusOf(list *archive.List, httpBase string) (Status, error) {
+	dir := filepath.Join(list.Dir(), swarmDir)
+	m, err := readManifest(dir, list.PublicKey())
+	if err != nil {
+		return Status{}, err
+	}
+	return statusOf(list, dir, m, httpBase), nil
+}
+
+func statusOf(list *archive.List, dir string, m *Manifest, httpBase string) Status {
+	st := Status{List: list.Name(), Key: hex.EncodeToString(list.PublicKey()), Dir: dir,
+		Packs: []Item{}, Bundles: []Item{}, Epochs: []string{}}
+	base := ""
+	if httpBase != "" {
+		base = httpBase + "/lists/" + list.Name()
+		st.ManifestURL = base + "/manifest"
+	}
+	if m == nil {
+		return st
+	}
+	st.Seq = m.Seq
+	for _, e := range m.Epochs {
+		st.Epochs = append(st.Epochs, fmt.Sprintf("%d:%x", e.Epoch, e.Tip))
+	}
+	url := func(name string) string {
+		if base == "" {
+			return ""
+		}
+		return base + "/torrents/" + name + ".torrent"
+	}
+	for _, p := range m.Packs {
+		it := Item{Kind: p.Kind, Name: p.File, Path: filepath.Join(dir, packsDir, p.File), Epoch: p.Epoch,
+			Day: p.Day, Size: p.Size, SHA256: hex.EncodeToString(p.SHA256[:]), Trailer: hex.EncodeToString(p.Trailer[:]),
+			To: hex.EncodeToString(p.To[:]), FirstArticle: p.FirstArticle, LastArticle: p.LastArticle,
+			Commits: p.Commits, InfoHash: hex.EncodeToString(p.InfoHash[:]), TorrentURL: url(p.File)}
+		if p.From != ([20]byte{}) {
+			it.From = hex.EncodeToString(p.From[:])
+		}
+		st.Packs = append(st.Packs, it)
+	}
+	for _, b := range m.Bundles {
+		st.Bundles = append(st.Bundles, Item{Kind: "bundle", Name: b.Name, Path: filepath.Join(dir, packsDir),
+			Files: b.Files, Epoch: b.Epoch, Month: b.Month, Size: b.Size,
+			InfoHash: hex.EncodeToString(b.InfoHash[:]), TorrentURL: url(b.Name)})
+	}
+	return st
+}
+
+// Status describes list as this node seeds it, with live peers and bytes.
+func (n *Node) Status(list string) (Status, error) {
+	nl := n.list(list)
+	if nl == nil {
+		return Status{}, fmt.Errorf("swarm: no list %q", list)
+	}
+	st := statusOf(nl.origin.list, nl.origin.Dir(), n.manifest(nl), n.opts.WebSeedBase)
+	st.Seeding = true
+	if a := n.Addr(); a != nil {
+		st.Listen = a.String()
+	}
+	live := func(it *Item) {
+		t := n.Torrent(list, it.Name)
+		if t == nil {
+			return
+		}
+		s := t.Stats()
+		it.Peers = s.ActivePeers
+		it.BytesUp = s.BytesWrittenData.Int64()
+		st.Peers += it.Peers
+		st.BytesUp += it.BytesUp
+	}
+	for i := range st.Packs {
+		live(&st.Packs[i])
+	}
+	for i := range st.Bundles {
+		live(&st.Bundles[i])
+	}
+	return st, nil
+}
