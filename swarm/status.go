@@ -29,9 +29,9 @@ type Status struct {
 
 // Item is one slice, day pack or bundle.
 type Item struct {
-	Kind         string   `json:"kind"`           // "slice", "day" or "bundle"
-	Name         string   `json:"name"`           // file name (bundle: torrent name)
-	Path         string   `json:"path"`           // the file (bundle: the directory of its files)
+	Kind         string   `json:"kind"`            // "slice", "day" or "bundle"
+	Name         string   `json:"name"`            // file name (bundle: torrent name)
+	Path         string   `json:"path"`            // the file (bundle: the directory of its files)
 	Files        []string `json:"files,omitempty"` // bundle: member file names
 	Epoch        int      `json:"epoch"`
 	Day          string   `json:"day,omitempty"`   // YYYY-MM-DD (packs)
