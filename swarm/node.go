@@ -413,3 +413,19 @@ func (n *Node) Close() error {
 	<-n.cl.Closed()
 	return nil
 }
+
+// Dial asks the node to connect to a peer for list's torrent name (a pack
+// file or bundle): for clients that take no connections from peers they
+// learn of on their own (transmission drops 127.x peers from trackers).
+func (n *Node) Dial(list, name string, addr string) error {
+	t := n.Torrent(list, name)
+	if t == nil {
+		return fmt.Errorf("swarm: %s has no torrent %q", list, name)
+	}
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("swarm: dial %s: %w", addr, err)
+	}
+	t.AddPeers([]torrent.PeerInfo{{Addr: ta, Trusted: true}})
+	return nil
+}

@@ -1,0 +1,335 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mailswarm/archive"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// testNode is an origin node over a list with history, serving HTTP on
+// 127.0.0.1.
+type testNode struct {
+	a    *archive.Archive
+	l    *archive.List
+	node *Node
+	url  string // http://127.0.0.1:PORT
+	now  time.Time
+}
+
+// startTestNode archives messages over several days of October and
+// November 2026 (the open day is 2026-11-23) and starts a node that has
+// published them.
+func startTestNode(t testing.TB, perDay int) *testNode {
+	t.Helper()
+	a, l := testList(t)
+	n := 1
+	for _, d := range []string{"2026-10-30", "2026-10-31", "2026-11-02", "2026-11-23"} {
+		var at []time.Time
+		for i := range perDay {
+			at = append(at, day(d, 0).Add(time.Duration(i)*time.Minute))
+		}
+		addAt(t, l, n, at...)
+		n += perDay
+	}
+	tn := &testNode{a: a, l: l, now: day("2026-11-23", 12)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.url = "http://" + ln.Addr().String()
+	tn.node, err = NewNode(a, &Options{WebSeedBase: tn.url, Now: func() time.Time { return tn.now }, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.node.Close() })
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: tn.node.Handler()}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	if _, err := tn.node.Publish("demo"); err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
+func (tn *testNode) manifest(t testing.TB) *Manifest {
+	m := tn.node.manifest(tn.node.list("demo"))
+	if m == nil {
+		t.Fatal("no manifest")
+	}
+	return m
+}
+
+func httpGet(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestHTTP(t *testing.T) {
+	tn := startTestNode(t, 3)
+	m := tn.manifest(t)
+	base := tn.url + "/lists/demo"
+
+	resp, b := httpGet(t, base+"/manifest")
+	if resp.StatusCode != 200 || !bytes.Equal(b, m.Bytes()) {
+		t.Fatalf("manifest: %s", resp.Status)
+	}
+	got, err := ParseManifest(b, tn.l.PublicKey())
+	if err != nil || got.Seq != m.Seq {
+		t.Fatalf("served manifest: %v", err)
+	}
+	etag := resp.Header.Get("ETag")
+	if resp, _ := httpGet(t, base+"/manifest", "If-None-Match", etag); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %s", resp.Status)
+	}
+	if resp, _ := httpGet(t, base+"/manifest?after="+strconv.FormatInt(m.Seq, 10)); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("after=seq without wait: %s", resp.Status)
+	}
+
+	// Key: the list's public key in hex.
+	if _, b := httpGet(t, base+"/key"); strings.TrimSpace(string(b)) != fmt.Sprintf("%x", []byte(tn.l.PublicKey())) {
+		t.Errorf("key %q", b)
+	}
+
+	// Torrents carry the web seed; their infohash is the manifest's.
+	p := m.Packs[0]
+	resp, b = httpGet(t, base+"/torrents/"+p.File+".torrent")
+	if resp.StatusCode != 200 {
+		t.Fatalf("torrent: %s", resp.Status)
+	}
+	mi, err := metainfo.Load(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.HashInfoBytes() != p.InfoHash || len(mi.UrlList) != 1 || mi.UrlList[0] != base+"/packs/" {
+		t.Errorf("torrent: infohash %s url-list %v", mi.HashInfoBytes(), mi.UrlList)
+	}
+
+	// Packs: whole, by range, and as a bundle member.
+	want, err := os.ReadFile(filepath.Join(tn.node.list("demo").origin.Dir(), packsDir, p.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, b := httpGet(t, base+"/packs/"+p.File); !bytes.Equal(b, want) {
+		t.Error("pack body differs")
+	}
+	resp, b = httpGet(t, base+"/packs/"+p.File, "Range", "bytes=10-29")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, want[10:30]) {
+		t.Errorf("range: %s", resp.Status)
+	}
+	bundle := m.Bundles[0]
+	if _, b := httpGet(t, base+"/packs/"+bundle.Name+"/"+bundle.Files[0]); !bytes.Equal(b, want) {
+		t.Error("bundle member differs")
+	}
+	for _, path := range []string{"/packs/nope.pack", "/packs/" + bundle.Name + "/nope.pack", "/packs/..%2fmanifest",
+		"/torrents/nope.torrent", "/packs/" + bundle.Name + "/" + m.Packs[len(m.Packs)-1].File} {
+		if resp, _ := httpGet(t, base+path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %s, want 404", path, resp.Status)
+		}
+	}
+	if resp, _ := httpGet(t, tn.url+"/lists/other/manifest"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown list: %s", resp.Status)
+	}
+
+	// Status: every pack with its torrent URL.
+	st, err := tn.node.Status("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Packs) != len(m.Packs) || st.Packs[0].TorrentURL != base+"/torrents/"+p.File+".torrent" ||
+		st.Packs[0].SHA256 != fmt.Sprintf("%x", p.SHA256) || !st.Seeding {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// A long-poll for "newer than seq N" returns as soon as the next manifest
+// is published.
+func TestManifestLongPoll(t *testing.T) {
+	tn := startTestNode(t, 2)
+	seq := tn.manifest(t).Seq
+	type result struct {
+		status int
+		body   []byte
+		took   time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.Get(fmt.Sprintf("%s/lists/demo/manifest?after=%d&wait=30", tn.url, seq))
+		if err != nil {
+			done <- result{}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp.StatusCode, b, time.Since(start)}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	addAt(t, tn.l, 100, tn.now.Add(time.Minute))
+	tn.now = tn.now.Add(2 * time.Minute)
+	if _, err := tn.node.Publish("demo"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.status != 200 {
+		t.Fatalf("long poll: status %d", r.status)
+	}
+	m, err := ParseManifest(r.body, tn.l.PublicKey())
+	if err != nil || m.Seq != seq+1 {
+		t.Fatalf("long poll got seq %v: %v", m, err)
+	}
+	if r.took > 20*time.Second {
+		t.Errorf("long poll took %v", r.took)
+	}
+	// A poll that times out says 304.
+	resp, _ := httpGet(t, fmt.Sprintf("%s/lists/demo/manifest?after=%d&wait=0.2", tn.url, m.Seq))
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("timed-out poll: %s", resp.Status)
+	}
+}
+
+// leecher is an anacrolix client on 127.0.0.1 with its own directory.
+func leecher(t testing.TB) (*torrent.Client, string) {
+	dir := t.TempDir()
+	cfg := torrent.NewDefaultClientConfig()
+	cfg.DisableUTP = true
+	cfg.NoDHT = true
+	cfg.DisablePEX = true
+	cfg.DisableIPv6 = true
+	cfg.ListenHost = func(string) string { return "127.0.0.1" }
+	cfg.ListenPort = 0
+	cfg.DataDir = dir
+	cfg.NoDefaultPortForwarding = true
+	c, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, dir
+}
+
+// fetchTorrent gets a .torrent from the node's HTTP.
+func fetchTorrent(t testing.TB, tn *testNode, name string) *metainfo.MetaInfo {
+	resp, b := httpGet(t, tn.url+"/lists/demo/torrents/"+name+".torrent")
+	if resp.StatusCode != 200 {
+		t.Fatalf("torrent %s: %s", name, resp.Status)
+	}
+	mi, err := metainfo.Load(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi
+}
+
+// waitComplete waits for t to have all its data.
+func waitComplete(tb testing.TB, t *torrent.Torrent, limit time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), limit)
+	defer cancel()
+	<-t.GotInfo()
+	t.DownloadAll()
+	select {
+	case <-t.Complete().On():
+	case <-ctx.Done():
+		tb.Fatalf("%s: %d of %d bytes missing after %v", t.Name(), t.BytesMissing(), t.Length(), limit)
+	}
+}
+
+// Our seeder serves a day pack and a month bundle to another BitTorrent
+// client over TCP (web seeds removed: peers only); the bytes are the
+// origin's and the pack verifies.
+func TestSeedToPeer(t *testing.T) {
+	tn := startTestNode(t, 40)
+	m := tn.manifest(t)
+	c, dir := leecher(t)
+	seeder := tn.node.Addr().(*net.TCPAddr)
+	for _, name := range []string{m.Packs[0].File, m.Bundles[0].Name} {
+		mi := fetchTorrent(t, tn, name)
+		mi.UrlList = nil
+		tt, err := c.AddTorrent(mi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tt.AddPeers([]torrent.PeerInfo{{Addr: seeder, Trusted: true}})
+		waitComplete(t, tt, 60*time.Second)
+	}
+	for _, p := range []string{m.Packs[0].File, filepath.Join(m.Bundles[0].Name, m.Bundles[0].Files[0]),
+		filepath.Join(m.Bundles[0].Name, m.Bundles[0].Files[1])} {
+		got, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := archive.VerifyPack(got); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		want, _ := os.ReadFile(filepath.Join(tn.node.list("demo").origin.Dir(), packsDir, filepath.Base(p)))
+		if sha256.Sum256(got) != sha256.Sum256(want) {
+			t.Errorf("%s differs from the origin's", p)
+		}
+	}
+	st, _ := tn.node.Status("demo")
+	if st.BytesUp < m.Packs[0].Size {
+		t.Errorf("status bytes_up %d after a %d-byte pack went out", st.BytesUp, m.Packs[0].Size)
+	}
+}
+
+// With no peer at all, a client fetches a day pack and a bundle from the
+// torrents' web seed (BEP 19) alone.
+func TestWebSeedOnly(t *testing.T) {
+	tn := startTestNode(t, 20)
+	tn.node.Close() // no BitTorrent peer anywhere: HTTP only
+	m := tn.manifest(t)
+	c, dir := leecher(t)
+	for _, name := range []string{m.Packs[1].File, m.Bundles[0].Name} {
+		mi := fetchTorrent(t, tn, name)
+		tt, err := c.AddTorrent(mi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitComplete(t, tt, 60*time.Second)
+		if s := tt.Stats(); s.WebSeeds.BytesReadUsefulData.Int64() == 0 || s.ActivePeers != 0 {
+			t.Errorf("%s: %d bytes from web seeds, %d peers", name, s.WebSeeds.BytesReadUsefulData.Int64(), s.ActivePeers)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(dir, m.Packs[1].File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(got) != m.Packs[1].SHA256 {
+		t.Error("web-seeded pack differs")
+	}
+	if _, err := archive.VerifyPack(got); err != nil {
+		t.Error(err)
+	}
+}
