@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
 	"mailswarm/gitstore"
@@ -83,4 +85,32 @@ func (l *List) ArticleOf(c CommitRef) (int64, error) {
 		return 0, fmt.Errorf("archive: article of %s: %w", c.Commit, err)
 	}
 	return num, nil
+}
+
+// AppendPack adopts the commits of a verified canonical pack (a slice or
+// day pack from another list's history) onto epoch, byte for byte, and
+// indexes them: the pack must continue the epoch's tip exactly. It returns
+// the number of commits added. Bad packs wrap ErrCorrupt and change
+// nothing.
+func (l *List) AppendPack(ctx context.Context, epoch int, pack []byte) (int, error) {
+	base, commits, err := gitstore.PackCommits(pack)
+	if err != nil {
+		return 0, fmt.Errorf("archive: %s: pack: %w", l.name, err)
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	tip, err := l.git.Tip(epoch)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
+	}
+	if base != tip {
+		return 0, fmt.Errorf("archive: %s: pack continues %s, epoch %d is at %s", l.name, base, epoch, tip)
+	}
+	if _, err := l.git.AppendRaw(epoch, commits); err != nil {
+		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
+	}
+	if _, _, err := l.catchUp(ctx, nil); err != nil {
+		return len(commits), fmt.Errorf("archive: %s: index: %w", l.name, err)
+	}
+	return len(commits), nil
 }

@@ -236,3 +236,96 @@ func TestSlicesSealIntoDay(t *testing.T) {
 		}
 	}
 }
+
+// A second repository that received the same objects in other batches,
+// through the origin's slices, rebuilds the origin's day pack byte for
+// byte: same sha256, same infohash.
+func TestDayPackRebuiltFromSlices(t *testing.T) {
+	_, origin := testList(t)
+	o, err := NewOrigin(origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five arrival batches, three slices.
+	n := 1
+	var sliceFiles []string
+	for i, batch := range []int{3, 1, 4, 1, 5} {
+		at := make([]time.Time, batch)
+		for j := range at {
+			at[j] = day("2026-11-23", i).Add(time.Duration(j) * time.Second)
+		}
+		addAt(t, origin, n, at...)
+		n += batch
+		if i == 1 || i == 2 || i == 4 {
+			res, err := o.Publish(day("2026-11-23", i).Add(time.Hour - time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sliceFiles = append(sliceFiles, res.Slices...)
+		}
+	}
+	if len(sliceFiles) != 3 {
+		t.Fatalf("slices %v", sliceFiles)
+	}
+	slicePacks := map[string][]byte{}
+	for _, f := range sliceFiles {
+		b, err := os.ReadFile(filepath.Join(o.Dir(), packsDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slicePacks[f] = b
+	}
+	res, err := o.Publish(day("2026-11-24", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dayPack := res.Manifest.Packs[0]
+	if dayPack.Kind != KindDay || dayPack.Commits != 14 {
+		t.Fatalf("day pack %+v", dayPack)
+	}
+
+	// The mirror: another archive, fed the slices one by one.
+	ma, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ma.Close()
+	mirror, err := ma.Create("demo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range sliceFiles {
+		if _, err := mirror.AppendPack(t.Context(), 0, slicePacks[f]); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	// A slice cannot be applied twice, nor out of order.
+	if _, err := mirror.AppendPack(t.Context(), 0, slicePacks[sliceFiles[1]]); err == nil {
+		t.Error("a slice applied twice")
+	}
+	path := filepath.Join(t.TempDir(), dayPack.File)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := mirror.WriteCanonicalPack(f, 0, dayPack.From, dayPack.To)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.SHA256 != dayPack.SHA256 || info.Size != dayPack.Size || info.Trailer != dayPack.Trailer {
+		t.Fatalf("rebuilt day pack differs: %d bytes %x, origin %d bytes %x", info.Size, info.SHA256, dayPack.Size, dayPack.SHA256)
+	}
+	mi, err := TorrentFor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.HashInfoBytes() != dayPack.InfoHash {
+		t.Errorf("infohash %s, origin %x", mi.HashInfoBytes(), dayPack.InfoHash)
+	}
+	// The mirror's index has the messages under the same article numbers.
+	st, err := mirror.Stats(t.Context())
+	if err != nil || st.Messages != 14 || st.LastArticle != 14 {
+		t.Errorf("mirror stats %+v %v", st, err)
+	}
+}
