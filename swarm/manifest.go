@@ -1,0 +1,970 @@
+package swarm
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// A manifest is a list's published state: every day pack, open-day slice
+// and month bundle with what a mirror needs to fetch and check it, signed
+// with the list's ed25519 key. Manifests form a chain: each names the hash
+// of the one before it and only ever adds (slices give way to their day
+// pack). The file is canonical bencode (BEP 3: dictionary keys sorted
+// bytewise, integers without leading zeros or "-0", string lengths
+// without leading zeros):
+//
+//	d 4:body <canonical bencode of the manifest dictionary> 3:sig <64 bytes> e
+//
+// and the signature covers the body bytes exactly. The body dictionary is
+//
+//	bundles  list of {epoch, files (list of file names), infohash (20), month, name, size}
+//	epochs   list of {epoch, tip (20)}
+//	key      the list's ed25519 public key (32)
+//	list     the list's name
+//	packs    list of {commits, day, epoch, file, first, from (20), infohash (20),
+//	         kind, last, objects, sha256 (32), size, to (20), trailer (20)}
+//	prev     sha256 of the previous manifest file (32; zeros for seq 1)
+//	seq      sequence number
+//	time     Unix seconds
+//	v        format version, 1
+//
+// Every key is always present (an empty list is "le", a zero From is 20
+// zero bytes) and no other key is allowed, so a manifest has exactly one
+// encoding. Hashes are raw byte strings of exactly the length shown. The
+// encoder and decoder below are this package's own, not anacrolix's: the
+// decoder refuses anything but that one encoding, and ParseManifest also
+// re-encodes what it decoded and requires the same bytes.
+
+// ErrManifest is wrapped by every error about a manifest that is refused.
+var ErrManifest = errors.New("swarm: manifest refused")
+
+// Pack kinds.
+const (
+	KindDay   = "day"
+	KindSlice = "slice"
+)
+
+const (
+	manifestVersion = 1
+	// maxManifestSize bounds a manifest file. A list with a day pack
+	// for every day of a century needs about 15 MiB.
+	maxManifestSize = 64 << 20
+	// maxBundleFiles is the most day packs a month bundle can hold.
+	maxBundleFiles = 31
+)
+
+var (
+	listNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	fileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+)
+
+// Dictionary keys, sorted bytewise: the encoder writes them in this order
+// and the decoder accepts no other key.
+var (
+	fileKeys   = []string{"body", "sig"}
+	bodyKeys   = []string{"bundles", "epochs", "key", "list", "packs", "prev", "seq", "time", "v"}
+	epochKeys  = []string{"epoch", "tip"}
+	packKeys   = []string{"commits", "day", "epoch", "file", "first", "from", "infohash", "kind", "last", "objects", "sha256", "size", "to", "trailer"}
+	bundleKeys = []string{"epoch", "files", "infohash", "month", "name", "size"}
+)
+
+// Manifest is one signed state of a list. ParseManifest and Sign accept
+// only a manifest that satisfies every rule written on its fields.
+type Manifest struct {
+	List    string            // ^[a-z0-9][a-z0-9._-]{0,63}$
+	Key     ed25519.PublicKey // 32 bytes
+	Seq     int64             // 1 for the first manifest, then +1 each time
+	Prev    [32]byte          // sha256 of the previous manifest's file; zero for Seq 1 only
+	Time    int64             // Unix seconds when it was published, >= 0
+	Epochs  []EpochTip        // ascending by epoch, one per epoch
+	Packs   []PackEntry       // by epoch, then day, then a day's slices in order
+	Bundles []BundleEntry     // by epoch, then month, then name
+
+	raw []byte // the signed file it was parsed from or signed into
+}
+
+// EpochTip is an epoch's newest commit covered by the manifest's packs.
+type EpochTip struct {
+	Epoch int // >= 0
+	Tip   [20]byte
+}
+
+// PackEntry is one canonical pack: a sealed day or a slice of an open day.
+// A day has either one day pack or any number of slices, never both: the
+// day pack replaces the slices when the day is sealed. File names are
+// unique across a manifest's packs and bundles.
+type PackEntry struct {
+	Kind    string   // KindDay or KindSlice
+	File    string   // file name, also the torrent's name: ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$, no ".."
+	Epoch   int      // >= 0
+	Day     string   // UTC day, YYYY-MM-DD
+	Size    int64    // > 0
+	SHA256  [32]byte // of the pack file; not zero
+	Trailer [20]byte // the pack's own SHA-1 trailer; not zero
+	// From and To are the commit range: the commits after From (zero: the
+	// epoch's root) up to and including To, along the epoch's chain. To
+	// is not zero and not From.
+	From, To [20]byte
+	// FirstArticle and LastArticle are the article numbers of the first
+	// and last message in the pack; both 0 when it holds only removals,
+	// else 1 <= FirstArticle <= LastArticle.
+	FirstArticle, LastArticle int64
+	Commits, Objects          int      // 1 <= Commits <= Objects
+	InfoHash                  [20]byte // not zero
+}
+
+// BundleEntry is a multi-file torrent over a month's day packs of one
+// epoch: the same files as the day torrents, so seeding it costs no disk.
+type BundleEntry struct {
+	Name     string // torrent name: the directory the files sit in; same rule as PackEntry.File
+	Epoch    int
+	Month    string   // YYYY-MM
+	Files    []string // day pack file names of this epoch and month, in day order, at least one
+	Size     int64    // sum of the files' sizes
+	InfoHash [20]byte // not zero
+}
+
+// Sign checks m by the rules of ParseManifest, encodes it canonically,
+// signs it with priv (whose public key must be m.Key) and returns the
+// manifest file, which Bytes returns from then on. A manifest the rules
+// refuse gives an error wrapping ErrManifest. Signing the same manifest
+// again gives the same bytes (ed25519 signatures are deterministic).
+func (m *Manifest) Sign(priv ed25519.PrivateKey) ([]byte, error) {
+	if err := m.check(); err != nil {
+		return nil, refused(err)
+	}
+	if len(priv) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("swarm: sign manifest of %s: private key has %d bytes, want %d", m.List, len(priv), ed25519.PrivateKeySize)
+	}
+	body := encodeBody(m)
+	sig := ed25519.Sign(priv, body)
+	// Verifying also catches a private key whose public half is m.Key
+	// but whose seed is another key's.
+	if !ed25519.Verify(m.Key, body, sig) {
+		return nil, fmt.Errorf("swarm: sign manifest of %s: private key is not the key %x", m.List, []byte(m.Key))
+	}
+	m.raw = encodeFile(body, sig)
+	return m.raw, nil
+}
+
+// Bytes returns the signed file m was parsed from or signed into.
+func (m *Manifest) Bytes() []byte { return m.raw }
+
+// Hash returns the sha256 of the signed file: what the next manifest's
+// Prev names. It is the zero hash while m has not been signed or parsed.
+func (m *Manifest) Hash() [32]byte {
+	if m.raw == nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(m.raw)
+}
+
+// ParseManifest decodes a manifest file strictly and checks its signature
+// against the key it names; key, when not nil, must be that key. It
+// refuses, with an error wrapping ErrManifest, a file over 64 MiB, any
+// encoding but the canonical one (see above), a bad signature and a
+// manifest that breaks a rule written on Manifest's fields.
+func ParseManifest(b []byte, key ed25519.PublicKey) (*Manifest, error) {
+	if len(b) > maxManifestSize {
+		return nil, refused(fmt.Errorf("%d bytes, more than the %d allowed", len(b), maxManifestSize))
+	}
+	if key != nil && len(key) != ed25519.PublicKeySize {
+		return nil, refused(fmt.Errorf("expected key has %d bytes, want %d", len(key), ed25519.PublicKeySize))
+	}
+	body, sig, err := decodeFile(b)
+	if err != nil {
+		return nil, refused(err)
+	}
+	m, err := decodeBody(body)
+	if err != nil {
+		return nil, refused(fmt.Errorf("body: %w", err))
+	}
+	if key != nil && !bytes.Equal(m.Key, key) {
+		return nil, refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
+	}
+	if !ed25519.Verify(m.Key, body, sig) {
+		return nil, refused(fmt.Errorf("bad signature for key %x", []byte(m.Key)))
+	}
+	if err := m.check(); err != nil {
+		return nil, refused(err)
+	}
+	m.raw = bytes.Clone(b)
+	return m, nil
+}
+
+// Follows checks that m may replace prev: same list and key, a higher
+// sequence, Prev = prev.Hash() when the sequence is the next one, and
+// nothing of prev dropped or changed: every day pack and bundle of prev is
+// in m with the same entry, every slice of prev is in m with the same
+// entry or its day has a day pack in m, and every epoch of prev is in m
+// (its tip may move). Both are expected to come from ParseManifest or
+// Sign (prev's hash is that of its file). Errors wrap ErrManifest.
+func (m *Manifest) Follows(prev *Manifest) error {
+	if m.List != prev.List {
+		return refused(fmt.Errorf("list %q does not follow list %q", m.List, prev.List))
+	}
+	if !bytes.Equal(m.Key, prev.Key) {
+		return refused(fmt.Errorf("list %s: key %x does not follow key %x", m.List, []byte(m.Key), []byte(prev.Key)))
+	}
+	if m.Seq <= prev.Seq {
+		return refused(fmt.Errorf("list %s: older or same sequence: seq %d does not follow seq %d", m.List, m.Seq, prev.Seq))
+	}
+	if h := prev.Hash(); m.Seq == prev.Seq+1 && m.Prev != h {
+		return refused(fmt.Errorf("list %s: broken chain: seq %d names prev %x, but seq %d hashes to %x", m.List, m.Seq, m.Prev, prev.Seq, h))
+	}
+	packs := make(map[string]*PackEntry, len(m.Packs))
+	sealed := make(map[epochDay]string)
+	for i := range m.Packs {
+		p := &m.Packs[i]
+		packs[p.File] = p
+		if p.Kind == KindDay {
+			sealed[epochDay{p.Epoch, p.Day}] = p.File
+		}
+	}
+	for i := range prev.Packs {
+		p := &prev.Packs[i]
+		q := packs[p.File]
+		switch {
+		case q != nil && *q != *p:
+			return refused(fmt.Errorf("list %s seq %d: %s pack %q changed since seq %d", m.List, m.Seq, p.Kind, p.File, prev.Seq))
+		case q != nil:
+		case p.Kind == KindDay:
+			return refused(fmt.Errorf("list %s seq %d: day pack %q of seq %d dropped", m.List, m.Seq, p.File, prev.Seq))
+		case sealed[epochDay{p.Epoch, p.Day}] == "":
+			return refused(fmt.Errorf("list %s seq %d: slice %q of seq %d dropped without a day pack for epoch %d day %s", m.List, m.Seq, p.File, prev.Seq, p.Epoch, p.Day))
+		}
+	}
+	bundles := make(map[string]*BundleEntry, len(m.Bundles))
+	for i := range m.Bundles {
+		bundles[m.Bundles[i].Name] = &m.Bundles[i]
+	}
+	for i := range prev.Bundles {
+		b := &prev.Bundles[i]
+		c := bundles[b.Name]
+		if c == nil {
+			return refused(fmt.Errorf("list %s seq %d: bundle %q of seq %d dropped", m.List, m.Seq, b.Name, prev.Seq))
+		}
+		if !c.equal(b) {
+			return refused(fmt.Errorf("list %s seq %d: bundle %q changed since seq %d", m.List, m.Seq, b.Name, prev.Seq))
+		}
+	}
+	for _, e := range prev.Epochs {
+		if _, ok := slices.BinarySearchFunc(m.Epochs, e.Epoch, func(t EpochTip, n int) int { return cmpInt(t.Epoch, n) }); !ok {
+			return refused(fmt.Errorf("list %s seq %d: epoch %d of seq %d dropped", m.List, m.Seq, e.Epoch, prev.Seq))
+		}
+	}
+	return nil
+}
+
+func refused(err error) error { return fmt.Errorf("%w: %v", ErrManifest, err) }
+
+func (b *BundleEntry) equal(c *BundleEntry) bool {
+	return b.Name == c.Name && b.Epoch == c.Epoch && b.Month == c.Month &&
+		slices.Equal(b.Files, c.Files) && b.Size == c.Size && b.InfoHash == c.InfoHash
+}
+
+type epochDay struct {
+	epoch int
+	day   string
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// check applies the rules written on Manifest's fields.
+func (m *Manifest) check() error {
+	if !listNameRE.MatchString(m.List) {
+		return fmt.Errorf("list name %q is not valid", m.List)
+	}
+	if len(m.Key) != ed25519.PublicKeySize {
+		return fmt.Errorf("list %s: key has %d bytes, want %d", m.List, len(m.Key), ed25519.PublicKeySize)
+	}
+	if m.Seq < 1 {
+		return fmt.Errorf("list %s: seq %d is not >= 1", m.List, m.Seq)
+	}
+	if zero := m.Prev == [32]byte{}; m.Seq == 1 && !zero {
+		return fmt.Errorf("list %s: seq 1 names a prev hash", m.List)
+	} else if m.Seq > 1 && zero {
+		return fmt.Errorf("list %s: seq %d names no prev hash", m.List, m.Seq)
+	}
+	if m.Time < 0 {
+		return fmt.Errorf("list %s: time %d is before 1970", m.List, m.Time)
+	}
+	for i, e := range m.Epochs {
+		if e.Epoch < 0 {
+			return fmt.Errorf("list %s: epoch %d is negative", m.List, e.Epoch)
+		}
+		if i > 0 && e.Epoch <= m.Epochs[i-1].Epoch {
+			return fmt.Errorf("list %s: epoch tips not unique and ascending: epoch %d after epoch %d", m.List, e.Epoch, m.Epochs[i-1].Epoch)
+		}
+	}
+	names := make(map[string]*PackEntry, len(m.Packs)) // nil for a bundle
+	for i := range m.Packs {
+		p := &m.Packs[i]
+		if err := p.check(); err != nil {
+			return fmt.Errorf("list %s: pack %q: %w", m.List, p.File, err)
+		}
+		if _, dup := names[p.File]; dup {
+			return fmt.Errorf("list %s: duplicate file name %q", m.List, p.File)
+		}
+		names[p.File] = p
+		if i == 0 {
+			continue
+		}
+		// Packs are ordered by (epoch, day); a day's entries are one
+		// day pack or slices in the order listed.
+		q := &m.Packs[i-1]
+		c := cmpInt(q.Epoch, p.Epoch)
+		if c == 0 {
+			c = cmpStr(q.Day, p.Day)
+		}
+		switch {
+		case c > 0:
+			return fmt.Errorf("list %s: packs not in (epoch, day) order: %q (epoch %d day %s) after %q (epoch %d day %s)",
+				m.List, p.File, p.Epoch, p.Day, q.File, q.Epoch, q.Day)
+		case c == 0 && q.Kind == KindDay && p.Kind == KindDay:
+			return fmt.Errorf("list %s: two day packs for epoch %d day %s: %q and %q", m.List, p.Epoch, p.Day, q.File, p.File)
+		case c == 0 && q.Kind == KindDay:
+			return fmt.Errorf("list %s: slice %q of sealed day epoch %d day %s (day pack %q)", m.List, p.File, p.Epoch, p.Day, q.File)
+		case c == 0 && p.Kind == KindDay:
+			return fmt.Errorf("list %s: slice %q of sealed day epoch %d day %s (day pack %q)", m.List, q.File, p.Epoch, p.Day, p.File)
+		}
+	}
+	for i := range m.Bundles {
+		b := &m.Bundles[i]
+		if err := b.check(names); err != nil {
+			return fmt.Errorf("list %s: bundle %q: %w", m.List, b.Name, err)
+		}
+		if _, dup := names[b.Name]; dup {
+			return fmt.Errorf("list %s: duplicate file name %q", m.List, b.Name)
+		}
+		names[b.Name] = nil
+		if i == 0 {
+			continue
+		}
+		a := &m.Bundles[i-1]
+		c := cmpInt(a.Epoch, b.Epoch)
+		if c == 0 {
+			c = cmpStr(a.Month, b.Month)
+		}
+		if c == 0 {
+			c = cmpStr(a.Name, b.Name)
+		}
+		if c > 0 {
+			return fmt.Errorf("list %s: bundles not in (epoch, month, name) order: %q after %q", m.List, b.Name, a.Name)
+		}
+	}
+	return nil
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (p *PackEntry) check() error {
+	switch {
+	case !validName(p.File):
+		return fmt.Errorf("file name %q is not valid", p.File)
+	case p.Kind != KindDay && p.Kind != KindSlice:
+		return fmt.Errorf("kind %q is neither %q nor %q", p.Kind, KindDay, KindSlice)
+	case p.Epoch < 0:
+		return fmt.Errorf("epoch %d is negative", p.Epoch)
+	case !validTime("2006-01-02", p.Day):
+		return fmt.Errorf("day %q is not a YYYY-MM-DD date", p.Day)
+	case p.Size <= 0:
+		return fmt.Errorf("size %d is not > 0", p.Size)
+	case p.SHA256 == [32]byte{}:
+		return errors.New("sha256 is zero")
+	case p.Trailer == [20]byte{}:
+		return errors.New("trailer is zero")
+	case p.InfoHash == [20]byte{}:
+		return errors.New("infohash is zero")
+	case p.To == [20]byte{}:
+		return errors.New("to is zero")
+	case p.From == p.To:
+		return errors.New("from is to: an empty range")
+	case p.Commits < 1:
+		return fmt.Errorf("commits %d is not >= 1", p.Commits)
+	case p.Objects < p.Commits:
+		return fmt.Errorf("objects %d is fewer than commits %d", p.Objects, p.Commits)
+	case p.FirstArticle < 0 || p.LastArticle < 0 || (p.FirstArticle == 0) != (p.LastArticle == 0):
+		return fmt.Errorf("articles %d-%d: both must be 0 or both >= 1", p.FirstArticle, p.LastArticle)
+	case p.FirstArticle > p.LastArticle:
+		return fmt.Errorf("articles %d-%d: first after last", p.FirstArticle, p.LastArticle)
+	}
+	return nil
+}
+
+// check checks b against the packs by file name (nil for a bundle's name).
+func (b *BundleEntry) check(packs map[string]*PackEntry) error {
+	switch {
+	case !validName(b.Name):
+		return fmt.Errorf("name %q is not valid", b.Name)
+	case b.Epoch < 0:
+		return fmt.Errorf("epoch %d is negative", b.Epoch)
+	case !validTime("2006-01", b.Month):
+		return fmt.Errorf("month %q is not a YYYY-MM month", b.Month)
+	case len(b.Files) == 0:
+		return errors.New("no files")
+	case b.InfoHash == [20]byte{}:
+		return errors.New("infohash is zero")
+	}
+	var sum int64
+	for i, f := range b.Files {
+		p := packs[f]
+		switch {
+		case p == nil:
+			return fmt.Errorf("file %q is not a pack of the manifest", f)
+		case p.Kind != KindDay:
+			return fmt.Errorf("file %q is a %s, not a day pack", f, p.Kind)
+		case p.Epoch != b.Epoch:
+			return fmt.Errorf("file %q is of epoch %d, not %d", f, p.Epoch, b.Epoch)
+		case p.Day[:7] != b.Month:
+			return fmt.Errorf("file %q is of day %s, not in month %s", f, p.Day, b.Month)
+		case i > 0 && f == b.Files[i-1]:
+			return fmt.Errorf("file %q listed twice", f)
+		case i > 0 && p.Day <= packs[b.Files[i-1]].Day:
+			return fmt.Errorf("files not in day order: %q after %q", f, b.Files[i-1])
+		case sum > math.MaxInt64-p.Size:
+			return errors.New("sizes overflow")
+		}
+		sum += p.Size
+	}
+	if b.Size != sum {
+		return fmt.Errorf("size %d, but its files sum to %d", b.Size, sum)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	return fileNameRE.MatchString(s) && !bytes.Contains([]byte(s), []byte(".."))
+}
+
+// validTime reports whether s is layout's canonical form of a time.
+func validTime(layout, s string) bool {
+	t, err := time.Parse(layout, s)
+	return err == nil && t.Format(layout) == s
+}
+
+// Encoding.
+
+type encoder struct{ b []byte }
+
+func (e *encoder) int(v int64) {
+	e.b = append(e.b, 'i')
+	e.b = strconv.AppendInt(e.b, v, 10)
+	e.b = append(e.b, 'e')
+}
+
+func (e *encoder) bytes(s []byte) {
+	e.b = strconv.AppendInt(e.b, int64(len(s)), 10)
+	e.b = append(e.b, ':')
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) str(s string) {
+	e.b = strconv.AppendInt(e.b, int64(len(s)), 10)
+	e.b = append(e.b, ':')
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) list(n int, item func(i int)) {
+	e.b = append(e.b, 'l')
+	for i := range n {
+		item(i)
+	}
+	e.b = append(e.b, 'e')
+}
+
+// dict writes a dictionary of keys (sorted), value writing each value.
+func (e *encoder) dict(keys []string, value func(key string)) {
+	e.b = append(e.b, 'd')
+	for _, k := range keys {
+		e.str(k)
+		value(k)
+	}
+	e.b = append(e.b, 'e')
+}
+
+func encodeFile(body, sig []byte) []byte {
+	e := encoder{b: make([]byte, 0, len(body)+len(sig)+32)}
+	e.dict(fileKeys, func(k string) {
+		switch k {
+		case "body":
+			e.bytes(body)
+		case "sig":
+			e.bytes(sig)
+		}
+	})
+	return e.b
+}
+
+func encodeBody(m *Manifest) []byte {
+	var e encoder
+	e.dict(bodyKeys, func(k string) {
+		switch k {
+		case "bundles":
+			e.list(len(m.Bundles), func(i int) { m.Bundles[i].encode(&e) })
+		case "epochs":
+			e.list(len(m.Epochs), func(i int) {
+				t := &m.Epochs[i]
+				e.dict(epochKeys, func(k string) {
+					switch k {
+					case "epoch":
+						e.int(int64(t.Epoch))
+					case "tip":
+						e.bytes(t.Tip[:])
+					}
+				})
+			})
+		case "key":
+			e.bytes(m.Key)
+		case "list":
+			e.str(m.List)
+		case "packs":
+			e.list(len(m.Packs), func(i int) { m.Packs[i].encode(&e) })
+		case "prev":
+			e.bytes(m.Prev[:])
+		case "seq":
+			e.int(m.Seq)
+		case "time":
+			e.int(m.Time)
+		case "v":
+			e.int(manifestVersion)
+		}
+	})
+	return e.b
+}
+
+func (p *PackEntry) encode(e *encoder) {
+	e.dict(packKeys, func(k string) {
+		switch k {
+		case "commits":
+			e.int(int64(p.Commits))
+		case "day":
+			e.str(p.Day)
+		case "epoch":
+			e.int(int64(p.Epoch))
+		case "file":
+			e.str(p.File)
+		case "first":
+			e.int(p.FirstArticle)
+		case "from":
+			e.bytes(p.From[:])
+		case "infohash":
+			e.bytes(p.InfoHash[:])
+		case "kind":
+			e.str(p.Kind)
+		case "last":
+			e.int(p.LastArticle)
+		case "objects":
+			e.int(int64(p.Objects))
+		case "sha256":
+			e.bytes(p.SHA256[:])
+		case "size":
+			e.int(p.Size)
+		case "to":
+			e.bytes(p.To[:])
+		case "trailer":
+			e.bytes(p.Trailer[:])
+		}
+	})
+}
+
+func (b *BundleEntry) encode(e *encoder) {
+	e.dict(bundleKeys, func(k string) {
+		switch k {
+		case "epoch":
+			e.int(int64(b.Epoch))
+		case "files":
+			e.list(len(b.Files), func(i int) { e.str(b.Files[i]) })
+		case "infohash":
+			e.bytes(b.InfoHash[:])
+		case "month":
+			e.str(b.Month)
+		case "name":
+			e.str(b.Name)
+		case "size":
+			e.int(b.Size)
+		}
+	})
+}
+
+// Decoding. The decoder reads exactly the manifest's schema and accepts
+// only its canonical encoding; errors name the byte offset and the path.
+
+type decoder struct {
+	b []byte
+	i int
+}
+
+func (d *decoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("byte %d: %s", d.i, fmt.Sprintf(format, args...))
+}
+
+func (d *decoder) peek() (byte, error) {
+	if d.i >= len(d.b) {
+		return 0, d.errorf("unexpected end")
+	}
+	return d.b[d.i], nil
+}
+
+func (d *decoder) expect(c byte, what string) error {
+	got, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if got != c {
+		return d.errorf("%q where %s expected", got, what)
+	}
+	d.i++
+	return nil
+}
+
+// natural reads a canonical decimal number up to and including term.
+func (d *decoder) natural(term byte) (uint64, error) {
+	start := d.i
+	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+		d.i++
+	}
+	s := d.b[start:d.i]
+	if len(s) == 0 {
+		return 0, d.errorf("digit expected")
+	}
+	if len(s) > 1 && s[0] == '0' {
+		d.i = start
+		return 0, d.errorf("leading zero in %q", s)
+	}
+	if err := d.expect(term, strconv.QuoteRune(rune(term))); err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(s), 10, 63)
+	if err != nil {
+		d.i = start
+		return 0, d.errorf("number %s out of range", s)
+	}
+	return n, nil
+}
+
+func (d *decoder) int() (int64, error) {
+	if err := d.expect('i', "integer"); err != nil {
+		return 0, err
+	}
+	neg := d.i < len(d.b) && d.b[d.i] == '-'
+	if neg {
+		d.i++
+	}
+	n, err := d.natural('e')
+	if err != nil {
+		return 0, err
+	}
+	if neg {
+		if n == 0 {
+			return 0, d.errorf("negative zero")
+		}
+		return -int64(n), nil
+	}
+	return int64(n), nil
+}
+
+// smallInt reads an integer that must fit an int.
+func (d *decoder) smallInt() (int, error) {
+	n, err := d.int()
+	if err == nil && int64(int(n)) != n {
+		err = d.errorf("integer %d out of range", n)
+	}
+	return int(n), err
+}
+
+// bytes reads a string; the result aliases d.b.
+func (d *decoder) bytes() ([]byte, error) {
+	c, err := d.peek()
+	if err != nil {
+		return nil, err
+	}
+	if c < '0' || c > '9' {
+		return nil, d.errorf("%q where string expected", c)
+	}
+	n, err := d.natural(':')
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(d.b)-d.i) {
+		return nil, d.errorf("string of %d bytes runs past the end", n)
+	}
+	s := d.b[d.i : d.i+int(n)]
+	d.i += int(n)
+	return s, nil
+}
+
+func (d *decoder) str() (string, error) {
+	s, err := d.bytes()
+	return string(s), err
+}
+
+// fixed reads a string of exactly len(dst) bytes into dst.
+func (d *decoder) fixed(dst []byte) error {
+	start := d.i
+	s, err := d.bytes()
+	if err != nil {
+		return err
+	}
+	if len(s) != len(dst) {
+		d.i = start
+		return d.errorf("%d bytes, want %d", len(s), len(dst))
+	}
+	copy(dst, s)
+	return nil
+}
+
+// list reads a list of at most max items (0: no limit), item reading each.
+func (d *decoder) list(max int, item func() error) error {
+	if err := d.expect('l', "list"); err != nil {
+		return err
+	}
+	for n := 0; ; n++ {
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if c == 'e' {
+			d.i++
+			return nil
+		}
+		if max > 0 && n == max {
+			return d.errorf("more than %d items", max)
+		}
+		if err := item(); err != nil {
+			return fmt.Errorf("item %d: %w", n, err)
+		}
+	}
+}
+
+// dict reads a dictionary holding exactly keys (sorted), value reading
+// each value.
+func (d *decoder) dict(keys []string, value func(key string) error) error {
+	if err := d.expect('d', "dictionary"); err != nil {
+		return err
+	}
+	var last string
+	var seen uint64 // bit i: keys[i]
+	for n := 0; ; n++ {
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if c == 'e' {
+			d.i++
+			break
+		}
+		at := d.i
+		k, err := d.str()
+		if err != nil {
+			return err
+		}
+		switch ki := slices.Index(keys, k); {
+		case n > 0 && k == last:
+			d.i = at
+			return d.errorf("duplicate key %q", k)
+		case n > 0 && k < last:
+			d.i = at
+			return d.errorf("keys not sorted: %q after %q", k, last)
+		case ki < 0:
+			d.i = at
+			return d.errorf("unknown key %q", k)
+		default:
+			seen |= 1 << ki
+		}
+		if err := value(k); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		last = k
+	}
+	for i, k := range keys {
+		if seen&(1<<i) == 0 {
+			return d.errorf("missing key %q", k)
+		}
+	}
+	return nil
+}
+
+// decodeFile splits a manifest file into body and signature.
+func decodeFile(b []byte) (body, sig []byte, err error) {
+	d := decoder{b: b}
+	err = d.dict(fileKeys, func(k string) error {
+		var err error
+		switch k {
+		case "body":
+			body, err = d.bytes()
+		case "sig":
+			sig = make([]byte, ed25519.SignatureSize)
+			err = d.fixed(sig)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.i != len(b) {
+		return nil, nil, d.errorf("trailing bytes after the manifest")
+	}
+	if !bytes.Equal(encodeFile(body, sig), b) {
+		return nil, nil, errors.New("file is not canonical bencode")
+	}
+	return body, sig, nil
+}
+
+// decodeBody decodes the manifest dictionary. It checks the encoding
+// only, not the rules of Manifest.check.
+func decodeBody(b []byte) (*Manifest, error) {
+	d := decoder{b: b}
+	m := new(Manifest)
+	err := d.dict(bodyKeys, func(k string) error {
+		var err error
+		switch k {
+		case "bundles":
+			err = d.list(0, func() error {
+				var b BundleEntry
+				err := b.decode(&d)
+				m.Bundles = append(m.Bundles, b)
+				return err
+			})
+		case "epochs":
+			err = d.list(0, func() error {
+				var t EpochTip
+				err := d.dict(epochKeys, func(k string) error {
+					switch k {
+					case "epoch":
+						var err error
+						t.Epoch, err = d.smallInt()
+						return err
+					case "tip":
+						return d.fixed(t.Tip[:])
+					}
+					return nil
+				})
+				m.Epochs = append(m.Epochs, t)
+				return err
+			})
+		case "key":
+			m.Key = make(ed25519.PublicKey, ed25519.PublicKeySize)
+			err = d.fixed(m.Key)
+		case "list":
+			m.List, err = d.str()
+		case "packs":
+			err = d.list(0, func() error {
+				var p PackEntry
+				err := p.decode(&d)
+				m.Packs = append(m.Packs, p)
+				return err
+			})
+		case "prev":
+			err = d.fixed(m.Prev[:])
+		case "seq":
+			m.Seq, err = d.int()
+		case "time":
+			m.Time, err = d.int()
+		case "v":
+			at := d.i
+			var v int64
+			if v, err = d.int(); err == nil && v != manifestVersion {
+				d.i = at
+				err = d.errorf("version %d, want %d", v, manifestVersion)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d.i != len(b) {
+		return nil, d.errorf("trailing bytes after the manifest dictionary")
+	}
+	if !bytes.Equal(encodeBody(m), b) {
+		return nil, errors.New("not canonical bencode")
+	}
+	return m, nil
+}
+
+func (p *PackEntry) decode(d *decoder) error {
+	return d.dict(packKeys, func(k string) error {
+		var err error
+		switch k {
+		case "commits":
+			p.Commits, err = d.smallInt()
+		case "day":
+			p.Day, err = d.str()
+		case "epoch":
+			p.Epoch, err = d.smallInt()
+		case "file":
+			p.File, err = d.str()
+		case "first":
+			p.FirstArticle, err = d.int()
+		case "from":
+			err = d.fixed(p.From[:])
+		case "infohash":
+			err = d.fixed(p.InfoHash[:])
+		case "kind":
+			p.Kind, err = d.str()
+		case "last":
+			p.LastArticle, err = d.int()
+		case "objects":
+			p.Objects, err = d.smallInt()
+		case "sha256":
+			err = d.fixed(p.SHA256[:])
+		case "size":
+			p.Size, err = d.int()
+		case "to":
+			err = d.fixed(p.To[:])
+		case "trailer":
+			err = d.fixed(p.Trailer[:])
+		}
+		return err
+	})
+}
+
+func (b *BundleEntry) decode(d *decoder) error {
+	return d.dict(bundleKeys, func(k string) error {
+		var err error
+		switch k {
+		case "epoch":
+			b.Epoch, err = d.smallInt()
+		case "files":
+			err = d.list(maxBundleFiles, func() error {
+				f, err := d.str()
+				b.Files = append(b.Files, f)
+				return err
+			})
+		case "infohash":
+			err = d.fixed(b.InfoHash[:])
+		case "month":
+			b.Month, err = d.str()
+		case "name":
+			b.Name, err = d.str()
+		case "size":
+			b.Size, err = d.int()
+		}
+		return err
+	})
+}
