@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Config is the whole configuration of one mailswarm process.
@@ -34,6 +35,45 @@ type Config struct {
 
 	// Users may log in to IMAP.
 	Users []User
+
+	// BitTorrent configures the swarm: seeding, DHT, trackers, web seed
+	// and the slice interval.
+	BitTorrent BitTorrent
+}
+
+// BitTorrent configures the swarm node.
+type BitTorrent struct {
+	// Listen is the BitTorrent TCP address; port 0 picks a free port.
+	Listen string
+	// DHT joins the mainline DHT; DHTBootstrap are host:port nodes to
+	// start from (empty: the client's defaults).
+	DHT          bool
+	DHTBootstrap []string
+	// Trackers are announce URLs given to every torrent.
+	Trackers []string
+	// WebSeed is the public base URL of this node's HTTP listener, put in
+	// every torrent as its web seed (BEP 19); empty means "http://" +
+	// the HTTP listen address, and no web seed when HTTP is off.
+	WebSeed string
+	// UploadLimit caps upload in bytes per second; 0 means no cap.
+	UploadLimit int64
+	// SliceInterval is how often an open day's new mail becomes a slice.
+	SliceInterval time.Duration
+}
+
+// WebSeedBase returns the web seed base URL in effect ("" for none).
+func (c *Config) WebSeedBase() string {
+	if c.BitTorrent.WebSeed != "" {
+		return strings.TrimSuffix(c.BitTorrent.WebSeed, "/")
+	}
+	if c.HTTP.Listen == "" {
+		return ""
+	}
+	scheme := "http://"
+	if c.HTTP.TLS() {
+		scheme = "https://"
+	}
+	return scheme + c.HTTP.Listen
 }
 
 // Listener is one network listener.
@@ -71,6 +111,8 @@ const (
 	DefaultIMAPListen     = "127.0.0.1:1143"
 	DefaultHTTPListen     = "127.0.0.1:8080"
 	DefaultMaxMessageSize = 64 << 20
+	DefaultBitTorrent     = "127.0.0.1:0"
+	DefaultSliceInterval  = time.Minute
 )
 
 // Default returns the embedded default configuration, the one `mailswarm
@@ -89,7 +131,8 @@ func Default() *Config {
 			netip.MustParsePrefix("127.0.0.0/8"),
 			netip.MustParsePrefix("::1/128"),
 		},
-		Lists: []List{{Name: "demo", Addresses: []string{"demo@localhost"}}},
+		Lists:      []List{{Name: "demo", Addresses: []string{"demo@localhost"}}},
+		BitTorrent: BitTorrent{Listen: DefaultBitTorrent, SliceInterval: DefaultSliceInterval},
 	}
 }
 

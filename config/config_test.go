@@ -91,6 +91,26 @@ func TestLoadGood(t *testing.T) {
 				t.Errorf("Load(empty) = %+v, want Default()", c)
 			}
 		}},
+		{"bittorrent", `
+[bittorrent]
+listen = "0.0.0.0:6881"
+dht = true
+dht_bootstrap = ["router.example.org:6881"]
+trackers = ["udp://tracker.example.org:1337/announce"]
+web_seed = "https://lists.example.org/"
+upload_limit = "10MiB"
+slice_interval = "5m"
+`, func(t *testing.T, c *Config) {
+			want := BitTorrent{Listen: "0.0.0.0:6881", DHT: true, DHTBootstrap: []string{"router.example.org:6881"},
+				Trackers: []string{"udp://tracker.example.org:1337/announce"}, WebSeed: "https://lists.example.org/",
+				UploadLimit: 10 << 20, SliceInterval: 5 * time.Minute}
+			if !reflect.DeepEqual(c.BitTorrent, want) {
+				t.Errorf("bittorrent = %+v, want %+v", c.BitTorrent, want)
+			}
+			if got := c.WebSeedBase(); got != "https://lists.example.org" {
+				t.Errorf("WebSeedBase() = %q", got)
+			}
+		}},
 		{"lists replace the default", `
 [[list]]
 name = "dev"
@@ -205,6 +225,17 @@ func TestLoadBad(t *testing.T) {
 		{"negative size", `max_message_size = "-5MB"`, []string{"max_message_size: must be positive"}},
 		{"size not a size", `max_message_size = "lots"`, []string{`max_message_size: "lots" is not a size`}},
 		{"empty data", `data = ""`, []string{"data: must not be empty"}},
+		{"bad bittorrent", "[bittorrent]\nlisten = \"x\"\ndht = 1\ndht_bootstrap = [\"nohost\"]\ntrackers = [\"ftp://t\"]\n" +
+			"web_seed = \"example.org\"\nslice_interval = \"soon\"\nseeds = 3", []string{
+			"bittorrent.dht: want a boolean",
+			`bittorrent.seeds: unknown key`,
+			`bittorrent.slice_interval: "soon" is not a duration`,
+			`bittorrent.listen: "x" is not host:port`,
+			`bittorrent.dht_bootstrap[0]: "nohost" is not host:port`,
+			`bittorrent.trackers[0]: "ftp://t" is not an http, https or udp announce URL`,
+			`bittorrent.web_seed: "example.org" is not an http or https URL`,
+		}},
+		{"short slice interval", "[bittorrent]\nslice_interval = \"10ms\"", []string{"bittorrent.slice_interval: must be at least 1s"}},
 		{"bad users", "[[user]]\nname = \"\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"", []string{
 			"user[0].name: missing",
 			"user[0].password_hash: missing",

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -53,6 +54,14 @@ func (e *Error) Error() string {
 //	  tls_cert, tls_key  PEM files, both or neither
 //	[[list]]             name, addresses; any [[list]] replaces the default list
 //	[[user]]             name, password_hash
+//	[bittorrent]
+//	  listen             "host:port" for BitTorrent (TCP); default "127.0.0.1:0"
+//	  dht                boolean, join the mainline DHT (default false)
+//	  dht_bootstrap      array of "host:port" DHT nodes to start from
+//	  trackers           array of announce URLs
+//	  web_seed           base URL of this node's HTTP, for the torrents' web seed
+//	  upload_limit       bytes per second (size syntax, "10MiB"); 0 = none
+//	  slice_interval     duration ("60s", "5m"): how often new mail is sliced
 //
 // A key not given keeps its default. Unknown keys are errors. Every
 // problem found is reported at once in one *Error. A file that cannot be
@@ -145,6 +154,8 @@ func (l *loader) top(raw map[string]any) {
 			} else {
 				l.problem(k, "want a boolean, have %s", describe(v))
 			}
+		case "bittorrent":
+			l.bittorrent(k, v)
 		case "list":
 			l.c.Lists = nil
 			for i, t := range l.tables(k, v) {
@@ -263,6 +274,56 @@ func (l *loader) listener(path string, v any, dst *Listener) {
 			if ok {
 				dst.TLSKey = s
 			}
+		}
+	}
+}
+
+func (l *loader) bittorrent(path string, v any) {
+	m, ok := l.table(path, v)
+	if !ok {
+		return
+	}
+	bt := &l.c.BitTorrent
+	for _, k := range sortedKeys(m) {
+		p := join(path, k)
+		switch k {
+		case "listen":
+			if s, ok := l.str(p, m[k]); ok {
+				bt.Listen = s
+			}
+		case "dht":
+			if b, ok := m[k].(bool); ok {
+				bt.DHT = b
+			} else {
+				l.problem(p, "want a boolean, have %s", describe(m[k]))
+			}
+		case "dht_bootstrap":
+			if bt.DHTBootstrap = l.strs(p, m[k]); len(bt.DHTBootstrap) == 0 {
+				bt.DHTBootstrap = nil
+			}
+		case "trackers":
+			if bt.Trackers = l.strs(p, m[k]); len(bt.Trackers) == 0 {
+				bt.Trackers = nil
+			}
+		case "web_seed":
+			if s, ok := l.str(p, m[k]); ok {
+				bt.WebSeed = s
+			}
+		case "upload_limit":
+			if n, ok := l.size(p, m[k]); ok {
+				bt.UploadLimit = n
+			}
+		case "slice_interval":
+			if s, ok := l.str(p, m[k]); ok {
+				d, err := time.ParseDuration(s)
+				if err != nil {
+					l.problem(p, "%q is not a duration (like \"60s\" or \"5m\")", s)
+				} else {
+					bt.SliceInterval = d
+				}
+			}
+		default:
+			l.problem(p, "unknown key")
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // listName is what a list name must look like: it names a directory and a
@@ -60,6 +61,32 @@ func (c *Config) problems() []string {
 				add(nl.key+".tls_cert", "%s and %s: %v", nl.l.TLSCert, nl.l.TLSKey, err)
 			}
 		}
+	}
+
+	bt := c.BitTorrent
+	if bt.Listen == "" {
+		add("bittorrent.listen", "must not be empty (port 0 picks a free port)")
+	} else if err := checkListen(bt.Listen); err != nil {
+		add("bittorrent.listen", "%v", err)
+	}
+	for i, hp := range bt.DHTBootstrap {
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			add(fmt.Sprintf("bittorrent.dht_bootstrap[%d]", i), "%q is not host:port", hp)
+		}
+	}
+	for i, u := range bt.Trackers {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "udp://") {
+			add(fmt.Sprintf("bittorrent.trackers[%d]", i), "%q is not an http, https or udp announce URL", u)
+		}
+	}
+	if bt.WebSeed != "" && !strings.HasPrefix(bt.WebSeed, "http://") && !strings.HasPrefix(bt.WebSeed, "https://") {
+		add("bittorrent.web_seed", "%q is not an http or https URL", bt.WebSeed)
+	}
+	if bt.UploadLimit < 0 {
+		add("bittorrent.upload_limit", "must not be negative")
+	}
+	if bt.SliceInterval < time.Second {
+		add("bittorrent.slice_interval", "must be at least 1s, have %v", bt.SliceInterval)
 	}
 
 	if c.IMAPS.Listen != "" && c.IMAPS.TLSCert == "" {

@@ -10,6 +10,9 @@
 //	mailswarm stats   --data DIR [--list NAME] --json
 //	mailswarm verify  --data DIR --list NAME
 //	mailswarm reindex --data DIR --list NAME
+//	mailswarm keygen  --data DIR --list NAME [--address ADDR]
+//	mailswarm swarm publish --data DIR --list NAME [--json]
+//	mailswarm swarm status  --data DIR --list NAME [--config FILE] --json
 //
 // Exit status: 0 on success, 1 on failure, 2 on bad usage; deliver uses
 // sysexits codes instead (see deliver.go).
@@ -43,6 +46,8 @@ var commands = []command{
 	{"stats", "print list statistics", runStats},
 	{"verify", "check that git, packs and index agree", runVerify},
 	{"reindex", "rebuild a list's index from git", runReindex},
+	{"keygen", "create a list with a new ed25519 key and print its public key", runKeygen},
+	{"swarm", "publish (cut and seal what is due) or show (status) a list's packs and torrents", runSwarm},
 }
 
 // errUsage marks an error in the command line (exit 2).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"mailswarm/config"
 	"mailswarm/imapd"
 	"mailswarm/smtpin"
+	"mailswarm/swarm"
 )
 
 // shutdownGrace is how long serve waits for open SMTP transactions after a
@@ -23,8 +25,9 @@ const shutdownGrace = 30 * time.Second
 // runServe runs the archive: the committers of every list and the SMTP (and,
 // when configured, LMTP) listeners. Without --config it runs on the embedded
 // default: data in ./mailswarm-data, SMTP on 127.0.0.1:2525, IMAP on
-// 127.0.0.1:1143, one list demo for demo@localhost. The swarm attaches
-// here as it is built.
+// 127.0.0.1:1143, HTTP on 127.0.0.1:8080, BitTorrent on 127.0.0.1 at a
+// free port, one list demo for demo@localhost. The swarm publishes every
+// list whose key is here: at start, then every slice interval.
 func runServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
 	cfgPath := fs.String("config", "", "TOML configuration file (default: the embedded default)")
@@ -112,11 +115,20 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopSwarm, err := startSwarm(cfg, a)
+	if err != nil {
+		if imapSrv != nil {
+			imapSrv.Close()
+		}
+		return err
+	}
+	defer stopSwarm(context.Background())
 	slog.Info("serving", "data", cfg.Data, "lists", len(cfg.Lists))
 	<-ctx.Done()
 	slog.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	stopSwarm(sctx)
 	if imapSrv != nil {
 		if err := imapSrv.Shutdown(sctx); err != nil {
 			slog.Warn("imap shutdown", "err", err)
@@ -183,6 +195,77 @@ func startIMAP(cfg *config.Config, a *archive.Archive, users map[string]string, 
 		slog.Info("listening", "listener", lc.name, "addr", ln.Addr().String())
 	}
 	return srv, nil
+}
+
+// startSwarm starts the swarm node (publishing and seeding every list this
+// archive holds the key of) and the HTTP listener that serves its
+// manifests, torrents and packs. stop ends both (once; later calls do
+// nothing): the publishing loop first, then HTTP, then the client.
+func startSwarm(cfg *config.Config, a *archive.Archive) (stop func(context.Context), err error) {
+	bt := cfg.BitTorrent
+	node, err := swarm.NewNode(a, &swarm.Options{
+		Listen:        bt.Listen,
+		DHT:           bt.DHT,
+		DHTBootstrap:  bt.DHTBootstrap,
+		Trackers:      bt.Trackers,
+		WebSeedBase:   cfg.WebSeedBase(),
+		UploadRate:    bt.UploadLimit,
+		SliceInterval: bt.SliceInterval,
+		Logger:        slog.Default().With("part", "swarm"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("listening", "listener", "bittorrent", "addr", node.Addr().String())
+	var srv *http.Server
+	var wg sync.WaitGroup
+	// Requests run under ctx: stopping ends the manifest long-polls too.
+	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			cancel()
+			node.Close()
+			return nil, fmt.Errorf("http: %w", err)
+		}
+		srv = &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return ctx },
+			ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}
+		if cfg.HTTP.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+			if err != nil {
+				ln.Close()
+				cancel()
+				node.Close()
+				return nil, fmt.Errorf("http tls: %w", err)
+			}
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		}
+		wg.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				slog.Error("listener stopped", "listener", "http", "err", err)
+			}
+		})
+		slog.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	}
+	wg.Go(func() {
+		if err := node.Run(ctx); err != nil {
+			slog.Error("swarm stopped", "err", err)
+		}
+	})
+	var once sync.Once
+	return func(sctx context.Context) {
+		once.Do(func() {
+			cancel()
+			if srv != nil {
+				if err := srv.Shutdown(sctx); err != nil {
+					srv.Close()
+				}
+			}
+			wg.Wait()
+			node.Close()
+		})
+	}, nil
 }
 
 // loadConfig returns the configuration at path, or the embedded default.
