@@ -230,7 +230,7 @@ func startSwarm(cfg *config.Config, a *archive.Archive) (stop func(context.Conte
 		}
 		srv = &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second,
 			BaseContext: func(net.Listener) context.Context { return ctx },
-			ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}
+			ErrorLog:    slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}
 		if cfg.HTTP.TLSCert != "" {
 			cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 			if err != nil {
