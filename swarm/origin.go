@@ -389,7 +389,7 @@ func (o *Origin) writePack(kind string, epoch int, day, file string, from, to ar
 	path := filepath.Join(o.dir, packsDir, file)
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+file+"-*")
 	if err != nil {
-		return e, err
+		return e, fmt.Errorf("pack %s: %w", file, err)
 	}
 	defer os.Remove(f.Name())
 	bw := bufio.NewWriterSize(f, 256<<10)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,4 +329,170 @@ func TestDayPackRebuiltFromSlices(t *testing.T) {
 	if err != nil || st.Messages != 14 || st.LastArticle != 14 {
 		t.Errorf("mirror stats %+v %v", st, err)
 	}
+}
+
+// After a crash between writing packs and the manifest, the manifest
+// names only complete files; the next publish rewrites what it needs (the
+// same bytes) and removes the leftovers.
+func TestPublishAfterCrash(t *testing.T) {
+	_, l := testList(t)
+	addAt(t, l, 1, day("2026-11-20", 1), day("2026-11-21", 1))
+	o, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Publish(day("2026-11-21", 2)); err != nil {
+		t.Fatal(err)
+	}
+	// A crash mid-publish leaves a temporary file, a pack the manifest
+	// does not name and a torrent for it.
+	pdir := filepath.Join(o.Dir(), packsDir)
+	for _, f := range []string{filepath.Join(pdir, ".tmp-demo-e0-2026-11-21.pack-123"), filepath.Join(pdir, "demo-e0-2026-11-21.pack"),
+		filepath.Join(o.Dir(), torrentsDir, "demo-e0-2026-11-21.pack.torrent")} {
+		if err := os.WriteFile(f, []byte("half written"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o2, err := NewOrigin(l, nil) // the restarted process
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := o2.Publish(day("2026-11-22", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Days, []string{"demo-e0-2026-11-21.pack"}) {
+		t.Fatalf("days %v", res.Days)
+	}
+	checkPackFiles(t, o2, res.Manifest)
+	ents, _ := os.ReadDir(pdir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{"demo-e0-2026-11-20.pack", "demo-e0-2026-11-21.pack"}; !slices.Equal(names, want) {
+		t.Errorf("packs dir holds %v, want %v", names, want)
+	}
+}
+
+// Storage trouble while publishing is an error and changes nothing: the
+// manifest stays as it was; once the trouble is gone, publishing resumes.
+func TestPublishStorageTrouble(t *testing.T) {
+	_, l := testList(t)
+	addAt(t, l, 1, day("2026-11-20", 1))
+	o, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := o.Publish(day("2026-11-21", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := res.Manifest.Bytes()
+	addAt(t, l, 2, day("2026-11-21", 1))
+	pdir := filepath.Join(o.Dir(), packsDir)
+	if err := os.Rename(pdir, pdir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pdir, nil, 0o644); err != nil { // packs/ is now a file: no write can succeed
+		t.Fatal(err)
+	}
+	if _, err := o.Publish(day("2026-11-22", 0)); err == nil {
+		t.Fatal("publish succeeded with no packs directory")
+	} else {
+		t.Logf("refused: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(o.Dir(), manifestFile)); !bytes.Equal(b, before) {
+		t.Fatal("the manifest changed after a failed publish")
+	}
+	os.Remove(pdir)
+	if err := os.Rename(pdir+".away", pdir); err != nil {
+		t.Fatal(err)
+	}
+	res, err = o.Publish(day("2026-11-22", 0))
+	if err != nil || res.Manifest.Seq != 2 || !slices.Equal(res.Days, []string{"demo-e0-2026-11-21.pack"}) {
+		t.Fatalf("after the trouble: %+v %v", res, err)
+	}
+	if err := res.Manifest.Follows(mustParse(t, before, l.PublicKey())); err != nil {
+		t.Error(err)
+	}
+	checkPackFiles(t, o, res.Manifest)
+}
+
+func mustParse(t *testing.T, b []byte, key []byte) *Manifest {
+	t.Helper()
+	m, err := ParseManifest(b, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Two publishers of one list (serve and `swarm publish`) take turns: every
+// manifest they write follows the one before it.
+func TestConcurrentPublishers(t *testing.T) {
+	_, l := testList(t)
+	o1, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[int64][]byte{}
+	errs := make(chan error, 2)
+	for w, o := range []*Origin{o1, o2} {
+		go func() {
+			for i := range 20 {
+				now := day("2026-11-23", 1).Add(time.Duration(i*2+w) * time.Minute)
+				res, err := o.Publish(now)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Changed {
+					mu.Lock()
+					if _, dup := seen[res.Manifest.Seq]; dup {
+						errs <- fmt.Errorf("seq %d written twice", res.Manifest.Seq)
+					}
+					seen[res.Manifest.Seq] = res.Manifest.Bytes()
+					mu.Unlock()
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for i := range 40 {
+		addAt(t, l, i+1, day("2026-11-23", 1).Add(time.Duration(i)*time.Minute))
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := o1.Publish(day("2026-11-24", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen[res.Manifest.Seq] = res.Manifest.Bytes()
+	var prev *Manifest
+	for seq := int64(1); seq <= res.Manifest.Seq; seq++ {
+		b, ok := seen[seq]
+		if !ok {
+			t.Fatalf("seq %d missing of %d", seq, res.Manifest.Seq)
+		}
+		m := mustParse(t, b, l.PublicKey())
+		if prev != nil {
+			if err := m.Follows(prev); err != nil {
+				t.Fatalf("seq %d: %v", seq, err)
+			}
+		}
+		prev = m
+	}
+	if d := res.Manifest.Packs[0]; d.Kind != KindDay || d.Commits != 40 {
+		t.Errorf("day pack %+v", d)
+	}
+	checkPackFiles(t, o1, res.Manifest)
 }
