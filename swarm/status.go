@@ -1,11 +1,15 @@
 package swarm
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"mailswarm/archive"
+
+	"github.com/anacrolix/torrent/metainfo"
 )
 
 // Status is what `mailswarm swarm status --json` prints for a list. The
@@ -129,4 +133,59 @@ func (n *Node) Status(list string) (Status, error) {
 		live(&st.Bundles[i])
 	}
 	return st, nil
+}
+
+// CheckPublished verifies list's published state on disk: the manifest's
+// signature, and every pack it names against it (size, sha256, trailer, a
+// strict pack check) and every stored torrent's infohash. It returns how
+// many packs it checked (0 when nothing was published). A damaged file
+// is an error naming it: seeding it would only waste peers' bandwidth.
+func CheckPublished(list *archive.List) (int, error) {
+	dir := filepath.Join(list.Dir(), swarmDir)
+	m, err := readManifest(dir, list.PublicKey())
+	if err != nil || m == nil {
+		return 0, err
+	}
+	for _, p := range m.Packs {
+		b, err := os.ReadFile(filepath.Join(dir, packsDir, p.File))
+		if err != nil {
+			return 0, fmt.Errorf("swarm: %s: %w", p.File, err)
+		}
+		if int64(len(b)) != p.Size || sha256.Sum256(b) != p.SHA256 {
+			return 0, fmt.Errorf("swarm: %s: %w: size or sha256 differs from the manifest", p.File, archive.ErrCorrupt)
+		}
+		if _, err := archive.VerifyPack(b); err != nil {
+			return 0, fmt.Errorf("swarm: %s: %w", p.File, err)
+		}
+	}
+	torrents := map[string][20]byte{}
+	for _, p := range m.Packs {
+		torrents[p.File] = p.InfoHash
+	}
+	for _, b := range m.Bundles {
+		torrents[b.Name] = b.InfoHash
+	}
+	for name, ih := range torrents {
+		mi, err := metainfo.LoadFromFile(filepath.Join(dir, torrentsDir, name+".torrent"))
+		if err != nil {
+			return 0, fmt.Errorf("swarm: torrent %s: %w", name, err)
+		}
+		if mi.HashInfoBytes() != ih {
+			return 0, fmt.Errorf("swarm: torrent %s: %w: infohash differs from the manifest", name, archive.ErrCorrupt)
+		}
+	}
+	for _, b := range m.Bundles {
+		var paths []string
+		for _, f := range b.Files {
+			paths = append(paths, filepath.Join(dir, packsDir, f))
+		}
+		mi, err := BundleTorrentFor(b.Name, paths)
+		if err != nil {
+			return 0, err
+		}
+		if mi.HashInfoBytes() != b.InfoHash {
+			return 0, fmt.Errorf("swarm: bundle %s: %w: its files hash to another infohash", b.Name, archive.ErrCorrupt)
+		}
+	}
+	return len(m.Packs), nil
 }

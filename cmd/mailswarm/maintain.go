@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"mailswarm/archive"
+	"mailswarm/swarm"
 )
 
 func openArchive(data string) (*archive.Archive, error) {
@@ -213,8 +214,12 @@ func runVerify(ctx context.Context, args []string) error {
 	if err := l.Verify(ctx); err != nil {
 		return err
 	}
+	packs, err := swarm.CheckPublished(l)
+	if err != nil {
+		return err
+	}
 	s, _ := l.Stats(ctx)
-	fmt.Fprintf(os.Stderr, "%s: ok, %d messages, last article %d\n", l.Name(), s.Messages, s.LastArticle)
+	fmt.Fprintf(os.Stderr, "%s: ok, %d messages, last article %d, %d published packs\n", l.Name(), s.Messages, s.LastArticle, packs)
 	return nil
 }
 

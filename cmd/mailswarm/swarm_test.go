@@ -90,6 +90,21 @@ func TestKeygenAndSwarmCommands(t *testing.T) {
 		}
 		total += int64(it.Commits)
 	}
+	// verify checks the published packs too; a damaged one is named.
+	if _, stderr, err := mailswarm(t, "verify", "--data", data, "--list", "lkml"); err != nil ||
+		!strings.Contains(string(stderr), fmt.Sprintf("%d published packs", len(st.Packs))) {
+		t.Errorf("verify: %v %s", err, stderr)
+	}
+	victim := st.Packs[len(st.Packs)/2]
+	b, _ := os.ReadFile(victim.Path)
+	b[len(b)/2] ^= 1
+	os.WriteFile(victim.Path, b, 0o644)
+	if _, stderr, err := mailswarm(t, "verify", "--data", data, "--list", "lkml"); exitCode(err) != 1 || !strings.Contains(string(stderr), victim.Name) {
+		t.Errorf("verify of a damaged pack: exit %d, %s", exitCode(err), stderr)
+	}
+	b[len(b)/2] ^= 1
+	os.WriteFile(victim.Path, b, 0o644)
+
 	// Every message of the corpus is in exactly one day pack.
 	stats, _, err := mailswarm(t, "stats", "--data", data, "--list", "lkml", "--json")
 	if err != nil || !strings.Contains(string(stats), fmt.Sprintf(`"messages":%d`, total)) {
