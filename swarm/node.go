@@ -79,6 +79,8 @@ type nodeList struct {
 	changed  chan struct{} // closed and replaced when manifest changes
 	torrents map[string]*torrent.Torrent
 	entries  map[string]metainfo.Hash // pack file or bundle name → infohash
+	dirty    bool                     // new mail since the last publish
+	day      string                   // the UTC day of the last publish
 }
 
 // NewNode starts the BitTorrent client and loads every list's manifest and
@@ -239,34 +241,69 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(n.opts.SliceInterval)
 	defer tick.Stop()
-	n.PublishAll()
+	n.publishDue(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-events:
+		case ev, ok := <-events:
 			// New mail waits for the next tick: slices are cut once per
 			// interval, not per message.
+			if !ok {
+				return nil
+			}
+			n.mu.Lock()
+			for name, nl := range n.lists {
+				if ev.Overflow || name == ev.List {
+					nl.dirty = true
+				}
+			}
+			n.mu.Unlock()
 		case <-tick.C:
-			n.PublishAll()
+			n.publishDue(false)
 		}
 	}
 }
 
-// PublishAll publishes every list whose state is due and seeds the result.
-func (n *Node) PublishAll() {
+// publishDue publishes the lists that have new mail, whose day (UTC) has
+// changed since they were last published (a day to seal, a month to
+// bundle), or whose manifest another process replaced; all of them when
+// all is set.
+func (n *Node) publishDue(all bool) {
+	today := dayOf(n.opts.Now())
 	n.mu.Lock()
 	lists := make([]*nodeList, 0, len(n.lists))
 	for _, nl := range n.lists {
 		lists = append(lists, nl)
 	}
 	n.mu.Unlock()
+	var due []*nodeList
 	for _, nl := range lists {
+		// Stat outside n.mu: the origin's lock may be held by a publish.
+		changed := stampOf(filepath.Join(nl.origin.Dir(), manifestFile)) != nl.origin.stamp()
+		n.mu.Lock()
+		if all || nl.dirty || nl.day != today || changed {
+			nl.dirty = false
+			due = append(due, nl)
+		}
+		n.mu.Unlock()
+	}
+	for _, nl := range due {
 		if _, err := n.Publish(nl.name); err != nil {
 			n.log.Error("swarm: publish", "list", nl.name, "err", err)
+			n.mu.Lock()
+			nl.dirty = true // try again next tick
+			n.mu.Unlock()
+			continue
 		}
+		n.mu.Lock()
+		nl.day = today
+		n.mu.Unlock()
 	}
 }
+
+// PublishAll publishes every list now and seeds the result.
+func (n *Node) PublishAll() { n.publishDue(true) }
 
 // Publish cuts and seals what is due in list now, seeds it and wakes
 // long-polling manifest readers.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,5 +332,59 @@ func TestWebSeedOnly(t *testing.T) {
 	}
 	if _, err := archive.VerifyPack(got); err != nil {
 		t.Error(err)
+	}
+}
+
+// Run cuts a slice at the next tick after new mail, publishes nothing
+// while nothing happens, and seals the day when the clock passes
+// midnight, with no new mail.
+func TestRunLoop(t *testing.T) {
+	a, l := testList(t)
+	var mu sync.Mutex
+	now := day("2026-11-23", 10)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	node, err := NewNode(a, &Options{SliceInterval: 20 * time.Millisecond, Now: clock, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { node.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor := func(what string, ok func(m *Manifest) bool) *Manifest {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if m := node.manifest(node.list("demo")); m != nil && ok(m) {
+				return m
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("%s: not published", what)
+		return nil
+	}
+	addAt(t, l, 1, day("2026-11-23", 10))
+	m := waitFor("first slice", func(m *Manifest) bool { return len(m.Packs) == 1 })
+	if m.Packs[0].Kind != KindSlice || m.Seq != 1 {
+		t.Fatalf("%+v", m.Packs)
+	}
+	time.Sleep(200 * time.Millisecond) // ten ticks with nothing new
+	if m := node.manifest(node.list("demo")); m.Seq != 1 {
+		t.Fatalf("published seq %d with nothing new", m.Seq)
+	}
+	addAt(t, l, 2, day("2026-11-23", 11))
+	waitFor("second slice", func(m *Manifest) bool { return len(m.Packs) == 2 })
+	if node.Torrent("demo", "demo-e0-2026-11-23-s0002.pack") == nil {
+		t.Error("the new slice is not seeded")
+	}
+	mu.Lock()
+	now = day("2026-11-24", 0).Add(time.Second)
+	mu.Unlock()
+	m = waitFor("day pack", func(m *Manifest) bool { return len(m.Packs) == 1 && m.Packs[0].Kind == KindDay })
+	if m.Packs[0].Commits != 2 || node.Torrent("demo", "demo-e0-2026-11-23-s0001.pack") != nil ||
+		node.Torrent("demo", "demo-e0-2026-11-23.pack") == nil {
+		t.Errorf("after sealing: %+v; retired slices still seeded or the day pack not", m.Packs)
 	}
 }

@@ -52,8 +52,28 @@ type Origin struct {
 	log  *slog.Logger
 	sync bool
 
-	mu  sync.Mutex
-	cur *Manifest // as last read or written
+	mu      sync.Mutex
+	cur     *Manifest // as last read or written
+	curStat fileStamp // of the manifest file when cur was read or written
+}
+
+// fileStamp tells whether a file changed: size, modification time, inode.
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+	ino   uint64
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
 }
 
 // OriginOptions configures an Origin.
@@ -84,12 +104,20 @@ func NewOrigin(list *archive.List, opts *OriginOptions) (*Origin, error) {
 			return nil, fmt.Errorf("swarm: %w", err)
 		}
 	}
+	o.curStat = stampOf(filepath.Join(o.dir, manifestFile))
 	m, err := readManifest(o.dir, list.PublicKey())
 	if err != nil {
 		return nil, err
 	}
 	o.cur = m
 	return o, nil
+}
+
+// stamp returns the stamp of the manifest file as last read or written.
+func (o *Origin) stamp() fileStamp {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.curStat
 }
 
 // Dir returns the list's swarm directory.
@@ -164,11 +192,20 @@ func (o *Origin) Publish(now time.Time) (PublishResult, error) {
 		return PublishResult{}, fmt.Errorf("swarm: %s: %w", o.list.Name(), err)
 	}
 	defer unlock()
-	// Another process (swarm publish beside serve) may have published.
-	if m, err := readManifest(o.dir, o.list.PublicKey()); err != nil {
-		return PublishResult{}, err
-	} else if m != nil {
-		o.cur = m
+	// Another process (swarm publish beside serve) may have published:
+	// the manifest file is replaced (a new inode) each time.
+	if st := stampOf(filepath.Join(o.dir, manifestFile)); st != o.curStat {
+		m, err := readManifest(o.dir, o.list.PublicKey())
+		if err != nil {
+			return PublishResult{}, err
+		}
+		if m != nil {
+			if o.cur != nil && m.Seq < o.cur.Seq {
+				return PublishResult{}, fmt.Errorf("swarm: %s: the manifest on disk (seq %d) is older than the one published (seq %d)", o.list.Name(), m.Seq, o.cur.Seq)
+			}
+			o.cur = m
+		}
+		o.curStat = st
 	}
 	res, err := o.publish(now.UTC())
 	res.Manifest = o.cur
@@ -260,6 +297,15 @@ func (o *Origin) publish(now time.Time) (PublishResult, error) {
 		next.Prev = o.cur.Hash()
 	}
 	next.Time = now.Unix()
+	if o.sync {
+		// The renames of the new packs and torrents must be durable before
+		// a manifest names them.
+		for _, d := range []string{packsDir, torrentsDir} {
+			if err := syncDir(filepath.Join(o.dir, d)); err != nil {
+				return res, err
+			}
+		}
+	}
 	b, err := next.Sign(o.priv)
 	if err != nil {
 		return res, err
@@ -267,6 +313,7 @@ func (o *Origin) publish(now time.Time) (PublishResult, error) {
 	if err := writeFileAtomic(filepath.Join(o.dir, manifestFile), b, 0o644, o.sync); err != nil {
 		return res, err
 	}
+	o.curStat = stampOf(filepath.Join(o.dir, manifestFile))
 	o.cur = next
 	res.Changed = true
 	o.removeStale(next)
@@ -572,12 +619,19 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) erro
 		err = os.Rename(f.Name(), path)
 	}
 	if err == nil && sync {
-		if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-			err = d.Sync()
-			d.Close()
-		}
+		err = syncDir(filepath.Dir(path))
 	}
 	return err
+}
+
+// syncDir fsyncs a directory (its entries).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // lockPath takes an exclusive flock on path, waiting for it.
