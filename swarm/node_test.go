@@ -376,14 +376,14 @@ func TestRunLoop(t *testing.T) {
 	}
 	addAt(t, l, 2, day("2026-11-23", 11))
 	waitFor("second slice", func(m *Manifest) bool { return len(m.Packs) == 2 })
-	if node.Torrent("demo", "demo-e0-2026-11-23-s0002.pack") == nil {
+	if node.Torrent("demo", "demo-e0-2026-11-23-s00002.pack") == nil {
 		t.Error("the new slice is not seeded")
 	}
 	mu.Lock()
 	now = day("2026-11-24", 0).Add(time.Second)
 	mu.Unlock()
 	m = waitFor("day pack", func(m *Manifest) bool { return len(m.Packs) == 1 && m.Packs[0].Kind == KindDay })
-	if m.Packs[0].Commits != 2 || node.Torrent("demo", "demo-e0-2026-11-23-s0001.pack") != nil ||
+	if m.Packs[0].Commits != 2 || node.Torrent("demo", "demo-e0-2026-11-23-s00001.pack") != nil ||
 		node.Torrent("demo", "demo-e0-2026-11-23.pack") == nil {
 		t.Errorf("after sealing: %+v; retired slices still seeded or the day pack not", m.Packs)
 	}

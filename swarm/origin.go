@@ -401,7 +401,7 @@ func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string,
 			continue
 		}
 		e, err := o.writePack(KindSlice, epoch, day,
-			fmt.Sprintf("%s-e%d-%s-s%04d.pack", o.list.Name(), epoch, day, len(daySlices)+1),
+			fmt.Sprintf("%s-e%d-%s-s%05d.pack", o.list.Name(), epoch, day, len(daySlices)+1),
 			run[0].ref.Parent, run[len(run)-1].ref.Commit, arts)
 		if err != nil {
 			return err

@@ -117,7 +117,7 @@ func TestPublishHistory(t *testing.T) {
 	if got := files(m, KindDay); !slices.Equal(got, wantDays) {
 		t.Errorf("day packs %v, want %v", got, wantDays)
 	}
-	if got := files(m, KindSlice); !slices.Equal(got, []string{"demo-e0-2026-11-23-s0001.pack"}) {
+	if got := files(m, KindSlice); !slices.Equal(got, []string{"demo-e0-2026-11-23-s00001.pack"}) {
 		t.Errorf("slices %v", got)
 	}
 	if len(m.Bundles) != 1 || m.Bundles[0].Name != "demo-e0-2026-10" ||
@@ -175,7 +175,7 @@ func TestDaysNeverGoBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := files(res.Manifest, KindSlice); !slices.Equal(got, []string{"demo-e0-2026-11-12-s0001.pack"}) {
+	if got := files(res.Manifest, KindSlice); !slices.Equal(got, []string{"demo-e0-2026-11-12-s00001.pack"}) {
 		t.Fatalf("slices %v", got)
 	}
 	if p := res.Manifest.Packs[2]; p.Commits != 2 || p.FirstArticle != 4 || p.LastArticle != 5 {
@@ -208,7 +208,7 @@ func TestSlicesSealIntoDay(t *testing.T) {
 		chain = append(chain, res.Manifest)
 	}
 	m := chain[len(chain)-1]
-	if got := files(m, KindSlice); len(got) != 3 || got[2] != "demo-e0-2026-11-23-s0003.pack" {
+	if got := files(m, KindSlice); len(got) != 3 || got[2] != "demo-e0-2026-11-23-s00003.pack" {
 		t.Fatalf("slices %v", got)
 	}
 	checkPackFiles(t, o, m)
