@@ -42,7 +42,9 @@ var errNone = errors.New("ok")
 //     perl, and the PublicInbox Perl modules;
 //   - "perl:Module::Name": a Perl module that `perl -MModule::Name -e1` loads;
 //   - "python3:module": a Python module that `python3 -c 'import module'`
-//     loads (e.g. "python3:libtorrent").
+//     loads, with the python3 first in PATH (a pyenv one may not see
+//     Debian's python3-* packages: for libtorrent use NeedLibtorrent,
+//     which asks /usr/bin/python3).
 func Need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
