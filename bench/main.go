@@ -10,6 +10,8 @@
 //	go run ./bench imap [-n 10000] [-mbox FILE] [-repeat 3] [-skip-pi]
 //	                    [-skip-dovecot] [-subject-word W] [-body-word W]
 //	                    [-bin PATH] [-shared DIR] [-keep]
+//	go run ./bench swarm [-mib 512] [-repeat 3] [-cut-n 10000] [-days 5000]
+//	                     [-skip-throughput] [-skip-cut] [-skip-rss] [-shared DIR] [-keep]
 //
 // import: for each input mbox, `mailswarm import` into a fresh data
 // directory and public-inbox's full-index import (import_mbox.pl, as
@@ -44,8 +46,26 @@
 // Dovecot, the message counts each server reports and each server's peak
 // RSS (VmHWM from /proc).
 //
+// swarm: the BitTorrent side, in one run. Throughput: a list of
+// gen_mbox.py mail plus messages with 1 MiB random base64 attachments over
+// the 30 days of 2026-10, published into one month bundle of at least -mib
+// MiB of day packs; libtorrent (lt_tool.py get, default settings) downloads
+// that bundle -repeat times from a swarm.Node and, alternating, from
+// libtorrent (lt_tool.py seed, default settings) seeding the same files,
+// each download checked against the manifest's sha256; then per-run and
+// median MiB/s and ours over libtorrent. Cut: -cut-n gen_mbox.py messages
+// arriving in one open day, Origin.Publish cutting them as one slice and,
+// the next day, sealing the day pack (fsync on), beside git pack-objects
+// of the same commits. Node: a list with one message a day for -days days,
+// the time to publish its day packs and bundles, and a node over it (a
+// child process, the hidden `bench swarm-node`) beside one over a list
+// with nothing published: start time, VmRSS/VmHWM, Go heap, goroutines
+// and idle CPU, and their cost per torrent. lt_tool.py is
+// internal/peertest/bittorrent's copy, else shared/peers/bittorrent's.
+//
 // Needs: go, python3 (generator, IMAP client), public-inbox, perl,
-// sqlite3, git, dovecot-imapd (imap) and GNU time at /usr/bin/time (else
+// sqlite3, git, dovecot-imapd (imap), python3-libtorrent
+// for Debian's /usr/bin/python3 (swarm) and GNU time at /usr/bin/time (else
 // peak RSS of imports is not measured). Everything is
 // written under one directory in os.TempDir, removed at the end unless
 // -keep.
@@ -63,6 +83,7 @@ commands:
   import   mailswarm import vs public-inbox import (go run ./bench import -h)
   smtp     mailswarm serve SMTP ingest vs public-inbox-mda (go run ./bench smtp -h)
   imap     IMAP reads: mailswarm serve vs Dovecot vs public-inbox-imapd (go run ./bench imap -h)
+  swarm    seeding vs libtorrent, cutting a busy day, a node with 5,000 torrents (go run ./bench swarm -h)
 `)
 	os.Exit(2)
 }
@@ -79,6 +100,10 @@ func main() {
 		err = smtpMain(os.Args[2:])
 	case "imap":
 		err = imapMain(os.Args[2:])
+	case "swarm":
+		err = swarmMain(os.Args[2:])
+	case "swarm-node": // the node child of the swarm benchmark
+		err = swarmNodeMain(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
