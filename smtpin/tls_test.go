@@ -1,57 +1,17 @@
 package smtpin
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"testing"
-	"time"
+
+	"mailswarm/internal/peertest"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// testTLS returns a server config with a fresh self-signed certificate for
-// 127.0.0.1, and a client config trusting it.
-func testTLS(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "smtpin test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	return server, client
-}
-
 func TestStartTLS(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
+	srvTLS, cliTLS := peertest.TLSPair(t)
 	d := &fakeDeliverer{}
 	_, addr := start(t, d, &Options{TLS: srvTLS})
 	c, err := smtp.DialStartTLS(addr, cliTLS)
@@ -73,7 +33,7 @@ func TestStartTLS(t *testing.T) {
 // TestAuth: with users configured, MAIL needs AUTH (530), AUTH is offered
 // only under TLS, a wrong password is 535, and the right one delivers.
 func TestAuth(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
+	srvTLS, cliTLS := peertest.TLSPair(t)
 	d := &fakeDeliverer{}
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
@@ -114,7 +74,7 @@ func TestAuth(t *testing.T) {
 
 // TestShutdownTLS: an idle client under TLS also gets 421.
 func TestShutdownTLS(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
+	srvTLS, cliTLS := peertest.TLSPair(t)
 	s, addr := start(t, &fakeDeliverer{}, &Options{TLS: srvTLS})
 	c, err := smtp.DialStartTLS(addr, cliTLS)
 	if err != nil {
