@@ -1,0 +1,512 @@
+package swarm
+
+// The manifest's own bencode: one encoding per manifest (see manifest.go).
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+type encoder struct{ b []byte }
+
+func (e *encoder) int(v int64) {
+	e.b = append(e.b, 'i')
+	e.b = strconv.AppendInt(e.b, v, 10)
+	e.b = append(e.b, 'e')
+}
+
+func (e *encoder) bytes(s []byte) {
+	e.b = strconv.AppendInt(e.b, int64(len(s)), 10)
+	e.b = append(e.b, ':')
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) str(s string) {
+	e.b = strconv.AppendInt(e.b, int64(len(s)), 10)
+	e.b = append(e.b, ':')
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) list(n int, item func(i int)) {
+	e.b = append(e.b, 'l')
+	for i := range n {
+		item(i)
+	}
+	e.b = append(e.b, 'e')
+}
+
+// dict writes a dictionary of keys (sorted), value writing each value.
+func (e *encoder) dict(keys []string, value func(key string)) {
+	e.b = append(e.b, 'd')
+	for _, k := range keys {
+		e.str(k)
+		value(k)
+	}
+	e.b = append(e.b, 'e')
+}
+
+func encodeFile(body, sig []byte) []byte {
+	e := encoder{b: make([]byte, 0, len(body)+len(sig)+32)}
+	e.dict(fileKeys, func(k string) {
+		switch k {
+		case "body":
+			e.bytes(body)
+		case "sig":
+			e.bytes(sig)
+		}
+	})
+	return e.b
+}
+
+func encodeBody(m *Manifest) []byte {
+	var e encoder
+	e.dict(bodyKeys, func(k string) {
+		switch k {
+		case "bundles":
+			e.list(len(m.Bundles), func(i int) { m.Bundles[i].encode(&e) })
+		case "epochs":
+			e.list(len(m.Epochs), func(i int) {
+				t := &m.Epochs[i]
+				e.dict(epochKeys, func(k string) {
+					switch k {
+					case "epoch":
+						e.int(int64(t.Epoch))
+					case "tip":
+						e.bytes(t.Tip[:])
+					}
+				})
+			})
+		case "key":
+			e.bytes(m.Key)
+		case "list":
+			e.str(m.List)
+		case "packs":
+			e.list(len(m.Packs), func(i int) { m.Packs[i].encode(&e) })
+		case "prev":
+			e.bytes(m.Prev[:])
+		case "seq":
+			e.int(m.Seq)
+		case "time":
+			e.int(m.Time)
+		case "v":
+			e.int(manifestVersion)
+		}
+	})
+	return e.b
+}
+
+func (p *PackEntry) encode(e *encoder) {
+	e.dict(packKeys, func(k string) {
+		switch k {
+		case "commits":
+			e.int(int64(p.Commits))
+		case "day":
+			e.str(p.Day)
+		case "epoch":
+			e.int(int64(p.Epoch))
+		case "file":
+			e.str(p.File)
+		case "first":
+			e.int(p.FirstArticle)
+		case "from":
+			e.bytes(p.From[:])
+		case "infohash":
+			e.bytes(p.InfoHash[:])
+		case "kind":
+			e.str(p.Kind)
+		case "last":
+			e.int(p.LastArticle)
+		case "objects":
+			e.int(int64(p.Objects))
+		case "sha256":
+			e.bytes(p.SHA256[:])
+		case "size":
+			e.int(p.Size)
+		case "to":
+			e.bytes(p.To[:])
+		case "trailer":
+			e.bytes(p.Trailer[:])
+		}
+	})
+}
+
+func (b *BundleEntry) encode(e *encoder) {
+	e.dict(bundleKeys, func(k string) {
+		switch k {
+		case "epoch":
+			e.int(int64(b.Epoch))
+		case "files":
+			e.list(len(b.Files), func(i int) { e.str(b.Files[i]) })
+		case "infohash":
+			e.bytes(b.InfoHash[:])
+		case "month":
+			e.str(b.Month)
+		case "name":
+			e.str(b.Name)
+		case "size":
+			e.int(b.Size)
+		}
+	})
+}
+
+// Decoding. The decoder reads exactly the manifest's schema and accepts
+// only its canonical encoding; errors name the byte offset and the path.
+
+type decoder struct {
+	b []byte
+	i int
+}
+
+func (d *decoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("byte %d: %s", d.i, fmt.Sprintf(format, args...))
+}
+
+func (d *decoder) peek() (byte, error) {
+	if d.i >= len(d.b) {
+		return 0, d.errorf("unexpected end")
+	}
+	return d.b[d.i], nil
+}
+
+func (d *decoder) expect(c byte, what string) error {
+	got, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if got != c {
+		return d.errorf("%q where %s expected", got, what)
+	}
+	d.i++
+	return nil
+}
+
+// natural reads a canonical decimal number up to and including term.
+func (d *decoder) natural(term byte) (uint64, error) {
+	start := d.i
+	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+		d.i++
+	}
+	s := d.b[start:d.i]
+	if len(s) == 0 {
+		return 0, d.errorf("digit expected")
+	}
+	if len(s) > 1 && s[0] == '0' {
+		d.i = start
+		return 0, d.errorf("leading zero in %q", s)
+	}
+	if err := d.expect(term, strconv.QuoteRune(rune(term))); err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(s), 10, 63)
+	if err != nil {
+		d.i = start
+		return 0, d.errorf("number %s out of range", s)
+	}
+	return n, nil
+}
+
+func (d *decoder) int() (int64, error) {
+	if err := d.expect('i', "integer"); err != nil {
+		return 0, err
+	}
+	neg := d.i < len(d.b) && d.b[d.i] == '-'
+	if neg {
+		d.i++
+	}
+	n, err := d.natural('e')
+	if err != nil {
+		return 0, err
+	}
+	if neg {
+		if n == 0 {
+			return 0, d.errorf("negative zero")
+		}
+		return -int64(n), nil
+	}
+	return int64(n), nil
+}
+
+// smallInt reads an integer that must fit an int.
+func (d *decoder) smallInt() (int, error) {
+	n, err := d.int()
+	if err == nil && int64(int(n)) != n {
+		err = d.errorf("integer %d out of range", n)
+	}
+	return int(n), err
+}
+
+// bytes reads a string; the result aliases d.b.
+func (d *decoder) bytes() ([]byte, error) {
+	c, err := d.peek()
+	if err != nil {
+		return nil, err
+	}
+	if c < '0' || c > '9' {
+		return nil, d.errorf("%q where string expected", c)
+	}
+	n, err := d.natural(':')
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(d.b)-d.i) {
+		return nil, d.errorf("string of %d bytes runs past the end", n)
+	}
+	s := d.b[d.i : d.i+int(n)]
+	d.i += int(n)
+	return s, nil
+}
+
+func (d *decoder) str() (string, error) {
+	s, err := d.bytes()
+	return string(s), err
+}
+
+// fixed reads a string of exactly len(dst) bytes into dst.
+func (d *decoder) fixed(dst []byte) error {
+	start := d.i
+	s, err := d.bytes()
+	if err != nil {
+		return err
+	}
+	if len(s) != len(dst) {
+		d.i = start
+		return d.errorf("%d bytes, want %d", len(s), len(dst))
+	}
+	copy(dst, s)
+	return nil
+}
+
+// list reads a list of at most max items (0: no limit), item reading each.
+func (d *decoder) list(max int, item func() error) error {
+	if err := d.expect('l', "list"); err != nil {
+		return err
+	}
+	for n := 0; ; n++ {
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if c == 'e' {
+			d.i++
+			return nil
+		}
+		if max > 0 && n == max {
+			return d.errorf("more than %d items", max)
+		}
+		if err := item(); err != nil {
+			return fmt.Errorf("item %d: %w", n, err)
+		}
+	}
+}
+
+// dict reads a dictionary holding exactly keys (sorted), value reading
+// each value.
+func (d *decoder) dict(keys []string, value func(key string) error) error {
+	if err := d.expect('d', "dictionary"); err != nil {
+		return err
+	}
+	var last string
+	var seen uint64 // bit i: keys[i]
+	for n := 0; ; n++ {
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if c == 'e' {
+			d.i++
+			break
+		}
+		at := d.i
+		k, err := d.str()
+		if err != nil {
+			return err
+		}
+		switch ki := slices.Index(keys, k); {
+		case n > 0 && k == last:
+			d.i = at
+			return d.errorf("duplicate key %q", k)
+		case n > 0 && k < last:
+			d.i = at
+			return d.errorf("keys not sorted: %q after %q", k, last)
+		case ki < 0:
+			d.i = at
+			return d.errorf("unknown key %q", k)
+		default:
+			seen |= 1 << ki
+		}
+		if err := value(k); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		last = k
+	}
+	for i, k := range keys {
+		if seen&(1<<i) == 0 {
+			return d.errorf("missing key %q", k)
+		}
+	}
+	return nil
+}
+
+// decodeFile splits a manifest file into body and signature.
+func decodeFile(b []byte) (body, sig []byte, err error) {
+	d := decoder{b: b}
+	err = d.dict(fileKeys, func(k string) error {
+		var err error
+		switch k {
+		case "body":
+			body, err = d.bytes()
+		case "sig":
+			sig = make([]byte, ed25519.SignatureSize)
+			err = d.fixed(sig)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.i != len(b) {
+		return nil, nil, d.errorf("trailing bytes after the manifest")
+	}
+	if !bytes.Equal(encodeFile(body, sig), b) {
+		return nil, nil, errors.New("file is not canonical bencode")
+	}
+	return body, sig, nil
+}
+
+// decodeBody decodes the manifest dictionary. It checks the encoding
+// only, not the rules of Manifest.check.
+func decodeBody(b []byte) (*Manifest, error) {
+	d := decoder{b: b}
+	m := new(Manifest)
+	err := d.dict(bodyKeys, func(k string) error {
+		var err error
+		switch k {
+		case "bundles":
+			err = d.list(0, func() error {
+				var b BundleEntry
+				err := b.decode(&d)
+				m.Bundles = append(m.Bundles, b)
+				return err
+			})
+		case "epochs":
+			err = d.list(0, func() error {
+				var t EpochTip
+				err := d.dict(epochKeys, func(k string) error {
+					switch k {
+					case "epoch":
+						var err error
+						t.Epoch, err = d.smallInt()
+						return err
+					case "tip":
+						return d.fixed(t.Tip[:])
+					}
+					return nil
+				})
+				m.Epochs = append(m.Epochs, t)
+				return err
+			})
+		case "key":
+			m.Key = make(ed25519.PublicKey, ed25519.PublicKeySize)
+			err = d.fixed(m.Key)
+		case "list":
+			m.List, err = d.str()
+		case "packs":
+			err = d.list(0, func() error {
+				var p PackEntry
+				err := p.decode(&d)
+				m.Packs = append(m.Packs, p)
+				return err
+			})
+		case "prev":
+			err = d.fixed(m.Prev[:])
+		case "seq":
+			m.Seq, err = d.int()
+		case "time":
+			m.Time, err = d.int()
+		case "v":
+			at := d.i
+			var v int64
+			if v, err = d.int(); err == nil && v != manifestVersion {
+				d.i = at
+				err = d.errorf("version %d, want %d", v, manifestVersion)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d.i != len(b) {
+		return nil, d.errorf("trailing bytes after the manifest dictionary")
+	}
+	if !bytes.Equal(encodeBody(m), b) {
+		return nil, errors.New("not canonical bencode")
+	}
+	return m, nil
+}
+
+func (p *PackEntry) decode(d *decoder) error {
+	return d.dict(packKeys, func(k string) error {
+		var err error
+		switch k {
+		case "commits":
+			p.Commits, err = d.smallInt()
+		case "day":
+			p.Day, err = d.str()
+		case "epoch":
+			p.Epoch, err = d.smallInt()
+		case "file":
+			p.File, err = d.str()
+		case "first":
+			p.FirstArticle, err = d.int()
+		case "from":
+			err = d.fixed(p.From[:])
+		case "infohash":
+			err = d.fixed(p.InfoHash[:])
+		case "kind":
+			p.Kind, err = d.str()
+		case "last":
+			p.LastArticle, err = d.int()
+		case "objects":
+			p.Objects, err = d.smallInt()
+		case "sha256":
+			err = d.fixed(p.SHA256[:])
+		case "size":
+			p.Size, err = d.int()
+		case "to":
+			err = d.fixed(p.To[:])
+		case "trailer":
+			err = d.fixed(p.Trailer[:])
+		}
+		return err
+	})
+}
+
+func (b *BundleEntry) decode(d *decoder) error {
+	return d.dict(bundleKeys, func(k string) error {
+		var err error
+		switch k {
+		case "epoch":
+			b.Epoch, err = d.smallInt()
+		case "files":
+			err = d.list(maxBundleFiles, func() error {
+				f, err := d.str()
+				b.Files = append(b.Files, f)
+				return err
+			})
+		case "infohash":
+			err = d.fixed(b.InfoHash[:])
+		case "month":
+			b.Month, err = d.str()
+		case "name":
+			b.Name, err = d.str()
+		case "size":
+			b.Size, err = d.int()
+		}
+		return err
+	})
+}
