@@ -9,6 +9,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // canonicalLevel is the fixed zlib level of canonical packs. Go's
@@ -81,23 +84,42 @@ func writeCanonical(db *odb, w io.Writer, from, to Hash) (PackInfo, error) {
 	binary.BigEndian.PutUint32(hdr[4:], 2)
 	binary.BigEndian.PutUint32(hdr[8:], uint32(len(all)))
 	bw.Write(hdr[:])
-	zw, _ := zlib.NewWriterLevel(nil, canonicalLevel)
-	var zbuf bytes.Buffer
-	for _, it := range all {
-		t, data, err := db.read(it.h)
-		if err != nil {
-			return info, fmt.Errorf("gitstore: canonical pack: %s: %w", it.h, err)
+	// Each object is read (inflated) and deflated again on every core,
+	// a batch at a time; the records are written in order, so the bytes
+	// are the same as one core would write.
+	recs := make([][]byte, min(canonicalBatch, len(all)))
+	errs := make([]error, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), len(recs))
+	zws := make([]*zlib.Writer, workers)
+	for i := range zws {
+		zws[i], _ = zlib.NewWriterLevel(nil, canonicalLevel)
+	}
+	for start := 0; start < len(all); start += len(recs) {
+		batch := all[start:min(start+len(recs), len(all))]
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= len(batch) {
+						return
+					}
+					recs[i], errs[i] = canonicalRecord(db, zws[w], batch[i].t, batch[i].h, recs[i][:0])
+				}
+			})
 		}
-		if t != it.t {
-			return info, fmt.Errorf("gitstore: canonical pack: %w: %s is a %s, want %s", ErrCorrupt, it.h, typeName(t), typeName(it.t))
-		}
-		bw.Write(appendObjHeader(nil, t, int64(len(data))))
-		zbuf.Reset()
-		zw.Reset(&zbuf)
-		zw.Write(data)
-		zw.Close()
-		if _, err := bw.Write(zbuf.Bytes()); err != nil {
-			return info, fmt.Errorf("gitstore: canonical pack: %w", err)
+		wg.Wait()
+		for i := range batch {
+			if errs[i] != nil {
+				return info, errs[i]
+			}
+			if _, err := bw.Write(recs[i]); err != nil {
+				return info, fmt.Errorf("gitstore: canonical pack: %w", err)
+			}
+			if cap(recs[i]) > 1<<20 {
+				recs[i] = nil // keep no large buffer for the next batch
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -112,6 +134,29 @@ func writeCanonical(db *odb, w io.Writer, from, to Hash) (PackInfo, error) {
 	info.Commits = len(commits)
 	info.Size = cw.n
 	return info, nil
+}
+
+// canonicalBatch is how many objects are prepared at once: enough to keep
+// every core busy, few enough to bound memory (a batch of large blobs).
+const canonicalBatch = 64
+
+// canonicalRecord appends to buf the pack record of object h, which must
+// be of type t: its header and its contents deflated at canonicalLevel.
+func canonicalRecord(db *odb, zw *zlib.Writer, t ObjectType, h Hash, buf []byte) ([]byte, error) {
+	got, data, err := db.read(h)
+	if err != nil {
+		return buf, fmt.Errorf("gitstore: canonical pack: %s: %w", h, err)
+	}
+	if got != t {
+		return buf, fmt.Errorf("gitstore: canonical pack: %w: %s is a %s, want %s", ErrCorrupt, h, typeName(got), typeName(t))
+	}
+	w := bytes.NewBuffer(appendObjHeader(buf, t, int64(len(data))))
+	zw.Reset(w)
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		return buf, fmt.Errorf("gitstore: canonical pack: %w", err)
+	}
+	return w.Bytes(), nil
 }
 
 // countWriter counts bytes written through it.
