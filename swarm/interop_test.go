@@ -277,3 +277,34 @@ func TestInteropFromLibtorrent(t *testing.T) {
 	}
 	checkDownloaded(t, tn, m, filepath.Join(dir, p.File))
 }
+
+// aria2 fetches a day pack and the month bundle from the torrents' web
+// seed alone: our BitTorrent client is closed and the torrents name no
+// tracker, so every byte comes over HTTP (BEP 19, Range requests; for the
+// bundle, /packs/BUNDLE/FILE).
+func TestInteropAria2WebSeedOnly(t *testing.T) {
+	peertest.Need(t, "aria2c", "git")
+	tn, m, _ := interopNode(t)
+	tn.node.Close() // no peer anywhere
+	out := t.TempDir()
+	for _, name := range []string{m.Packs[0].File, m.Bundles[0].Name} {
+		mi := fetchTorrent(t, tn, name)
+		if len(mi.UrlList) != 1 {
+			t.Fatalf("%s: url-list %v", name, mi.UrlList)
+		}
+		var b bytes.Buffer
+		if err := mi.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), name+".torrent")
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		peertest.Aria2Get(t, p, out, interopLimit)
+		t.Logf("aria2 got %s from the web seed in %v", name, time.Since(start).Round(time.Millisecond))
+	}
+	for _, p := range append([]string{filepath.Join(out, m.Packs[0].File)}, bundleFiles(out, m.Bundles[0])...) {
+		checkDownloaded(t, tn, m, p)
+	}
+}
