@@ -429,6 +429,8 @@ func (n *Node) announceNewest(nl *nodeList, m *Manifest) {
 		for _, s := range servers {
 			if _, stop, err := t.AnnounceToDht(s); err == nil {
 				time.AfterFunc(5*time.Minute, stop)
+			} else {
+				n.log.Warn("swarm: dht announce", "list", nl.name, "torrent", name, "err", err)
 			}
 		}
 	}
