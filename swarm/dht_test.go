@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"net"
 	"slices"
 	"sync"
@@ -8,25 +9,30 @@ import (
 	"time"
 
 	"github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/bep44"
 	peer_store "github.com/anacrolix/dht/v2/peer-store"
+	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
 
 // With the DHT on, the node announces only its newest torrents (the open
-// day's slices, the newest day pack and bundle), never its whole history:
-// a DHT node on 127.0.0.1, the only one our node knows, records every
-// announce it receives.
-func TestDHTAnnouncesNewestOnly(t *testing.T) {
+// day's slices, the newest day pack and bundle), never its whole history,
+// and stores a signed pointer to its newest manifest under the list's key
+// (BEP 44): a DHT node on 127.0.0.1, the only one our node knows, records
+// every announce and item it receives.
+func TestDHTAnnouncesNewestAndManifest(t *testing.T) {
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	announced := map[metainfo.Hash]bool{}
+	items := bep44.NewMemory()
 	boot, err := dht.NewServer(&dht.ServerConfig{
 		Conn:       conn,
 		NoSecurity: true,
 		PeerStore:  &peer_store.InMemory{}, // a node without one gives no announce tokens
+		Store:      items,
 		StartingNodes: func() ([]dht.Addr, error) {
 			return nil, nil
 		},
@@ -98,5 +104,30 @@ func TestDHTAnnouncesNewestOnly(t *testing.T) {
 	slices.Sort(wantList)
 	if !slices.Equal(got, wantList) {
 		t.Errorf("announced %v, want %v", got, wantList)
+	}
+
+	// The manifest's pointer is a BEP 44 item under the list's key: its
+	// sequence and sha256, signed by the list's key.
+	var it *bep44.Item
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if it, err = items.Get(ManifestTarget(l.PublicKey())); err == nil {
+			break
+		}
+	}
+	if it == nil {
+		t.Fatal("no manifest item in the DHT")
+	}
+	vb, err := bencode.Marshal(it.V)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ptr manifestPointer
+	if err := bencode.Unmarshal(vb, &ptr); err != nil {
+		t.Fatal(err)
+	}
+	h := m.Hash()
+	if it.Seq != m.Seq || ptr.Seq != m.Seq || !bytes.Equal(ptr.Hash, h[:]) ||
+		!bep44.Verify(l.PublicKey(), nil, it.Seq, vb, it.Sig[:]) {
+		t.Errorf("item seq %d, pointer %+v; manifest seq %d hash %x", it.Seq, ptr, m.Seq, h)
 	}
 }

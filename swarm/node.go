@@ -23,6 +23,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// dhtRefresh is how often DHT announces and the manifest item are renewed.
+const dhtRefresh = 25 * time.Minute
+
 // DefaultSliceInterval is how often an open day's new mail is cut into a
 // slice.
 const DefaultSliceInterval = time.Minute
@@ -212,13 +215,13 @@ func (n *Node) addList(name string) error {
 	if err != nil {
 		return err
 	}
-	nl := &nodeList{name: name, origin: o, manifest: o.Manifest(), changed: make(chan struct{}),
+	nl := &nodeList{name: name, origin: o, changed: make(chan struct{}),
 		torrents: map[string]*torrent.Torrent{}, entries: map[string]metainfo.Hash{}}
 	n.mu.Lock()
 	n.lists[name] = nl
 	n.mu.Unlock()
-	if nl.manifest != nil {
-		return n.sync(nl, nl.manifest)
+	if m := o.Manifest(); m != nil {
+		return n.sync(nl, m)
 	}
 	return nil
 }
@@ -241,6 +244,10 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(n.opts.SliceInterval)
 	defer tick.Stop()
+	// DHT announces and BEP 44 items expire (peers after about 30
+	// minutes, items after two hours): renew them.
+	refresh := time.NewTicker(dhtRefresh)
+	defer refresh.Stop()
 	n.publishDue(true)
 	for {
 		select {
@@ -261,6 +268,19 @@ func (n *Node) Run(ctx context.Context) error {
 			n.mu.Unlock()
 		case <-tick.C:
 			n.publishDue(false)
+		case <-refresh.C:
+			n.mu.Lock()
+			lists := make([]*nodeList, 0, len(n.lists))
+			for _, nl := range n.lists {
+				lists = append(lists, nl)
+			}
+			n.mu.Unlock()
+			for _, nl := range lists {
+				if m := n.manifest(nl); m != nil {
+					n.announceNewest(nl, m)
+					n.putManifest(nl, m)
+				}
+			}
 		}
 	}
 }
@@ -393,11 +413,15 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 		n.mu.Unlock()
 	}
 	n.mu.Lock()
+	prev := nl.manifest
 	nl.manifest = m
 	close(nl.changed)
 	nl.changed = make(chan struct{})
 	n.mu.Unlock()
 	n.announceNewest(nl, m)
+	if prev == nil || prev.Seq != m.Seq {
+		n.putManifest(nl, m)
+	}
 	return errors.Join(errs...)
 }
 
