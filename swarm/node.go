@@ -248,7 +248,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// minutes, items after two hours): renew them.
 	refresh := time.NewTicker(dhtRefresh)
 	defer refresh.Stop()
-	n.publishDue(true)
+	n.publishDue(ctx, true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -267,7 +267,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			n.mu.Unlock()
 		case <-tick.C:
-			n.publishDue(false)
+			n.publishDue(ctx, false)
 		case <-refresh.C:
 			n.mu.Lock()
 			lists := make([]*nodeList, 0, len(n.lists))
@@ -289,7 +289,7 @@ func (n *Node) Run(ctx context.Context) error {
 // changed since they were last published (a day to seal, a month to
 // bundle), or whose manifest another process replaced; all of them when
 // all is set.
-func (n *Node) publishDue(all bool) {
+func (n *Node) publishDue(ctx context.Context, all bool) {
 	today := dayOf(n.opts.Now())
 	n.mu.Lock()
 	lists := make([]*nodeList, 0, len(n.lists))
@@ -309,8 +309,13 @@ func (n *Node) publishDue(all bool) {
 		n.mu.Unlock()
 	}
 	for _, nl := range due {
-		if _, err := n.Publish(nl.name); err != nil {
-			n.log.Error("swarm: publish", "list", nl.name, "err", err)
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := n.PublishContext(ctx, nl.name); err != nil {
+			if ctx.Err() == nil {
+				n.log.Error("swarm: publish", "list", nl.name, "err", err)
+			}
 			n.mu.Lock()
 			nl.dirty = true // try again next tick
 			n.mu.Unlock()
@@ -323,26 +328,48 @@ func (n *Node) publishDue(all bool) {
 }
 
 // PublishAll publishes every list now and seeds the result.
-func (n *Node) PublishAll() { n.publishDue(true) }
+func (n *Node) PublishAll() { n.publishDue(context.Background(), true) }
 
 // Publish cuts and seals what is due in list now, seeds it and wakes
 // long-polling manifest readers.
 func (n *Node) Publish(list string) (PublishResult, error) {
+	return n.PublishContext(context.Background(), list)
+}
+
+// PublishContext is Publish that stops after the step under way when
+// ctx ends. Each step's manifest is served and its packs seeded as soon
+// as it is signed: a long imported history becomes available a few
+// hundred days at a time.
+func (n *Node) PublishContext(ctx context.Context, list string) (PublishResult, error) {
 	nl := n.list(list)
 	if nl == nil {
 		return PublishResult{}, fmt.Errorf("swarm: no list %q", list)
 	}
-	res, err := nl.origin.Publish(n.opts.Now())
-	if res.Manifest != nil && res.Manifest != n.manifest(nl) {
-		if serr := n.sync(nl, res.Manifest); serr != nil {
-			err = errors.Join(err, serr)
+	var all PublishResult
+	for {
+		res, more, err := nl.origin.PublishStep(ctx, n.opts.Now())
+		all.Manifest = res.Manifest
+		all.Changed = all.Changed || res.Changed
+		all.Slices = append(all.Slices, res.Slices...)
+		all.Days = append(all.Days, res.Days...)
+		all.Bundles = append(all.Bundles, res.Bundles...)
+		all.Retired = append(all.Retired, res.Retired...)
+		if res.Manifest != nil && res.Manifest != n.manifest(nl) {
+			if serr := n.sync(nl, res.Manifest); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+		if res.Changed {
+			n.log.Info("swarm: published", "list", list, "seq", res.Manifest.Seq, "slices", len(res.Slices),
+				"days", len(res.Days), "bundles", len(res.Bundles), "retired", len(res.Retired), "more", more)
+		}
+		if err != nil || !more {
+			return all, err
+		}
+		if err := ctx.Err(); err != nil {
+			return all, err
 		}
 	}
-	if res.Changed {
-		n.log.Info("swarm: published", "list", list, "seq", res.Manifest.Seq, "slices", len(res.Slices),
-			"days", len(res.Days), "bundles", len(res.Bundles), "retired", len(res.Retired))
-	}
-	return res, err
 }
 
 func (n *Node) list(name string) *nodeList {

@@ -3,6 +3,7 @@ package swarm
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -51,6 +52,9 @@ type Origin struct {
 	priv ed25519.PrivateKey
 	log  *slog.Logger
 	sync bool
+
+	// stepPacks, when positive, replaces the constant (tests).
+	stepPacks int
 
 	mu      sync.Mutex
 	cur     *Manifest // as last read or written
@@ -184,12 +188,48 @@ func firstDayAfterMonth(m string) string {
 // changed. Days follow the UTC day of each commit's committer date along
 // the chain, never going back: a commit dated before its predecessor's
 // day, or before a day already sealed, lands in the first open day.
+//
+// A long history is published in steps of at most stepPacks packs, each
+// ending in a signed manifest (see PublishStep); Publish runs them all.
 func (o *Origin) Publish(now time.Time) (PublishResult, error) {
+	return o.PublishContext(context.Background(), now)
+}
+
+// PublishContext is Publish that stops, after the step under way (its
+// manifest signed), when ctx ends.
+func (o *Origin) PublishContext(ctx context.Context, now time.Time) (PublishResult, error) {
+	var all PublishResult
+	for {
+		res, more, err := o.PublishStep(ctx, now)
+		all.Manifest = res.Manifest
+		all.Changed = all.Changed || res.Changed
+		all.Slices = append(all.Slices, res.Slices...)
+		all.Days = append(all.Days, res.Days...)
+		all.Bundles = append(all.Bundles, res.Bundles...)
+		all.Retired = append(all.Retired, res.Retired...)
+		if err != nil || !more {
+			return all, err
+		}
+		if err := ctx.Err(); err != nil {
+			return all, err
+		}
+	}
+}
+
+// stepPacks bounds the packs one publish step writes before it signs a
+// manifest: an imported 20-year history becomes available, and survives
+// a crash or a shutdown, a few hundred days at a time.
+const stepPacks = 256
+
+// PublishStep does one step of Publish: it writes at most stepPacks
+// packs (fewer when ctx ends), signs a manifest for what it wrote, and
+// reports whether more is due.
+func (o *Origin) PublishStep(ctx context.Context, now time.Time) (res PublishResult, more bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	unlock, err := lockPath(filepath.Join(o.dir, lockFile))
 	if err != nil {
-		return PublishResult{}, fmt.Errorf("swarm: %s: %w", o.list.Name(), err)
+		return PublishResult{}, false, fmt.Errorf("swarm: %s: %w", o.list.Name(), err)
 	}
 	defer unlock()
 	// Another process (swarm publish beside serve) may have published:
@@ -197,22 +237,45 @@ func (o *Origin) Publish(now time.Time) (PublishResult, error) {
 	if st := stampOf(filepath.Join(o.dir, manifestFile)); st != o.curStat {
 		m, err := readManifest(o.dir, o.list.PublicKey())
 		if err != nil {
-			return PublishResult{}, err
+			return PublishResult{}, false, err
 		}
 		if m != nil {
 			if o.cur != nil && m.Seq < o.cur.Seq {
-				return PublishResult{}, fmt.Errorf("swarm: %s: the manifest on disk (seq %d) is older than the one published (seq %d)", o.list.Name(), m.Seq, o.cur.Seq)
+				return PublishResult{}, false, fmt.Errorf("swarm: %s: the manifest on disk (seq %d) is older than the one published (seq %d)", o.list.Name(), m.Seq, o.cur.Seq)
 			}
 			o.cur = m
 		}
 		o.curStat = st
 	}
-	res, err := o.publish(now.UTC())
+	b := &budget{ctx: ctx, left: o.stepPacks}
+	if b.left <= 0 {
+		b.left = stepPacks
+	}
+	res, err = o.publish(now.UTC(), b)
 	res.Manifest = o.cur
 	if err != nil {
-		return res, fmt.Errorf("swarm: publish %s: %w", o.list.Name(), err)
+		return res, false, fmt.Errorf("swarm: publish %s: %w", o.list.Name(), err)
 	}
-	return res, nil
+	return res, b.stopped, nil
+}
+
+// budget bounds one publish step.
+type budget struct {
+	ctx       context.Context
+	left      int
+	stopped   bool   // packs were due when the step ended
+	stopEpoch int    // where it ended: the epoch and the first day not written
+	stopDay   string //
+}
+
+// spend reports whether another pack may be written, and counts it.
+func (b *budget) spend(epoch int, day string) bool {
+	if b.left <= 0 || b.ctx.Err() != nil {
+		b.stopped, b.stopEpoch, b.stopDay = true, epoch, day
+		return false
+	}
+	b.left--
+	return true
 }
 
 // pendingCommit is one commit not yet in any pack, with its day.
@@ -221,7 +284,7 @@ type pendingCommit struct {
 	day string
 }
 
-func (o *Origin) publish(now time.Time) (PublishResult, error) {
+func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 	var res PublishResult
 	next := &Manifest{List: o.list.Name(), Key: o.list.PublicKey(), Seq: 1}
 	if o.cur != nil {
@@ -272,17 +335,21 @@ func (o *Origin) publish(now time.Time) (PublishResult, error) {
 				return res, err
 			}
 		}
-		if err := o.cut(next, epoch, pend, today, &res); err != nil {
+		if err := o.cut(next, epoch, pend, today, &res, b); err != nil {
 			return res, err
 		}
-		setTip(next, epoch, tip)
+		// The epoch's tip as far as the packs go.
 		for _, p := range next.Packs {
 			if p.Epoch == epoch {
 				prevEpochDay = max(prevEpochDay, p.Day)
+				setTip(next, epoch, p.To)
 			}
 		}
+		if b.stopped {
+			break
+		}
 	}
-	if err := o.bundle(next, now, &res); err != nil {
+	if err := o.bundle(next, now, &res, b); err != nil {
 		return res, err
 	}
 	if len(res.Slices)+len(res.Days)+len(res.Bundles) == 0 && o.cur != nil {
@@ -306,11 +373,11 @@ func (o *Origin) publish(now time.Time) (PublishResult, error) {
 			}
 		}
 	}
-	b, err := next.Sign(o.priv)
+	signed, err := next.Sign(o.priv)
 	if err != nil {
 		return res, err
 	}
-	if err := writeFileAtomic(filepath.Join(o.dir, manifestFile), b, 0o644, o.sync); err != nil {
+	if err := writeFileAtomic(filepath.Join(o.dir, manifestFile), signed, 0o644, o.sync); err != nil {
 		return res, err
 	}
 	o.curStat = stampOf(filepath.Join(o.dir, manifestFile))
@@ -335,7 +402,7 @@ func setTip(m *Manifest, epoch int, tip archive.Hash) {
 // cut turns epoch's pending commits into packs: day packs for closed
 // days (taking in the day's slices), one slice for the open day's new
 // commits.
-func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string, res *PublishResult) error {
+func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string, res *PublishResult, b *budget) error {
 	// Days with slices that have closed seal even without new commits.
 	days := map[string]bool{}
 	for _, p := range m.Packs {
@@ -369,6 +436,9 @@ func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string,
 				daySlices = append(daySlices, p)
 				sliceArts = sliceArts.add(span{p.FirstArticle, p.LastArticle})
 			}
+		}
+		if (day < today || len(run) > 0) && !b.spend(epoch, day) {
+			break
 		}
 		if day < today {
 			// Seal: the day pack spans the day's slices and its new commits.
@@ -524,7 +594,7 @@ func (o *Origin) writeTorrent(name string, mi *metainfo.MetaInfo) error {
 
 // bundle makes a bundle for every closed month of every epoch that has
 // sealed day packs and no bundle yet.
-func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult) error {
+func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult, b *budget) error {
 	month := now.Format(monthLayout)
 	type key struct {
 		epoch int
@@ -539,6 +609,10 @@ func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult) error {
 	for _, p := range m.Packs {
 		k := key{p.Epoch, p.Day[:7]}
 		if p.Kind != KindDay || k.month >= month || have[k] {
+			continue
+		}
+		// A step that ended early has not written the rest of its month.
+		if b.stopped && (k.epoch > b.stopEpoch || k.epoch == b.stopEpoch && k.month >= b.stopDay[:7]) {
 			continue
 		}
 		if groups[k] == nil {

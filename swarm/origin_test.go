@@ -2,7 +2,9 @@ package swarm
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -495,4 +497,97 @@ func TestConcurrentPublishers(t *testing.T) {
 		t.Errorf("day pack %+v", d)
 	}
 	checkPackFiles(t, o1, res.Manifest)
+}
+
+// A long history is published in steps, each a signed manifest that
+// follows the one before: the packs are those of a single pass, and no
+// bundle is made over a month a step has not finished.
+func TestPublishInSteps(t *testing.T) {
+	_, l := testList(t)
+	var at []time.Time
+	for d := range 45 { // 2026-10-01 .. 2026-11-14
+		at = append(at, day("2026-10-01", 9).AddDate(0, 0, d), day("2026-10-01", 17).AddDate(0, 0, d))
+	}
+	addAt(t, l, 1, at...)
+	o, err := NewOrigin(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.stepPacks = 7
+	now := day("2026-11-14", 20) // Nov 14 is open: a slice
+	var chain []*Manifest
+	for {
+		res, more, err := o.PublishStep(t.Context(), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Changed {
+			chain = append(chain, res.Manifest)
+		}
+		if !more {
+			break
+		}
+	}
+	if len(chain) != 7 { // 44 day packs and a slice, 7 at a time
+		t.Errorf("%d steps, want 7", len(chain))
+	}
+	final := chain[len(chain)-1]
+	if d := files(final, KindDay); len(d) != 44 || d[0] != "demo-e0-2026-10-01.pack" || d[43] != "demo-e0-2026-11-13.pack" {
+		t.Errorf("%d day packs: %v", len(d), d)
+	}
+	if len(final.Bundles) != 1 || len(final.Bundles[0].Files) != 31 {
+		t.Fatalf("bundles %+v", final.Bundles)
+	}
+	for i, m := range chain {
+		if i > 0 {
+			if err := m.Follows(chain[i-1]); err != nil {
+				t.Errorf("step %d: %v", i, err)
+			}
+		}
+		for _, b := range m.Bundles {
+			if len(b.Files) != 31 {
+				t.Errorf("step %d bundles %d files of October", i, len(b.Files))
+			}
+		}
+		if tip := m.Epochs[0].Tip; tip != m.Packs[len(m.Packs)-1].To {
+			t.Errorf("step %d: epoch tip %x is not the last pack's end", i, tip)
+		}
+	}
+	checkPackFiles(t, o, final)
+
+	// The same history published in one pass gives the same packs.
+	_, l2 := testList(t)
+	addAt(t, l2, 1, at...)
+	o2, err := NewOrigin(l2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := o2.Publish(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range res.Manifest.Packs {
+		if q := final.Packs[i]; p.File != q.File || p.SHA256 != q.SHA256 || p.InfoHash != q.InfoHash {
+			t.Errorf("pack %d: one pass %s %x, in steps %s %x", i, p.File, p.SHA256[:4], q.File, q.SHA256[:4])
+		}
+	}
+
+	// A publish whose context ends stops after a signed step; the next
+	// one finishes.
+	_, l3 := testList(t)
+	addAt(t, l3, 1, at...)
+	o3, err := NewOrigin(l3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o3.stepPacks = 7
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if res, err := o3.PublishContext(ctx, now); !errors.Is(err, context.Canceled) || res.Changed {
+		t.Fatalf("canceled publish: changed %v, %v", res.Changed, err)
+	}
+	res, err = o3.Publish(now)
+	if err != nil || len(res.Manifest.Packs) != 45 {
+		t.Fatalf("after cancel: %d packs, %v", len(res.Manifest.Packs), err)
+	}
 }
