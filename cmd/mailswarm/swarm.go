@@ -87,9 +87,31 @@ func runSwarmPublish(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := o.Publish(time.Now())
-	if err != nil {
-		return err
+	// Step by step (a long history: a few hundred days a step, each
+	// signed); an interrupt stops after the step under way.
+	var res swarm.PublishResult
+	for {
+		step, more, err := o.PublishStep(ctx, time.Now())
+		res.Manifest = step.Manifest
+		res.Changed = res.Changed || step.Changed
+		res.Slices = append(res.Slices, step.Slices...)
+		res.Days = append(res.Days, step.Days...)
+		res.Bundles = append(res.Bundles, step.Bundles...)
+		res.Retired = append(res.Retired, step.Retired...)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		var seq int64
+		if step.Manifest != nil {
+			seq = step.Manifest.Seq
+		}
+		fmt.Fprintf(os.Stderr, "%s: manifest %d: %d day packs so far\n", *list, seq, len(res.Days))
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted after manifest %d (run again to go on): %w", seq, err)
+		}
 	}
 	var seq int64
 	if res.Manifest != nil {
