@@ -162,6 +162,14 @@ func TestHTTP(t *testing.T) {
 	if resp, _ := httpGet(t, tn.url+"/lists/other/manifest"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown list: %s", resp.Status)
 	}
+	for _, q := range []string{"?after=-1", "?after=x", "?after=1&wait=-3", "?after=1&wait=soon"} {
+		if resp, b := httpGet(t, base+"/manifest"+q); resp.StatusCode != http.StatusBadRequest || len(b) == 0 {
+			t.Errorf("manifest%s: %s, want 400 with a reason", q, resp.Status)
+		}
+	}
+	if resp, _ := httpGet(t, base+"/torrents/"+p.File); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("torrent without .torrent: %s", resp.Status)
+	}
 
 	// Status: every pack with its torrent URL.
 	st, err := tn.node.Status("demo")
