@@ -348,12 +348,7 @@ func (n *Node) PublishContext(ctx context.Context, list string) (PublishResult, 
 	var all PublishResult
 	for {
 		res, more, err := nl.origin.PublishStep(ctx, n.opts.Now())
-		all.Manifest = res.Manifest
-		all.Changed = all.Changed || res.Changed
-		all.Slices = append(all.Slices, res.Slices...)
-		all.Days = append(all.Days, res.Days...)
-		all.Bundles = append(all.Bundles, res.Bundles...)
-		all.Retired = append(all.Retired, res.Retired...)
+		all.Add(res)
 		if res.Manifest != nil && res.Manifest != n.manifest(nl) {
 			if serr := n.sync(nl, res.Manifest); serr != nil {
 				err = errors.Join(err, serr)

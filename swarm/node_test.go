@@ -228,9 +228,9 @@ func TestManifestLongPoll(t *testing.T) {
 	}
 }
 
-// leecher is an anacrolix client on 127.0.0.1 with its own directory.
-func leecher(t testing.TB) (*torrent.Client, string) {
-	dir := t.TempDir()
+// testClientConfig is an anacrolix client on 127.0.0.1 (TCP only, no
+// DHT, PEX or port mapping) keeping its data in dir.
+func testClientConfig(dir string) *torrent.ClientConfig {
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.DisableUTP = true
 	cfg.NoDHT = true
@@ -240,7 +240,13 @@ func leecher(t testing.TB) (*torrent.Client, string) {
 	cfg.ListenPort = 0
 	cfg.DataDir = dir
 	cfg.NoDefaultPortForwarding = true
-	c, err := torrent.NewClient(cfg)
+	return cfg
+}
+
+// leecher is an anacrolix client on 127.0.0.1 with its own directory.
+func leecher(t testing.TB) (*torrent.Client, string) {
+	dir := t.TempDir()
+	c, err := torrent.NewClient(testClientConfig(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,6 +160,16 @@ type PublishResult struct {
 	Retired  []string  // slice files retired
 }
 
+// Add merges a later step's result into r: its manifest, its changes.
+func (r *PublishResult) Add(step PublishResult) {
+	r.Manifest = step.Manifest
+	r.Changed = r.Changed || step.Changed
+	r.Slices = append(r.Slices, step.Slices...)
+	r.Days = append(r.Days, step.Days...)
+	r.Bundles = append(r.Bundles, step.Bundles...)
+	r.Retired = append(r.Retired, step.Retired...)
+}
+
 // dayOf is the UTC day of t.
 func dayOf(t time.Time) string { return t.UTC().Format(dayLayout) }
 
@@ -201,12 +211,7 @@ func (o *Origin) PublishContext(ctx context.Context, now time.Time) (PublishResu
 	var all PublishResult
 	for {
 		res, more, err := o.PublishStep(ctx, now)
-		all.Manifest = res.Manifest
-		all.Changed = all.Changed || res.Changed
-		all.Slices = append(all.Slices, res.Slices...)
-		all.Days = append(all.Days, res.Days...)
-		all.Bundles = append(all.Bundles, res.Bundles...)
-		all.Retired = append(all.Retired, res.Retired...)
+		all.Add(res)
 		if err != nil || !more {
 			return all, err
 		}

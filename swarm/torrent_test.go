@@ -98,14 +98,7 @@ func TestClientSeedsRecipeTorrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := torrent.NewDefaultClientConfig()
-	cfg.DisableUTP = true
-	cfg.NoDHT = true
-	cfg.DisablePEX = true
-	cfg.DisableIPv6 = true
-	cfg.ListenHost = func(string) string { return "127.0.0.1" }
-	cfg.ListenPort = 0
-	cfg.DataDir = dir
+	cfg := testClientConfig(dir)
 	cfg.Seed = true
 	c, err := torrent.NewClient(cfg)
 	if err != nil {

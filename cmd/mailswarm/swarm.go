@@ -92,12 +92,7 @@ func runSwarmPublish(ctx context.Context, args []string) error {
 	var res swarm.PublishResult
 	for {
 		step, more, err := o.PublishStep(ctx, time.Now())
-		res.Manifest = step.Manifest
-		res.Changed = res.Changed || step.Changed
-		res.Slices = append(res.Slices, step.Slices...)
-		res.Days = append(res.Days, step.Days...)
-		res.Bundles = append(res.Bundles, step.Bundles...)
-		res.Retired = append(res.Retired, step.Retired...)
+		res.Add(step)
 		if err != nil {
 			return err
 		}
