@@ -69,9 +69,10 @@ type Node struct {
 	cl   *torrent.Client
 	comp *completion
 
-	mu    sync.Mutex
-	lists map[string]*nodeList
-	dirs  map[metainfo.Hash]string // infohash → packs directory
+	mu      sync.Mutex
+	lists   map[string]*nodeList
+	skipped map[string]bool          // lists without list.key: not ours to publish
+	dirs    map[metainfo.Hash]string // infohash → packs directory
 }
 
 // nodeList is one list's state in the node.
@@ -89,7 +90,8 @@ type nodeList struct {
 // NewNode starts the BitTorrent client and loads every list's manifest and
 // torrents; Run publishes and keeps them current.
 func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
-	n := &Node{a: a, lists: map[string]*nodeList{}, dirs: map[metainfo.Hash]string{}, comp: newCompletion()}
+	n := &Node{a: a, lists: map[string]*nodeList{}, skipped: map[string]bool{}, dirs: map[metainfo.Hash]string{},
+		comp: newCompletion()}
 	if opts != nil {
 		n.opts = *opts
 	}
@@ -209,6 +211,9 @@ func (n *Node) addList(name string) error {
 	}
 	if _, err := os.Stat(filepath.Join(l.Dir(), "list.key")); errors.Is(err, fs.ErrNotExist) {
 		n.log.Info("swarm: not the origin of this list (no list.key): not publishing it", "list", name)
+		n.mu.Lock()
+		n.skipped[name] = true
+		n.mu.Unlock()
 		return nil
 	}
 	o, err := NewOrigin(l, &OriginOptions{Logger: n.log, NoSync: n.opts.NoSync})
@@ -290,6 +295,7 @@ func (n *Node) Run(ctx context.Context) error {
 // bundle), or whose manifest another process replaced; all of them when
 // all is set.
 func (n *Node) publishDue(ctx context.Context, all bool) {
+	n.adoptNew()
 	today := dayOf(n.opts.Now())
 	n.mu.Lock()
 	lists := make([]*nodeList, 0, len(n.lists))
@@ -324,6 +330,34 @@ func (n *Node) publishDue(ctx context.Context, all bool) {
 		n.mu.Lock()
 		nl.day = today
 		n.mu.Unlock()
+	}
+}
+
+// adoptNew adds the lists created since the node started (by import,
+// keygen, a delivery to a new list) when the node serves every list.
+func (n *Node) adoptNew() {
+	if len(n.opts.Lists) > 0 {
+		return
+	}
+	names, err := n.a.Names()
+	if err != nil {
+		n.log.Warn("swarm: lists", "err", err)
+		return
+	}
+	for _, name := range names {
+		n.mu.Lock()
+		_, have := n.lists[name]
+		known := have || n.skipped[name]
+		n.mu.Unlock()
+		if known {
+			continue
+		}
+		if err := n.addList(name); err != nil {
+			n.log.Error("swarm: new list", "list", name, "err", err)
+			n.mu.Lock()
+			n.skipped[name] = true // not every tick: it is retried at the next start
+			n.mu.Unlock()
+		}
 	}
 }
 

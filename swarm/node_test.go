@@ -402,3 +402,37 @@ func TestRunLoop(t *testing.T) {
 		t.Errorf("after sealing: %+v; retired slices still seeded or the day pack not", m.Packs)
 	}
 }
+
+// A list created while the node runs (an import, keygen) is published and
+// served from the next tick; a list without its private key (a mirror's)
+// is left alone.
+func TestNodeAdoptsNewLists(t *testing.T) {
+	tn := startTestNode(t, 1)
+	late, err := tn.a.Create("late", "late@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addAt(t, late, 1, day("2026-11-20", 1))
+	mirror, err := tn.a.Create("mirror", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addAt(t, mirror, 1, day("2026-11-20", 1))
+	if err := os.Remove(filepath.Join(mirror.Dir(), "list.key")); err != nil {
+		t.Fatal(err)
+	}
+	tn.node.PublishAll()
+	resp, b := httpGet(t, tn.url+"/lists/late/manifest")
+	if resp.StatusCode != 200 {
+		t.Fatalf("new list's manifest: %s", resp.Status)
+	}
+	if m, err := ParseManifest(b, late.PublicKey()); err != nil || len(m.Packs) != 1 || m.Packs[0].File != "late-e0-2026-11-20.pack" {
+		t.Fatalf("new list's manifest: %v", err)
+	}
+	if resp, _ := httpGet(t, tn.url+"/lists/mirror/manifest"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a list without its key: %s", resp.Status)
+	}
+	if _, err := os.Stat(filepath.Join(mirror.Dir(), "swarm", "manifest")); !os.IsNotExist(err) {
+		t.Errorf("a manifest was written for a list without its key (%v)", err)
+	}
+}
