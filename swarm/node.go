@@ -23,6 +23,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// sliceLinger is how long new mail of a list that has not been published
+// for a whole slice interval waits before it is cut: a burst lands in one
+// slice.
+const sliceLinger = time.Second
+
 // dhtRefresh is how often DHT announces and the manifest item are renewed.
 const dhtRefresh = 25 * time.Minute
 
@@ -77,14 +82,15 @@ type Node struct {
 
 // nodeList is one list's state in the node.
 type nodeList struct {
-	name     string
-	origin   *Origin
-	manifest *Manifest
-	changed  chan struct{} // closed and replaced when manifest changes
-	torrents map[string]*torrent.Torrent
-	entries  map[string]metainfo.Hash // pack file or bundle name → infohash
-	dirty    bool                     // new mail since the last publish
-	day      string                   // the UTC day of the last publish
+	name      string
+	origin    *Origin
+	manifest  *Manifest
+	changed   chan struct{} // closed and replaced when manifest changes
+	torrents  map[string]*torrent.Torrent
+	entries   map[string]metainfo.Hash // pack file or bundle name → infohash
+	dirty     bool                     // new mail since the last publish
+	day       string                   // the UTC day of the last publish
+	published time.Time                // when it was last published
 }
 
 // NewNode starts the BitTorrent client and loads every list's manifest and
@@ -254,23 +260,33 @@ func (n *Node) Run(ctx context.Context) error {
 	refresh := time.NewTicker(dhtRefresh)
 	defer refresh.Stop()
 	n.publishDue(ctx, true)
+	var soon <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-events:
-			// New mail waits for the next tick: slices are cut once per
-			// interval, not per message.
+			// New mail is cut once per interval, not per message: at the
+			// next tick, or after a short linger when the list has not
+			// been published for a whole interval (a quiet list's first
+			// post reaches mirrors in about a second, not a minute).
 			if !ok {
 				return nil
 			}
+			now := n.opts.Now()
 			n.mu.Lock()
 			for name, nl := range n.lists {
 				if ev.Overflow || name == ev.List {
 					nl.dirty = true
+					if soon == nil && now.Sub(nl.published) >= n.opts.SliceInterval {
+						soon = time.After(min(sliceLinger, n.opts.SliceInterval))
+					}
 				}
 			}
 			n.mu.Unlock()
+		case <-soon:
+			soon = nil
+			n.publishDue(ctx, false)
 		case <-tick.C:
 			n.publishDue(ctx, false)
 		case <-refresh.C:
@@ -329,6 +345,7 @@ func (n *Node) publishDue(ctx context.Context, all bool) {
 		}
 		n.mu.Lock()
 		nl.day = today
+		nl.published = n.opts.Now()
 		n.mu.Unlock()
 	}
 }

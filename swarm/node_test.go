@@ -436,3 +436,40 @@ func TestNodeAdoptsNewLists(t *testing.T) {
 		t.Errorf("a manifest was written for a list without its key (%v)", err)
 	}
 }
+
+// A quiet list's first post is cut within about a second, not at the next
+// tick; more mail right after it waits for the interval.
+func TestQuietListFirstPostSoon(t *testing.T) {
+	a, l := testList(t)
+	var mu sync.Mutex
+	now := day("2026-11-23", 10)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	node, err := NewNode(a, &Options{SliceInterval: time.Hour, Now: clock, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { node.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // the start-up publish
+	mu.Lock()
+	now = now.Add(2 * time.Hour) // quiet for two intervals
+	mu.Unlock()
+
+	start := time.Now()
+	addAt(t, l, 1, day("2026-11-23", 12))
+	for node.manifest(node.list("demo")) == nil {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the first post of a quiet list was not cut within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("cut %v after the post", time.Since(start).Round(time.Millisecond))
+	addAt(t, l, 2, day("2026-11-23", 12).Add(time.Second))
+	time.Sleep(3 * sliceLinger)
+	if m := node.manifest(node.list("demo")); m.Seq != 1 {
+		t.Errorf("more mail right after was cut at once (seq %d), not at the interval", m.Seq)
+	}
+}
