@@ -19,7 +19,7 @@ type Status struct {
 	Key         string `json:"key"` // hex ed25519 public key
 	Seq         int64  `json:"seq"` // manifest sequence; 0 before the first publish
 	ManifestURL string `json:"manifest_url,omitempty"`
-	Dir         string `json:"dir"` // the list's swarm directory
+	Dir         string `json:"dir"` // the list's swarm directory (absolute, as every path here)
 	// Seeding says whether a running node reported the live figures
 	// (peers, bytes_up, listen); otherwise they are zero.
 	Seeding bool     `json:"seeding"`
@@ -66,6 +66,9 @@ func StatusOf(list *archive.List, httpBase string) (Status, error) {
 }
 
 func statusOf(list *archive.List, dir string, m *Manifest, httpBase string) Status {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // paths scripts can use from anywhere
+	}
 	st := Status{List: list.Name(), Key: hex.EncodeToString(list.PublicKey()), Dir: dir,
 		Packs: []Item{}, Bundles: []Item{}, Epochs: []string{}}
 	base := ""

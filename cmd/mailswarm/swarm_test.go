@@ -64,7 +64,13 @@ func TestKeygenAndSwarmCommands(t *testing.T) {
 		t.Errorf("second publish: %s %v", out, err)
 	}
 
-	out, stderr, err = mailswarm(t, "swarm", "status", "--data", data, "--list", "lkml", "--json")
+	// Given a relative data directory, status still gives absolute paths.
+	cwd, _ := os.Getwd()
+	rel, err := filepath.Rel(cwd, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err = mailswarm(t, "swarm", "status", "--data", rel, "--list", "lkml", "--json")
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, stderr)
 	}
@@ -76,6 +82,9 @@ func TestKeygenAndSwarmCommands(t *testing.T) {
 		t.Fatalf("status: key %s seq %d, %d packs, %d bundles", st.Key, st.Seq, len(st.Packs), len(st.Bundles))
 	}
 	total := int64(0)
+	if !filepath.IsAbs(st.Dir) {
+		t.Errorf("status dir %q is not absolute", st.Dir)
+	}
 	for _, it := range st.Packs {
 		b, err := os.ReadFile(it.Path)
 		if err != nil {
