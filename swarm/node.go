@@ -396,26 +396,17 @@ func (n *Node) PublishContext(ctx context.Context, list string) (PublishResult, 
 	if nl == nil {
 		return PublishResult{}, fmt.Errorf("swarm: no list %q", list)
 	}
-	var all PublishResult
-	for {
-		res, more, err := nl.origin.PublishStep(ctx, n.opts.Now())
-		all.Add(res)
+	return nl.origin.PublishContext(ctx, n.opts.Now(), func(res PublishResult, more bool) error {
+		var err error
 		if res.Manifest != nil && res.Manifest != n.manifest(nl) {
-			if serr := n.sync(nl, res.Manifest); serr != nil {
-				err = errors.Join(err, serr)
-			}
+			err = n.sync(nl, res.Manifest)
 		}
 		if res.Changed {
 			n.log.Info("swarm: published", "list", list, "seq", res.Manifest.Seq, "slices", len(res.Slices),
 				"days", len(res.Days), "bundles", len(res.Bundles), "retired", len(res.Retired), "more", more)
 		}
-		if err != nil || !more {
-			return all, err
-		}
-		if err := ctx.Err(); err != nil {
-			return all, err
-		}
-	}
+		return err
+	})
 }
 
 func (n *Node) list(name string) *nodeList {

@@ -57,6 +57,7 @@ type Origin struct {
 	stepPacks int
 
 	mu      sync.Mutex
+	walked  walk      // the last chain walked (under mu)
 	cur     *Manifest // as last read or written
 	curStat fileStamp // of the manifest file when cur was read or written
 }
@@ -202,16 +203,21 @@ func firstDayAfterMonth(m string) string {
 // A long history is published in steps of at most stepPacks packs, each
 // ending in a signed manifest (see PublishStep); Publish runs them all.
 func (o *Origin) Publish(now time.Time) (PublishResult, error) {
-	return o.PublishContext(context.Background(), now)
+	return o.PublishContext(context.Background(), now, nil)
 }
 
 // PublishContext is Publish that stops, after the step under way (its
-// manifest signed), when ctx ends.
-func (o *Origin) PublishContext(ctx context.Context, now time.Time) (PublishResult, error) {
+// manifest signed), when ctx ends. each, when not nil, is called after
+// every step with what it did and whether more is due; its error ends
+// the publish.
+func (o *Origin) PublishContext(ctx context.Context, now time.Time, each func(step PublishResult, more bool) error) (PublishResult, error) {
 	var all PublishResult
 	for {
 		res, more, err := o.PublishStep(ctx, now)
 		all.Add(res)
+		if each != nil {
+			err = errors.Join(err, each(res, more))
+		}
 		if err != nil || !more {
 			return all, err
 		}
@@ -257,6 +263,9 @@ func (o *Origin) PublishStep(ctx context.Context, now time.Time) (res PublishRes
 		b.left = stepPacks
 	}
 	res, err = o.publish(now.UTC(), b)
+	if !b.stopped {
+		o.walked = walk{} // kept only between the steps of one publish
+	}
 	res.Manifest = o.cur
 	if err != nil {
 		return res, false, fmt.Errorf("swarm: publish %s: %w", o.list.Name(), err)
@@ -330,14 +339,15 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 		}
 		var pend []pendingCommit
 		if tip != from {
-			day := floor
-			err := o.list.WalkCommits(epoch, from, func(c archive.CommitRef) error {
-				day = max(day, dayOf(c.Committed))
-				pend = append(pend, pendingCommit{c, day})
-				return nil
-			})
+			refs, err := o.unpacked(epoch, from, tip)
 			if err != nil {
 				return res, err
+			}
+			day := floor
+			pend = make([]pendingCommit, len(refs))
+			for i, c := range refs {
+				day = max(day, dayOf(c.Committed))
+				pend[i] = pendingCommit{c, day}
 			}
 		}
 		if err := o.cut(next, epoch, pend, today, &res, b); err != nil {
@@ -390,6 +400,39 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 	res.Changed = true
 	o.removeStale(next)
 	return res, nil
+}
+
+// unpacked returns epoch's commits after from up to tip, oldest first.
+// The steps of one long publish ask for suffixes of the same walk: the
+// chain is walked once and kept until the tip moves.
+func (o *Origin) unpacked(epoch int, from, tip archive.Hash) ([]archive.CommitRef, error) {
+	if w := &o.walked; w.epoch == epoch && w.tip == tip && len(w.refs) > 0 {
+		if w.refs[0].Parent == from {
+			return w.refs, nil
+		}
+		for i, c := range w.refs {
+			if c.Commit == from {
+				return w.refs[i+1:], nil
+			}
+		}
+	}
+	var refs []archive.CommitRef
+	err := o.list.WalkCommits(epoch, from, func(c archive.CommitRef) error {
+		refs = append(refs, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.walked = walk{epoch: epoch, tip: tip, refs: refs}
+	return refs, nil
+}
+
+// walk is the last chain walked by unpacked.
+type walk struct {
+	epoch int
+	tip   archive.Hash
+	refs  []archive.CommitRef
 }
 
 // setTip records epoch's tip in m.

@@ -583,7 +583,7 @@ func TestPublishInSteps(t *testing.T) {
 	o3.stepPacks = 7
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if res, err := o3.PublishContext(ctx, now); !errors.Is(err, context.Canceled) || res.Changed {
+	if res, err := o3.PublishContext(ctx, now, nil); !errors.Is(err, context.Canceled) || res.Changed {
 		t.Fatalf("canceled publish: changed %v, %v", res.Changed, err)
 	}
 	res, err = o3.Publish(now)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -190,10 +191,10 @@ func runStats(ctx context.Context, args []string) error {
 	return nil
 }
 
-// listArgs parses the --data and --list flags every per-list command
-// takes and opens the list; the caller closes the archive.
-func listArgs(name string, args []string) (*archive.List, *archive.Archive, error) {
-	fs := newFlags(name)
+// listArgs adds the --data and --list flags every per-list command takes
+// to fs (which may hold the command's own), parses args and opens the
+// list; the caller closes the archive.
+func listArgs(fs *flag.FlagSet, args []string) (*archive.List, *archive.Archive, error) {
 	data := fs.String("data", "", "data directory")
 	list := fs.String("list", "", "list name")
 	if err := parse(fs, args); err != nil {
@@ -206,7 +207,7 @@ func listArgs(name string, args []string) (*archive.List, *archive.Archive, erro
 }
 
 func runVerify(ctx context.Context, args []string) error {
-	l, a, err := listArgs("verify", args)
+	l, a, err := listArgs(newFlags("verify"), args)
 	if err != nil {
 		return err
 	}
@@ -224,7 +225,7 @@ func runVerify(ctx context.Context, args []string) error {
 }
 
 func runReindex(ctx context.Context, args []string) error {
-	l, a, err := listArgs("reindex", args)
+	l, a, err := listArgs(newFlags("reindex"), args)
 	if err != nil {
 		return err
 	}

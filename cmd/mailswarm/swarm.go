@@ -66,19 +66,8 @@ func runSwarm(ctx context.Context, args []string) error {
 // day's new mail, day packs of closed days, bundles of closed months.
 func runSwarmPublish(ctx context.Context, args []string) error {
 	fs := newFlags("swarm publish")
-	data := fs.String("data", "", "data directory")
-	list := fs.String("list", "", "list name")
 	asJSON := fs.Bool("json", false, "print what was published as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required("data", *data); err != nil {
-		return err
-	}
-	if err := required("list", *list); err != nil {
-		return err
-	}
-	l, a, err := openList(*data, *list)
+	l, a, err := listArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -89,24 +78,19 @@ func runSwarmPublish(ctx context.Context, args []string) error {
 	}
 	// Step by step (a long history: a few hundred days a step, each
 	// signed); an interrupt stops after the step under way.
-	var res swarm.PublishResult
-	for {
-		step, more, err := o.PublishStep(ctx, time.Now())
-		res.Add(step)
-		if err != nil {
-			return err
+	days := 0
+	res, err := o.PublishContext(ctx, time.Now(), func(step swarm.PublishResult, more bool) error {
+		days += len(step.Days)
+		if more && step.Manifest != nil {
+			fmt.Fprintf(os.Stderr, "%s: manifest %d: %d day packs so far\n", l.Name(), step.Manifest.Seq, days)
 		}
-		if !more {
-			break
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil && res.Manifest != nil {
+			return fmt.Errorf("interrupted after manifest %d (run again to go on): %w", res.Manifest.Seq, err)
 		}
-		var seq int64
-		if step.Manifest != nil {
-			seq = step.Manifest.Seq
-		}
-		fmt.Fprintf(os.Stderr, "%s: manifest %d: %d day packs so far\n", *list, seq, len(res.Days))
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted after manifest %d (run again to go on): %w", seq, err)
-		}
+		return err
 	}
 	var seq int64
 	if res.Manifest != nil {
@@ -123,11 +107,11 @@ func runSwarmPublish(ctx context.Context, args []string) error {
 		}{seq, res.Changed, nonNil(res.Slices), nonNil(res.Days), nonNil(res.Bundles), nonNil(res.Retired)})
 	}
 	if !res.Changed {
-		fmt.Printf("%s: nothing new (manifest %d)\n", *list, seq)
+		fmt.Printf("%s: nothing new (manifest %d)\n", l.Name(), seq)
 		return nil
 	}
 	fmt.Printf("%s: manifest %d: %d slices, %d day packs, %d bundles, %d slices retired\n",
-		*list, seq, len(res.Slices), len(res.Days), len(res.Bundles), len(res.Retired))
+		l.Name(), seq, len(res.Slices), len(res.Days), len(res.Bundles), len(res.Retired))
 	return nil
 }
 
@@ -143,28 +127,17 @@ func nonNil(s []string) []string {
 // list answers on HTTP, its live peers and bytes up are included.
 func runSwarmStatus(ctx context.Context, args []string) error {
 	fs := newFlags("swarm status")
-	data := fs.String("data", "", "data directory")
-	list := fs.String("list", "", "list name")
 	cfgPath := fs.String("config", "", "the configuration serve runs with (for its HTTP address)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required("data", *data); err != nil {
-		return err
-	}
-	if err := required("list", *list); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	l, a, err := openList(*data, *list)
+	l, a, err := listArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
 	base := cfg.WebSeedBase()
 	st, err := swarm.StatusOf(l, base)
 	if err != nil {
