@@ -349,23 +349,31 @@ func TestWebSeedOnly(t *testing.T) {
 	}
 }
 
-// Run cuts a slice at the next tick after new mail, publishes nothing
-// while nothing happens, and seals the day when the clock passes
-// midnight, with no new mail.
-func TestRunLoop(t *testing.T) {
+// runTestNode runs a node over a new list with the given slice interval
+// and a clock that reads 2026-11-23 10:00 until setNow moves it; the node
+// stops when the test ends.
+func runTestNode(t *testing.T, interval time.Duration) (node *Node, l *archive.List, setNow func(time.Time)) {
+	t.Helper()
 	a, l := testList(t)
 	var mu sync.Mutex
 	now := day("2026-11-23", 10)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	node, err := NewNode(a, &Options{SliceInterval: 20 * time.Millisecond, Now: clock, NoSync: true})
+	node, err := NewNode(a, &Options{SliceInterval: interval, Now: clock, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer node.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { node.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done; node.Close() })
+	return node, l, func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+}
+
+// Run cuts a slice at the next tick after new mail, publishes nothing
+// while nothing happens, and seals the day when the clock passes
+// midnight, with no new mail.
+func TestRunLoop(t *testing.T) {
+	node, l, setNow := runTestNode(t, 20*time.Millisecond)
 
 	waitFor := func(what string, ok func(m *Manifest) bool) *Manifest {
 		t.Helper()
@@ -393,9 +401,7 @@ func TestRunLoop(t *testing.T) {
 	if node.Torrent("demo", "demo-e0-2026-11-23-s00002.pack") == nil {
 		t.Error("the new slice is not seeded")
 	}
-	mu.Lock()
-	now = day("2026-11-24", 0).Add(time.Second)
-	mu.Unlock()
+	setNow(day("2026-11-24", 0).Add(time.Second))
 	m = waitFor("day pack", func(m *Manifest) bool { return len(m.Packs) == 1 && m.Packs[0].Kind == KindDay })
 	if m.Packs[0].Commits != 2 || node.Torrent("demo", "demo-e0-2026-11-23-s00001.pack") != nil ||
 		node.Torrent("demo", "demo-e0-2026-11-23.pack") == nil {
@@ -440,23 +446,9 @@ func TestNodeAdoptsNewLists(t *testing.T) {
 // A quiet list's first post is cut within about a second, not at the next
 // tick; more mail right after it waits for the interval.
 func TestQuietListFirstPostSoon(t *testing.T) {
-	a, l := testList(t)
-	var mu sync.Mutex
-	now := day("2026-11-23", 10)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	node, err := NewNode(a, &Options{SliceInterval: time.Hour, Now: clock, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { node.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	node, l, setNow := runTestNode(t, time.Hour)
 	time.Sleep(100 * time.Millisecond) // the start-up publish
-	mu.Lock()
-	now = now.Add(2 * time.Hour) // quiet for two intervals
-	mu.Unlock()
+	setNow(day("2026-11-23", 12))      // quiet for two intervals
 
 	start := time.Now()
 	addAt(t, l, 1, day("2026-11-23", 12))
