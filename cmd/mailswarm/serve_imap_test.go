@@ -26,7 +26,7 @@ func TestServeSMTPToIMAPIdle(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := startServe(t, cfg, smtpPort)
+	s := startServe(t, cfg, smtpPort, imapPort)
 	defer func() {
 		if s.cmd.ProcessState == nil {
 			s.cmd.Process.Kill()

@@ -63,8 +63,9 @@ func (w lockedBuffer) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-// startServe starts serve with cfg and waits until port accepts.
-func startServe(t *testing.T, cfg string, port int) *server {
+// startServe starts serve with cfg and waits until every one of ports
+// accepts (serve opens its listeners one after another).
+func startServe(t *testing.T, cfg string, ports ...int) *server {
 	t.Helper()
 	s := &server{stderr: new(bytes.Buffer), mu: new(sync.Mutex)}
 	s.cmd = exec.Command(buildBinary(t), "serve", "--config", cfg)
@@ -73,19 +74,22 @@ func startServe(t *testing.T, cfg string, port int) *server {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			return s
+	for _, port := range ports {
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				s.cmd.Process.Kill()
+				s.cmd.Wait()
+				t.Fatalf("serve did not listen on %d: %v\n%s", port, err, s.log())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-			t.Fatalf("serve did not listen on %d: %v\n%s", port, err, s.log())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return s
 }
 
 func (s *server) log() string {

@@ -146,7 +146,7 @@ slice_interval = "1s"
 name = "dev"
 addresses = ["dev@example.org"]
 `, data, smtpPort, httpPort), 0o644)
-	srv := startServe(t, cfg, smtpPort)
+	srv := startServe(t, cfg, smtpPort, httpPort)
 	defer srv.stop(t)
 
 	msg := "From: A <a@example.net>\r\nTo: dev@example.org\r\nSubject: swarm\r\nMessage-ID: <swarm@test>\r\n\r\nhello\r\n"
