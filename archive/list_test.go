@@ -176,9 +176,9 @@ func TestKeptLikePublicInbox(t *testing.T) {
 			// One deliberate difference: a message without a Message-ID that
 			// repeats an earlier one byte for byte. We give it the same
 			// content-derived id and drop it, so re-running an import is
-			// idempotent (DESIGN.md); public-inbox falls back to a random id
-			// and keeps it (V2Writable::v2_num_for_harder, "give up
-			// determinism").
+			// idempotent (docs/DESIGN.md, "Message-IDs and dedup");
+			// public-inbox falls back to a random id and keeps it
+			// (V2Writable::v2_num_for_harder, "give up determinism").
 			idless := 0
 			seen := map[string]bool{}
 			for _, m := range readAll(t, path) {

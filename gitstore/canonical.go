@@ -16,7 +16,8 @@ import (
 
 // canonicalLevel is the fixed zlib level of canonical packs. Go's
 // compress/zlib output at a given level is stable across toolchains (see
-// DESIGN.md), so anyone holding the objects rebuilds the same bytes.
+// docs/DESIGN.md, "Packs, torrents and the manifest"; TestCanonicalPackGolden
+// pins it), so anyone holding the objects rebuilds the same bytes.
 const canonicalLevel = 6
 
 func (s *store) writeCanonicalPack(w io.Writer, n int, from, to Hash) (PackInfo, error) {

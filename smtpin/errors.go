@@ -79,8 +79,8 @@ func (s *Server) deliver(log *slog.Logger, list string, raw []byte) (err error) 
 		log.Warn("delivery rejected", "list", list, "size", len(raw), "err", err)
 		return errRejected
 	default:
-		// Temporary, unclassified, or our context ended: 451 (DESIGN:
-		// storage trouble is never a 5xx).
+		// Temporary, unclassified, or our context ended: 451 (docs/DESIGN.md,
+		// "Durability order": storage trouble is never a 5xx).
 		if !errors.Is(err, context.Canceled) && s.opts.IsTempFail != nil && !s.opts.IsTempFail(err) {
 			log.Error("delivery failed (unclassified)", "list", list, "size", len(raw), "err", err)
 		} else {

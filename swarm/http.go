@@ -15,7 +15,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// The HTTP side of a node (DESIGN.md "Packs, torrents and the manifest"):
+// The HTTP side of a node (docs/DESIGN.md, "Packs, torrents and the manifest"):
 //
 //	GET /lists/                       the lists served, JSON
 //	GET /lists/NAME/manifest          the signed manifest; ETag "SEQ-HASH";
