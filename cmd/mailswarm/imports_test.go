@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestImportDirection keeps the package graph of DESIGN.md: imports go one
-// way (cmd → everything; smtpin, imapd, swarm → archive → gitstore; gitstore
-// and config import nothing of ours), and each third-party protocol or
-// storage library lives in one package.
+// TestImportDirection keeps the package graph of docs/DESIGN.md
+// ("Packages"): imports go one way (cmd → everything; smtpin, imapd, swarm →
+// archive → gitstore; gitstore and config import nothing of ours), and each
+// third-party protocol or storage library lives in one package.
 func TestImportDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "mailswarm/...").Output()
 	if err != nil {
@@ -47,7 +47,7 @@ func TestImportDirection(t *testing.T) {
 					ok = ok || imp == a
 				}
 				if !ok {
-					t.Errorf("%s imports %s: not allowed by DESIGN.md's package graph", pkg, imp)
+					t.Errorf("%s imports %s: not allowed by the package graph of docs/DESIGN.md", pkg, imp)
 				}
 			}
 			for prefix, own := range owner {
