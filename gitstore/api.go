@@ -1,7 +1,8 @@
 package gitstore
 
-// This file is the contract the archive package builds on. Bodies marked
-// "not implemented" are being filled in; signatures and doc comments are fixed.
+// This file is the contract the archive package builds on: the exported
+// types, and Store's methods, each of which calls its implementation in
+// the package's other files. Every one is implemented.
 
 import (
 	"encoding/hex"

@@ -1,9 +1,37 @@
 // Package gitstore owns a list's git repositories in the public-inbox v2
 // layout and the pack files inside them.
 //
-// It imports nothing of ours and reads and writes git objects, packs and
-// indexes itself (go-git is not needed: its ref writes are not atomic and its
-// pack parser is lenient).
+// It owns the bytes of git: object encoding, pack and idx writing and
+// reading, ref moves, canonical packs (the swarm's payload), the strict
+// pack verifier, and reading foreign repositories to adopt them (Foreign).
+// Only archive imports it; it imports nothing of ours but internal/durable
+// (atomic writes, directory fsync, flock).
+//
+// Why not go-git. It writes and reads packs, idx files and refs itself, for
+// three reasons:
+//
+//   - Durability: go-git's ref updates are neither atomic nor fsynced (a
+//     crash can leave a ref truncated, or naming objects that never reached
+//     the disk).
+//     Here a batch is durable (pack and idx fsynced, renamed, directory fsynced) before
+//     its ref moves, by a lock file, fsync and rename (docs/DESIGN.md,
+//     "Durability order").
+//   - Canonical bytes: a day pack must be byte for byte what any holder of
+//     the same commits writes (fixed object order, no deltas, zlib level 6:
+//     WriteCanonicalPack, TestCanonicalPackGolden), and reads go straight to
+//     a blob's pack offset kept in the index, with no object lookup.
+//   - Strict checks: packs from the swarm are untrusted. go-git accepts a
+//     missing trailer, trailing garbage and short objects; VerifyPack and
+//     PackCommits refuse them (FuzzVerifyPack).
+//
+// go-git is not in go.mod (it was dropped in the first tidy; nothing ever
+// used it). It is still welcome inside gitstore, and only here
+// (TestImportDirection reserves it), as a second reader: in tests, to
+// cross-check what we write the way git fsck --strict and index-pack
+// --strict already do, and for reading foreign repositories in forms this
+// package does not handle (reftable, SHA-256 object names, a pack index
+// version other than 2). Never for writes, ref moves or the read path by
+// Loc.
 //
 // On-disk layout under the list directory (DATA/lists/NAME):
 //
