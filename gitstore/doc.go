@@ -12,10 +12,9 @@
 //
 //   - Durability: go-git's ref updates are neither atomic nor fsynced (a
 //     crash can leave a ref truncated, or naming objects that never reached
-//     the disk).
-//     Here a batch is durable (pack and idx fsynced, renamed, directory fsynced) before
-//     its ref moves, by a lock file, fsync and rename (docs/DESIGN.md,
-//     "Durability order").
+//     the disk). Here a batch is durable (pack and idx fsynced, renamed,
+//     directory fsynced) before its ref moves, by a lock file, fsync and
+//     rename (docs/DESIGN.md, "Durability order").
 //   - Canonical bytes: a day pack must be byte for byte what any holder of
 //     the same commits writes (fixed object order, no deltas, zlib level 6:
 //     WriteCanonicalPack, TestCanonicalPackGolden), and reads go straight to
