@@ -1,4 +1,49 @@
-// Package swarm publishes a list's history as canonical packs over
-// BitTorrent and follows other lists as a mirror. It subscribes to archive
-// events; anacrolix/torrent is used only here.
+// Package swarm publishes a list's history over BitTorrent and HTTP: it is
+// the origin side of docs/SWARM.md. Following a list as a mirror (a
+// manifest feed, verifying and installing its packs, gossip between peers,
+// finding peers through the DHT and trackers) is not built yet: it is
+// coming (issues 12 and 13; docs/DESIGN.md, "Mirrors").
+//
+// It owns, for every list whose private key (list.key) it holds:
+//
+//   - Origin: slices of the open day's new mail, day packs of closed UTC
+//     days (by committer date, never going back along the chain), month
+//     bundles over the day-pack files, all canonical packs
+//     (archive.List.WriteCanonicalPack); their torrents by one fixed recipe
+//     (TorrentFor, BundleTorrentFor); and the signed manifest chain
+//     (manifest.go: the format; ParseManifest, Follows). A long history is
+//     published in steps of at most 256 packs, each ending in a signed
+//     manifest.
+//   - Node: one anacrolix/torrent client seeding every list of an archive,
+//     publishing at each slice interval (and after a 1 s linger for a quiet
+//     list's first post) on archive events, the HTTP side (http.go: the
+//     manifest with long-poll, torrents with this node's web seed, packs
+//     with Range requests), and DHT announces plus the newest manifest as a
+//     BEP 44 item under the list key (dhtput.go).
+//   - StatusOf and CheckPublished: what `swarm status` prints and what
+//     `verify` checks of the published files against the manifest.
+//
+// It imports archive (never gitstore: archive/packs.go is what the swarm
+// sees of git) and internal/durable; anacrolix/torrent and anacrolix/dht
+// are used only here, and their types stay inside except where the
+// Node's own API hands out a torrent (Client, Torrent). Only cmd/mailswarm
+// and bench import it; archive never calls it: the Node subscribes to
+// archive events.
+//
+// On-disk layout, a list's swarm directory DATA/lists/NAME/swarm:
+//
+//	manifest                the current signed manifest
+//	packs/FILE.pack         slices and day packs: the torrents' payload
+//	                        (a bundle's files are these same files)
+//	torrents/NAME.torrent   one per pack and per bundle, without url-list
+//	                        (web seed and trackers are added when served)
+//	swarm.lock              flock: one publisher at a time (serve, or
+//	                        `mailswarm swarm publish` beside it)
+//
+// Packs and torrents are written under a temporary name (.tmp-*), fsynced
+// and renamed, their directories fsynced; the manifest is written last
+// (temporary file, fsync, rename, directory fsync). So after a crash the
+// manifest names only complete files, and the files it does not name
+// (leftovers, retired slices) are removed by the next publish
+// (docs/DESIGN.md, "Durability order", step 9).
 package swarm

@@ -23,17 +23,8 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// A list's swarm directory, DATA/lists/NAME/swarm:
-//
-//	manifest            the current signed manifest
-//	packs/FILE          day packs and slices (the torrents' payload)
-//	torrents/NAME.torrent  one per pack and per bundle
-//	swarm.lock          serialises publishing across processes
-//
-// Files are written under a temporary name, fsynced and renamed; the
-// manifest is written last, so after a crash the manifest names only
-// complete files, and files it does not name are leftovers (or retired
-// slices) that the next publish removes.
+// The names of a list's swarm directory, DATA/lists/NAME/swarm; the layout
+// and the order files are written in are in doc.go.
 const (
 	swarmDir     = "swarm"
 	manifestFile = "manifest"
