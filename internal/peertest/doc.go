@@ -1,9 +1,12 @@
-// Package peertest holds helpers for tests that run mailswarm against real
-// peer programs: public-inbox today, Dovecot, mutt, mbsync and BitTorrent
-// clients later.
+// Package peertest holds helpers that run mailswarm against real peer
+// programs: public-inbox, Dovecot, Postfix and swaks, BitTorrent clients
+// (libtorrent, aria2, transmission), plus a raw IMAP client (IMAPConn),
+// the shared corpora and the [Need] rule for missing programs.
 //
-// It is imported only by _test.go files (and by the bench command's
-// tests); nothing in the product may import it.
+// It is imported by _test.go files and by the bench command (bench/), which
+// starts the same peers to measure beside them; nothing in the product
+// (cmd/mailswarm and the packages it wires) may import it. It imports
+// nothing of ours.
 //
 // A missing peer program makes a test skip on a developer's machine but
 // fail under CI (the environment variable CI set to anything non-empty),
