@@ -69,6 +69,10 @@
 // peak RSS of imports is not measured). Everything is
 // written under one directory in os.TempDir, removed at the end unless
 // -keep.
+//
+// It imports archive and swarm (to build lists and publish them in
+// process) and internal/peertest (module root, corpora, peer helpers);
+// nothing imports it.
 package main
 
 import (
