@@ -21,5 +21,8 @@
 // message reaches the Deliverer exactly as sent, dot-unstuffed, bare LFs,
 // NULs and 8-bit bytes included.
 //
-// Only cmd/mailswarm imports smtpin; it fills Options from the config.
+// smtpin imports nothing of ours: the Deliverer interface is its only tie
+// to the archive, and it keeps nothing on disk (a message is durable once
+// Deliver returns, in the archive's spool). Only cmd/mailswarm imports
+// smtpin; it fills Options from the config.
 package smtpin
