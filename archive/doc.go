@@ -5,10 +5,13 @@
 // swarm import archive; archive imports none of them and never calls swarm:
 // consumers subscribe to its events.
 //
-// A list lives in DATA/lists/NAME: the git epochs (see gitstore), the derived
-// index.sqlite3 (rebuildable from git alone by Reindex), users.sqlite3 (per
-// user IMAP flags, never touched by Reindex) and the list key (list.key, the
-// ed25519 private key, mode 0600; list.pub, its public key).
+// A list lives in DATA/lists/NAME: list.json (name, address, creation
+// time), the git epochs (see gitstore), the derived index.sqlite3
+// (rebuildable from git alone by Reindex), users.sqlite3 (per user IMAP
+// flags, never touched by Reindex), the list key (list.key, the ed25519
+// private key, mode 0600; list.pub, its public key) and spool/ (below).
+// swarm/ beside them is the swarm package's. The whole tree is in
+// docs/DESIGN.md, "On disk".
 //
 // Accepted mail first goes to the list's write-ahead spool, DATA/lists/NAME/spool
 // (spool.go, spoolrec.go): segment files named by the zero-padded sequence
