@@ -228,7 +228,13 @@ func (l *List) catchUpOnce(ctx context.Context, b *batch) (first, last int64, er
 	return first, last, nil
 }
 
-const catchUpChunk = 5000
+// catchUpChunk is how many commits one catch-up transaction indexes (a
+// variable for tests).
+var catchUpChunk int64 = 5000
+
+// testHookChunkCommitted, when set, runs after each catch-up chunk is
+// committed and before the next transaction begins.
+var testHookChunkCommitted func(l *List)
 
 // chunker is catchUp's transaction, renewed every catchUpChunk commits.
 type chunker struct {
@@ -291,6 +297,9 @@ func (c *chunker) commit(epoch int, tip gitstore.Hash) error {
 	c.tips[epoch] = tip
 	if c.l.progress != nil {
 		c.l.progress(c.n)
+	}
+	if testHookChunkCommitted != nil {
+		testHookChunkCommitted(c.l)
 	}
 	if err := c.begin(); err != nil {
 		return err

@@ -52,11 +52,20 @@ type watch struct {
 	tip   gitstore.Hash // the newest epoch's tip at the last look
 	// settled: at the last look the index held every commit of git.
 	settled bool
-	// stuck is git's and the index's tips at the last look when they
-	// differed: the same again one look later means no writer is making
-	// progress (one was killed between its ref move and its index commit).
+	// stuck is git's and the index's tips when they last differed, and
+	// looks how many looks in a row found them so: stuckLooks in a row
+	// means no writer is making progress (one was killed between its ref
+	// move and its index commit).
 	stuck string
+	looks int
 }
+
+// stuckLooks is how many looks (about a second) git and the index must
+// stand still apart before the watcher indexes git itself. A writer
+// between its ref move and its index commit is usually much quicker; if
+// one is slower, both catch-ups are still safe (catchUp), only the work
+// moves into serve.
+const stuckLooks = 5
 
 // watchLoop looks for other processes' commits every watchInterval until
 // ctx ends.
@@ -131,12 +140,14 @@ func (l *List) look(ctx context.Context, w *watch) error {
 	l.announce(last)
 	w.settled = maps.Equal(gtips, itips)
 	if w.settled {
-		w.stuck = ""
+		w.stuck, w.looks = "", 0
 		return nil
 	}
-	key := fmtTips(gtips) + "/" + fmtTips(itips)
-	if key != w.stuck {
-		w.stuck = key // a writer may be indexing: give it a look's time
+	if key := fmtTips(gtips) + "/" + fmtTips(itips); key != w.stuck {
+		w.stuck, w.looks = key, 1 // a writer may be indexing: give it time
+		return nil
+	}
+	if w.looks++; w.looks < stuckLooks {
 		return nil
 	}
 	if !l.wmu.TryLock() {
