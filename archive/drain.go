@@ -263,6 +263,10 @@ func (l *List) readSegment(first uint64, from int64, last bool, limit int64) ([]
 // Options.CommitInterval, or sooner when 1,000 records are waiting. On ctx's
 // end each makes a final pass; Run returns nil once all have ended. Call
 // Close only after Run has returned.
+//
+// Beside each committer a watcher looks for commits other processes made
+// to the list (deliver, import) a few times a second and announces them
+// to subscribers as it does its own (watch.go).
 func (a *Archive) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.run != nil {
@@ -289,12 +293,17 @@ type runState struct {
 	wg  sync.WaitGroup
 }
 
-// startCommitter starts l's committer loop under rs; a.mu must be held.
+// startCommitter starts l's committer loop and its watcher (watch.go)
+// under rs; a.mu must be held.
 func (a *Archive) startCommitter(rs *runState, l *List) {
-	rs.wg.Add(1)
+	rs.wg.Add(2)
 	go func() {
 		defer rs.wg.Done()
 		l.commitLoop(rs.ctx)
+	}()
+	go func() {
+		defer rs.wg.Done()
+		l.watchLoop(rs.ctx)
 	}()
 }
 

@@ -54,9 +54,19 @@ func (l *List) Import(ctx context.Context, paths []string, opts *ImportOptions) 
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}
+	// Every source is sniffed before any is read: one that holds no mail
+	// refuses the whole import and changes nothing.
+	kinds := make([]string, len(paths))
+	for i, p := range paths {
+		k, err := DetectFormat(p)
+		if err != nil {
+			return ImportResult{}, fmt.Errorf("archive: import %s: %w", p, err)
+		}
+		kinds[i] = k
+	}
 	im := &importer{l: l, opts: o}
-	for _, p := range paths {
-		if err := im.importPath(ctx, p); err != nil {
+	for i, p := range paths {
+		if err := im.importPath(ctx, p, kinds[i]); err != nil {
 			im.flush(ctx)
 			return im.res, fmt.Errorf("archive: import %s: %w", p, err)
 		}
@@ -89,11 +99,8 @@ type pendingMsg struct {
 	arrived time.Time
 }
 
-func (im *importer) importPath(ctx context.Context, path string) error {
-	kind, err := DetectFormat(path)
-	if err != nil {
-		return err
-	}
+// importPath archives the source path, of the format DetectFormat named.
+func (im *importer) importPath(ctx context.Context, path, kind string) error {
 	switch kind {
 	case "mbox":
 		f, err := OpenMaybeGzip(path)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,6 +36,9 @@ type List struct {
 	spool   *spool     // accepted messages not yet archived (spool.go)
 	users   usersOnce  // per-user IMAP flags (users.go), opened on first use
 	drainMu sync.Mutex // one committer pass at a time in this process
+
+	evMu      sync.Mutex
+	announced int64 // the last article told to subscribers (announce, watch.go)
 }
 
 func openList(a *Archive, name, dir string) (*List, error) {
@@ -67,6 +71,11 @@ func openList(a *Archive, name, dir string) (*List, error) {
 			l.db.Close()
 		}
 		l.git.Close()
+		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
+	}
+	// Subscribers hear of articles from here on, not of the history.
+	if l.announced, err = lastArticle(context.Background(), l.db); err != nil {
+		l.close()
 		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
 	}
 	// The index may lag git after a crash between the ref move and the
@@ -105,13 +114,43 @@ func (l *List) Git() *gitstore.Store { return l.git }
 // epoch, in history order, committing every catchUpChunk messages so a
 // rebuild of a large list neither holds one huge transaction nor loses its
 // progress. It returns the range of article numbers added (first > last when
-// none) and publishes it as one Event.
+// none) and announces every article the index holds that subscribers have
+// not heard of (announce), as one Event.
 //
 // b, when not nil, is the batch just appended: its messages need not be read
 // back and parsed, and when the new commits are exactly its messages their
 // full-text rows come from the batch's postings, built while the previous
 // batch was being written.
+//
+// Another process may catch the same index up at the same time (deliver,
+// import, a serve watching the list): each chunk's transaction checks that
+// the index is still where the previous chunk left it, and when another
+// writer moved it, catchUp starts over from there (reading the new
+// commits back from git).
 func (l *List) catchUp(ctx context.Context, b *batch) (first, last int64, err error) {
+	first = -1
+	for try := 0; ; try++ {
+		f, la, err := l.catchUpOnce(ctx, b)
+		if first < 0 {
+			first = f
+		}
+		if errors.Is(err, errIndexMoved) && try < 100 {
+			b = nil
+			continue
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		l.announce(la)
+		return min(first, la+1), la, nil
+	}
+}
+
+// errIndexMoved tells catchUpOnce's caller that another writer indexed
+// commits between two of its chunks.
+var errIndexMoved = errors.New("archive: index moved under catch-up")
+
+func (l *List) catchUpOnce(ctx context.Context, b *batch) (first, last int64, err error) {
 	c := &chunker{l: l, ctx: ctx}
 	defer c.abort()
 	if err := c.begin(); err != nil {
@@ -121,6 +160,7 @@ func (l *List) catchUp(ctx context.Context, b *batch) (first, last int64, err er
 	if err != nil {
 		return 0, 0, err
 	}
+	c.tips, c.last = tips, &last
 	if err := c.w.lastNum.QueryRowContext(ctx).Scan(&last); err != nil {
 		return 0, 0, err
 	}
@@ -185,27 +225,33 @@ func (l *List) catchUp(ctx context.Context, b *batch) (first, last int64, err er
 			return 0, 0, err
 		}
 	}
-	if c.added && last >= first {
-		l.a.events.publish(Event{List: l.name, First: first, Last: last})
-	}
 	return first, last, nil
 }
 
-const catchUpChunk = 5000
+// catchUpChunk is how many commits one catch-up transaction indexes (a
+// variable for tests).
+var catchUpChunk int64 = 5000
+
+// testHookChunkCommitted, when set, runs after each catch-up chunk is
+// committed and before the next transaction begins.
+var testHookChunkCommitted func(l *List)
 
 // chunker is catchUp's transaction, renewed every catchUpChunk commits.
 type chunker struct {
-	l     *List
-	ctx   context.Context
-	tx    *sql.Tx
-	w     *indexWriter
-	n     int64 // commits walked in this transaction
-	added bool  // something was committed
+	l   *List
+	ctx context.Context
+	tx  *sql.Tx
+	w   *indexWriter
+	n   int64 // commits walked in this transaction
 	// batch, when set, supplies this transaction's full-text rows.
 	batch *batch
 	// spoolSeq is the highest spool sequence number in the commit messages
 	// walked, recorded in meta with the rows (see Drain).
 	spoolSeq uint64
+	// tips and last are where the index stands after this catch-up's
+	// commits: each new transaction checks that no one else moved it.
+	tips map[int]gitstore.Hash
+	last *int64
 }
 
 func (c *chunker) begin() error {
@@ -248,11 +294,34 @@ func (c *chunker) commit(epoch int, tip gitstore.Hash) error {
 	if err := c.tx.Commit(); err != nil {
 		return err
 	}
-	c.added = true
+	c.tips[epoch] = tip
 	if c.l.progress != nil {
 		c.l.progress(c.n)
 	}
-	return c.begin()
+	if testHookChunkCommitted != nil {
+		testHookChunkCommitted(c.l)
+	}
+	if err := c.begin(); err != nil {
+		return err
+	}
+	return c.check()
+}
+
+// check returns errIndexMoved when the index, in the transaction just
+// begun, is not where this catch-up left it.
+func (c *chunker) check() error {
+	tips, err := indexTips(c.ctx, c.tx)
+	if err != nil {
+		return err
+	}
+	var last int64
+	if err := c.w.lastNum.QueryRowContext(c.ctx).Scan(&last); err != nil {
+		return err
+	}
+	if last != *c.last || !maps.Equal(tips, c.tips) {
+		return errIndexMoved
+	}
+	return nil
 }
 
 func (c *chunker) abort() {

@@ -18,7 +18,9 @@ import (
 //     time, so this is about delivery order), then by directory; tmp/ and
 //     Maildir++ subfolders (.Name) are not read;
 //   - any other directory: every regular file below it (a directory of
-//     .eml files, or a tree of them), in lexical order of path;
+//     .eml files, or a tree of them), in lexical order of path, except
+//     inside bare git repositories (objects/ and HEAD): their files are
+//     git's, not mail;
 //   - a regular file: that file, as one message (.eml).
 //
 // Names starting with '.' are skipped, as the Maildir convention wants.
@@ -114,6 +116,9 @@ func treeFiles(dir string) ([]string, error) {
 				return filepath.SkipDir
 			}
 			return nil
+		}
+		if d.IsDir() && p != dir && isBareRepo(p) {
+			return filepath.SkipDir
 		}
 		if !d.IsDir() && isRegular(filepath.Dir(p), d) {
 			files = append(files, p)

@@ -76,6 +76,10 @@ func TestWalkMaildirPlain(t *testing.T) {
 		"sub/.x.eml":   "no",
 		"sub/z/d.eml":  "A: d\n",
 		"sub/zz/e.eml": "A: e\n",
+		// a bare repository in the tree is git's, not mail
+		"sub/r.git/HEAD":            "ref: refs/heads/master\n",
+		"sub/r.git/objects/pack/p":  "no",
+		"sub/r.git/refs/heads/main": "no",
 	})
 	names, msgs := walkNames(t, dir)
 	wantNames := []string{"a.eml", "b.eml", "sub/c.eml", "sub/z/d.eml", "sub/zz/e.eml"}

@@ -99,14 +99,18 @@ var headerLine = regexp.MustCompile(`^[!-9;-~]+[ \t]*:`)
 
 // DetectFormat sniffs path and names its format:
 //
-//   - FormatPublicInbox: a directory holding git/ and either inbox.lock
-//     with a git/N.git, or msgmap.sqlite3 (public-inbox's own test);
+//   - FormatPublicInbox: a directory holding git/ and either
+//     msgmap.sqlite3 (public-inbox's own test), inbox.lock with a
+//     git/N.git, or a git/N.git that is a bare repository (what `git clone
+//     --mirror` of an inbox's epochs makes: neither file comes with it);
 //   - FormatEpoch: a bare git repository (objects/ and HEAD), such as
 //     git/0.git of an inbox;
 //   - FormatMaildir: a directory with cur/ or new/, or any other directory
 //     with files that read as messages (FormatEML or FormatMbox) among the
 //     first 16 below it (a directory of .eml files, as WalkMaildir reads
-//     it);
+//     it). Bare repositories below it are skipped: git's HEAD passes for a
+//     header field, and every file of a repository would be archived as
+//     a malformed message;
 //   - FormatMbox: a file, maybe gzip-compressed, whose first line that is
 //     not blank starts with "From ";
 //   - FormatEML: a file whose first non-blank line is a header field.
@@ -140,16 +144,16 @@ func detectDir(path string) (string, error) {
 		if exists("msgmap.sqlite3") {
 			return FormatPublicInbox, nil
 		}
-		if exists("inbox.lock") {
-			ents, _ := os.ReadDir(filepath.Join(path, "git"))
-			for _, e := range ents {
-				if e.IsDir() && epochName.MatchString(e.Name()) {
-					return FormatPublicInbox, nil
-				}
+		lock := exists("inbox.lock")
+		ents, _ := os.ReadDir(filepath.Join(path, "git"))
+		for _, e := range ents {
+			if e.IsDir() && epochName.MatchString(e.Name()) &&
+				(lock || isBareRepo(filepath.Join(path, "git", e.Name()))) {
+				return FormatPublicInbox, nil
 			}
 		}
 	}
-	if isDir("objects") && exists("HEAD") {
+	if isBareRepo(path) {
 		return FormatEpoch, nil
 	}
 	if isDir("cur") || isDir("new") {
@@ -158,6 +162,7 @@ func detectDir(path string) (string, error) {
 	// A directory of message files: one of the first files found reads
 	// as a message.
 	found, tried := false, 0
+	var repo string // the first bare repository skipped
 	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -167,6 +172,12 @@ func detectDir(path string) (string, error) {
 				return filepath.SkipDir
 			}
 			return nil
+		}
+		if d.IsDir() && isBareRepo(p) {
+			if repo == "" {
+				repo = p
+			}
+			return filepath.SkipDir
 		}
 		if !d.Type().IsRegular() {
 			return nil
@@ -186,7 +197,24 @@ func detectDir(path string) (string, error) {
 	if found {
 		return FormatMaildir, nil
 	}
-	return "", fmt.Errorf("%w: %s: directory without messages", ErrUnknownFormat, path)
+	if repo != "" {
+		return "", fmt.Errorf("%w: %s: no mail found (git repository %s skipped: import an epoch by its own path)",
+			ErrUnknownFormat, path, repo)
+	}
+	return "", fmt.Errorf("%w: %s: no mail found", ErrUnknownFormat, path)
+}
+
+// isBareRepo reports whether dir is a bare git repository: objects/ and
+// HEAD. git also wants refs/, but a copy made by a tool that drops empty
+// directories (a mirror keeps its refs in packed-refs) has none, and it is
+// no more mail for that.
+func isBareRepo(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "objects"))
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	fi, err = os.Stat(filepath.Join(dir, "HEAD"))
+	return err == nil && !fi.IsDir()
 }
 
 // detectFile sniffs the first non-blank line of a (maybe compressed) file.

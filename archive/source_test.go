@@ -97,6 +97,15 @@ func TestDetectFormat(t *testing.T) {
 		"epoch.git/HEAD":            "ref: refs/heads/master\n",
 		"epoch.git/objects/pack/x":  "",
 		"emptydir/.keep":            "",
+		// git clone --mirror of an epoch: no inbox.lock, no msgmap
+		"mirror/git/0.git/HEAD":          "ref: refs/heads/master\n",
+		"mirror/git/0.git/packed-refs":   "",
+		"mirror/git/0.git/objects/x":     "",
+		"mirror/git/0.git/refs/heads/.k": "",
+		// a bare repository deeper down and no mail
+		"onlyrepo/sub/r.git/HEAD":        "ref: refs/heads/master\n",
+		"onlyrepo/sub/r.git/description": "Unnamed repository\n",
+		"onlyrepo/sub/r.git/objects/x":   "",
 	})
 	tests := []struct {
 		path, want string
@@ -119,6 +128,8 @@ func TestDetectFormat(t *testing.T) {
 		{"empty", ""},
 		{"emptydir", ""},
 		{"nogit", ""}, // has inbox.lock only: holds no messages
+		{"mirror", FormatPublicInbox},
+		{"onlyrepo", ""}, // git's HEAD is not mail
 	}
 	for _, tc := range tests {
 		got, err := DetectFormat(filepath.Join(dir, tc.path))

@@ -50,6 +50,13 @@ func runImport(ctx context.Context, args []string) error {
 	if !archive.ValidName(*list) {
 		return fmt.Errorf("%w: bad list name %q", errUsage, *list)
 	}
+	// A source that holds no mail (a directory of git repositories, say)
+	// refuses the import before the list is created.
+	for _, p := range fs.Args() {
+		if _, err := archive.DetectFormat(p); err != nil {
+			return err
+		}
+	}
 	a, err := openArchive(*data)
 	if err != nil {
 		return err
