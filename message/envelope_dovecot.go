@@ -1,4 +1,4 @@
-package archive
+package message
 
 // Address lists of the ENVELOPE, parsed the way Dovecot 2.3 does
 // (lib-mail message-address.c with MESSAGE_ADDRESS_PARSE_FLAG_FILL_MISSING
