@@ -105,7 +105,7 @@ var headerLine = regexp.MustCompile(`^[!-9;-~]+[ \t]*:`)
 //     git/0.git of an inbox;
 //   - FormatMaildir: a directory with cur/ or new/, or any other directory
 //     with files that read as messages (FormatEML or FormatMbox) among the
-//     first 16 below it (a directory of .eml files, as WalkMaildir reads
+//     first 16 below it (a directory of .eml files, as message.WalkMaildir reads
 //     it);
 //   - FormatMbox: a file, maybe gzip-compressed, whose first line that is
 //     not blank starts with "From ";

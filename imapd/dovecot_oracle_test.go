@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,12 +10,15 @@ import (
 	"sync"
 	"testing"
 
+	"mailswarm/archive"
 	"mailswarm/internal/peertest"
+	"mailswarm/message"
 )
 
 // TestDovecotOracle loads every corpus into a private Dovecot and
-// compares, message by message, Dovecot's ENVELOPE and BODYSTRUCTURE with
-// what FormatEnvelope and FormatBodyStructure send, both parsed with
+// compares, message by message, Dovecot's ENVELOPE, BODYSTRUCTURE and
+// BODY with what formatEnvelope, formatBodyStructure and formatBody send
+// for message.Parse's values, both parsed with
 // peertest's IMAP parser and rendered canonically (so quoted string or
 // literal does not matter). The differences RFC 3501 allows are
 // normalised by the rules in dovecotRules, each listed in
@@ -32,7 +36,7 @@ func TestDovecotOracle(t *testing.T) {
 			rel := filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path)
 			t.Run(filepath.Base(path), func(t *testing.T) {
 				t.Parallel()
-				dovecotCompare(t, rel, readAll(t, path), counts)
+				dovecotCompare(t, rel, oracleCorpus(t, path), counts)
 			})
 		}
 	})
@@ -71,20 +75,23 @@ var oracleCases = []string{
 	"MIME-Version: 1.0\nContent-Type: MESSAGE/RFC822\n\n",
 }
 
-// oracleFixtures returns the messages of the unit tests, so that their
-// expectations are Dovecot's too: parseCases, testdata/parse/*.eml in
-// name order, then oracleCases (the message index in a report counts
-// from 0 in this order).
+// oracleFixtures returns the messages of package message's unit tests,
+// so that their expectations are Dovecot's too: its parse cases
+// (message/testdata/cases/*.eml, kept equal to message's parseCases by
+// its TestParseCaseFiles) and goldens (message/testdata/parse/*.eml),
+// each in name order, then oracleCases (the message index in a report
+// counts from 0 in this order).
 func oracleFixtures(t *testing.T) [][]byte {
 	var msgs [][]byte
-	for _, c := range parseCases {
-		msgs = append(msgs, c.raw)
+	var files []string
+	for _, dir := range []string{"cases", "parse"} {
+		f, err := filepath.Glob(filepath.Join(messageTestdata, dir, "*.eml"))
+		if err != nil || len(f) == 0 {
+			t.Fatalf("no fixtures in %s: %v", filepath.Join(messageTestdata, dir), err)
+		}
+		sort.Strings(f)
+		files = append(files, f...)
 	}
-	files, err := filepath.Glob(filepath.Join("testdata", "parse", "*.eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(files)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -96,6 +103,24 @@ func oracleFixtures(t *testing.T) [][]byte {
 		msgs = append(msgs, []byte(m))
 	}
 	return msgs
+}
+
+// oracleCorpus returns every message of the corpus file at path.
+func oracleCorpus(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := archive.OpenMaybeGzip(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out [][]byte
+	if err := message.ReadMbox(f, message.MboxRD, func(m []byte) error {
+		out = append(out, bytes.Clone(m))
+		return nil
+	}); err != nil {
+		t.Fatal(path, err)
+	}
+	return out
 }
 
 type ruleCounts struct {
@@ -150,12 +175,12 @@ func dovecotCompare(t *testing.T, rel string, msgs [][]byte, counts *ruleCounts)
 			i := seq - 1
 			seen[i] = true
 			if mine[i] == nil {
-				p := Parse(msgs[i])
+				p := message.Parse(msgs[i])
 				o := &ours{}
 				for _, f := range []struct {
 					v    *peertest.IMAPValue
 					wire string
-				}{{&o.env, FormatEnvelope(&p.Envelope)}, {&o.bs, FormatBodyStructure(&p.Body)}, {&o.body, FormatBody(&p.Body)}} {
+				}{{&o.env, formatEnvelope(&p.Envelope)}, {&o.bs, formatBodyStructure(&p.Body)}, {&o.body, formatBody(&p.Body)}} {
 					v, rest, err := peertest.ParseIMAPValue([]byte(f.wire))
 					if err != nil || len(rest) != 0 {
 						t.Fatalf("%s #%d: ours does not parse (%v, rest %q): %q", rel, i, err, rest, f.wire)

@@ -99,7 +99,7 @@ func piReferences(h header) []string {
 	seen := map[string]bool{"y": true, "n": true}
 	for _, name := range []string{"To", "From", "Cc"} {
 		for _, v := range h.all(name) {
-			for _, a := range parseAddressList(unfoldPI(v)) {
+			for _, a := range publicInboxAddresses(unfoldPI(v)) {
 				if a.Host != "" && !a.GroupStart {
 					seen[a.Mailbox+"@"+a.Host] = true
 				}

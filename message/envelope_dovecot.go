@@ -569,7 +569,8 @@ func (c *dvAddrParser) addressList() {
 	}
 }
 
-// dovecotAddresses parses one address header's value (folded or not) as
+// dovecotAddresses parses one address header's value (folded or not) for
+// the ENVELOPE (see address.go for the other parser), as
 // Dovecot's message_address_parse with FILL_MISSING: a mailbox without
 // a local part gets MISSING_MAILBOX, one without a domain MISSING_DOMAIN,
 // a broken <...> the domain SYNTAX_ERROR, a broken route INVALID_ROUTE.

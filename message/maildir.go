@@ -30,14 +30,14 @@ import (
 func WalkMaildir(path string, fn func(path string, msg []byte) error) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("archive: walk maildir: %w", err)
+		return fmt.Errorf("message: walk maildir: %w", err)
 	}
 	var files []string
 	switch {
 	case fi.Mode().IsRegular():
 		files = []string{path}
 	case !fi.IsDir():
-		return fmt.Errorf("archive: walk maildir: %s is not a file or directory", path)
+		return fmt.Errorf("message: walk maildir: %s is not a file or directory", path)
 	case isMaildir(path):
 		files, err = maildirFiles(path)
 	default:
@@ -49,7 +49,7 @@ func WalkMaildir(path string, fn func(path string, msg []byte) error) error {
 	for _, p := range files {
 		msg, err := os.ReadFile(p)
 		if err != nil {
-			return fmt.Errorf("archive: walk maildir: %w", err)
+			return fmt.Errorf("message: walk maildir: %w", err)
 		}
 		if err := fn(p, stripEnvelope(msg)); err != nil {
 			return err
@@ -79,7 +79,7 @@ func maildirFiles(dir string) ([]string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("archive: walk maildir: %w", err)
+			return nil, fmt.Errorf("message: walk maildir: %w", err)
 		}
 		for _, de := range des {
 			if strings.HasPrefix(de.Name(), ".") || !isRegular(filepath.Join(dir, sub), de) {
@@ -121,7 +121,7 @@ func treeFiles(dir string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("archive: walk maildir: %w", err)
+		return nil, fmt.Errorf("message: walk maildir: %w", err)
 	}
 	return files, nil
 }

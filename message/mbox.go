@@ -91,7 +91,7 @@ func ReadMbox(r io.Reader, format MboxFormat, fn func(msg []byte) error) error {
 	case MboxCL:
 		return readMboxCL(r, fn)
 	}
-	return fmt.Errorf("archive: read mbox: unknown format %d", int(format))
+	return fmt.Errorf("message: read mbox: unknown format %d", int(format))
 }
 
 // readMboxFrom implements MboxRD and MboxO (public-inbox's _mbox_from).
@@ -103,7 +103,7 @@ func readMboxFrom(r io.Reader, format MboxFormat, fn func(msg []byte) error) err
 		var err error
 		msg, err = appendLine(br, msg)
 		if err != nil && err != io.EOF {
-			return fmt.Errorf("archive: read mbox: %w", err)
+			return fmt.Errorf("message: read mbox: %w", err)
 		}
 		line := msg[start:]
 		if isMboxFromLine(line) {
@@ -178,7 +178,7 @@ func hasMboxContent(b []byte) bool {
 }
 
 // errMboxCL is wrapped by every malformed-mboxcl error.
-var errMboxCL = errors.New("archive: malformed mboxcl")
+var errMboxCL = errors.New("message: malformed mboxcl")
 
 // readMboxCL implements MboxCL after public-inbox's mboxcl reader: each
 // message is a "From " line (blank lines before it are skipped), a header
@@ -199,7 +199,7 @@ func readMboxCL(r io.Reader, fn func(msg []byte) error) error {
 		for {
 			line, err = appendLine(br, line[:0])
 			if err != nil && err != io.EOF {
-				return fmt.Errorf("archive: read mboxcl: %w", err)
+				return fmt.Errorf("message: read mboxcl: %w", err)
 			}
 			if len(bytes.Trim(line, "\r\n")) != 0 || err == io.EOF {
 				break
@@ -220,7 +220,7 @@ func readMboxCL(r io.Reader, fn func(msg []byte) error) error {
 			start := len(msg)
 			msg, err = appendLine(br, msg)
 			if err != nil && err != io.EOF {
-				return fmt.Errorf("archive: read mboxcl: %w", err)
+				return fmt.Errorf("message: read mboxcl: %w", err)
 			}
 			l := msg[start:]
 			if string(l) == "\n" || string(l) == "\r\n" {
@@ -246,7 +246,7 @@ func readMboxCL(r io.Reader, fn func(msg []byte) error) error {
 					short := cl - int64(len(msg)-start) + want - int64(got)
 					return fmt.Errorf("%w: message %d: body %d bytes short", errMboxCL, n, short)
 				}
-				return fmt.Errorf("archive: read mboxcl: %w", err)
+				return fmt.Errorf("message: read mboxcl: %w", err)
 			}
 		}
 		body := msg[start:]

@@ -23,6 +23,7 @@ type piMboxDump struct {
 // without it the test is skipped, unless $CI is set, where it fails.
 func piMboxAvailable(t *testing.T) {
 	t.Helper()
+	needPeers(t)
 	err := exec.Command("perl", "-MPublicInbox::Eml", "-MPublicInbox::MboxReader", "-e", "1").Run()
 	if err == nil {
 		return
@@ -109,7 +110,7 @@ func TestReadMboxMatchesPublicInboxEdges(t *testing.T) {
 func piMboxCompare(t *testing.T, format MboxFormat, path string) {
 	t.Helper()
 	want := piMboxRead(t, format.String(), path)
-	rc, err := OpenMaybeGzip(path)
+	rc, err := openMaybeGzip(path)
 	if err != nil {
 		t.Fatal(err)
 	}

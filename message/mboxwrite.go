@@ -6,9 +6,9 @@ import (
 	"io"
 )
 
-// DefaultMboxFromLine is the separator MboxWriter writes when no From line
+// defaultMboxFromLine is the separator MboxWriter writes when no From line
 // is given: the one public-inbox, lore.kernel.org and b4 use in mboxrd.
-const DefaultMboxFromLine = "From mboxrd@z Thu Jan  1 00:00:00 1970"
+const defaultMboxFromLine = "From mboxrd@z Thu Jan  1 00:00:00 1970"
 
 // MboxWriter writes messages as mboxrd: for each message a "From " line,
 // the message with every line matching ^>*From given one more '>', a line
@@ -36,7 +36,7 @@ func NewMboxWriter(w io.Writer) *MboxWriter {
 	return &MboxWriter{w: w}
 }
 
-// Write appends msg, preceded by fromLine ("" for DefaultMboxFromLine). A
+// Write appends msg, preceded by fromLine ("" for defaultMboxFromLine). A
 // given fromLine, with or without its "\n", must be a line ReadMbox takes
 // for a separator ("From sender Www Mmm dd hh:mm:ss yyyy"), or the file
 // would not read back: Write refuses any other. It also refuses a message
@@ -47,17 +47,17 @@ func (w *MboxWriter) Write(msg []byte, fromLine string) error {
 		return w.err
 	}
 	if fromLine == "" {
-		fromLine = DefaultMboxFromLine
+		fromLine = defaultMboxFromLine
 	}
 	line := []byte(fromLine)
 	if !bytes.HasSuffix(line, []byte("\n")) {
 		line = append(line, '\n')
 	}
 	if !hasMboxContent(msg) {
-		return fmt.Errorf("archive: mbox write: empty message")
+		return fmt.Errorf("message: mbox write: empty message")
 	}
 	if !isMboxFromLine(line) {
-		return fmt.Errorf("archive: mbox write: invalid From line %q", fromLine)
+		return fmt.Errorf("message: mbox write: invalid From line %q", fromLine)
 	}
 	b := append(w.buf[:0], line...)
 	for rest := msg; len(rest) > 0; {
@@ -80,7 +80,7 @@ func (w *MboxWriter) Write(msg []byte, fromLine string) error {
 		w.buf = b // keep a buffer of ordinary size for the next message
 	}
 	if _, err := w.w.Write(b); err != nil {
-		w.err = fmt.Errorf("archive: mbox write: %w", err)
+		w.err = fmt.Errorf("message: mbox write: %w", err)
 	}
 	return w.err
 }

@@ -42,19 +42,6 @@ type Parsed struct {
 	Problems []string // what was odd, e.g. "no Message-ID", "bad Date"
 }
 
-// Address is one mailbox: Name is the decoded display name.
-type Address struct {
-	Name, Mailbox, Host string
-}
-
-// String returns the address as mailbox@host.
-func (a Address) String() string {
-	if a.Host == "" {
-		return a.Mailbox
-	}
-	return a.Mailbox + "@" + a.Host
-}
-
 // generatedIDDomain is the right-hand side of generated Message-IDs.
 const generatedIDDomain = "mailswarm.invalid"
 
@@ -403,37 +390,6 @@ func parseListID(s string) string {
 		return strings.ToLower(s)
 	}
 	return ""
-}
-
-// firstAddress returns the first mailbox of the first field called name,
-// with its display name decoded. When the field does not parse it takes
-// the first token that looks like an address, as public-inbox does.
-func firstAddress(h header, name string) Address {
-	v, ok := h.first(name)
-	if !ok {
-		return Address{}
-	}
-	s := unfoldPI(v)
-	for _, a := range parseAddressList(s) {
-		if a.GroupStart || a.GroupEnd || a.Mailbox == "" {
-			continue
-		}
-		if a.Host == "" && !strings.Contains(s, "@") {
-			return Address{Name: decodeWords(a.Name), Mailbox: a.Mailbox}
-		}
-		if a.Host != "" {
-			return Address{Name: decodeWords(a.Name), Mailbox: a.Mailbox, Host: a.Host}
-		}
-	}
-	// fallback: the first email-looking token
-	for _, tok := range strings.FieldsFunc(s, func(r rune) bool {
-		return r == ' ' || r == '\t' || r == '<' || r == '>' || r == ',' || r == ';' || r == '"' || r == '(' || r == ')'
-	}) {
-		if at := strings.LastIndexByte(tok, '@'); at > 0 && at < len(tok)-1 {
-			return Address{Mailbox: tok[:at], Host: tok[at+1:]}
-		}
-	}
-	return Address{}
 }
 
 // dateLayouts are tried, in order, after net/mail.ParseDate fails.

@@ -18,11 +18,11 @@ type Section struct {
 }
 
 // ErrNoSection is returned for a section the message does not have.
-var ErrNoSection = errors.New("archive: no such section")
+var ErrNoSection = errors.New("message: no such section")
 
 // ErrUnknownCTE is returned by BinarySection for a part whose
 // Content-Transfer-Encoding cannot be undone (RFC 3516 UNKNOWN-CTE).
-var ErrUnknownCTE = errors.New("archive: unknown content-transfer-encoding")
+var ErrUnknownCTE = errors.New("message: unknown content-transfer-encoding")
 
 // mpart is one node on the way down a section path: its header (as
 // parsed and as raw bytes, blank line included) and its body.
@@ -234,37 +234,17 @@ func qpLines(b []byte) []byte {
 	return out
 }
 
-// cachedHeaderNames are the header fields mail clients ask for when they
-// list a mailbox (mutt, Thunderbird, Apple Mail, mbsync, imap_bench):
-// the index keeps them per message (msg.hdrs) so that such a FETCH reads
-// no pack. Trace and signature fields, which are most of a header's
-// bytes, are not among them.
-var cachedHeaderNames = map[string]bool{
-	"from": true, "sender": true, "reply-to": true, "to": true, "cc": true, "bcc": true,
-	"subject": true, "date": true, "message-id": true, "in-reply-to": true, "references": true,
-	"content-type": true, "content-description": true, "content-transfer-encoding": true,
-	"mime-version": true, "list-id": true, "list-post": true, "list-subscribe": true,
-	"list-unsubscribe": true, "list-archive": true, "mail-followup-to": true, "mail-reply-to": true,
-	"newsgroups": true, "followup-to": true, "organization": true, "user-agent": true,
-	"x-mailer": true, "priority": true, "x-priority": true, "importance": true, "lines": true,
-	"x-label": true, "x-original-to": true, "delivered-to": true, "keywords": true,
-	"x-mailing-list": true, "mailing-list": true, "x-newsreader": true, "return-path": true,
-}
-
-// CachedHeader reports whether the index keeps field name of every
-// message (see CachedHeaders).
-func CachedHeader(name string) bool { return cachedHeaderNames[strings.ToLower(name)] }
-
-// cachedHeaders returns the lines of raw's header fields that
-// CachedHeader names, in order, continuation lines included, with an
-// empty line at the end: a header block ExtractSection reads as raw's own
-// for HEADER.FIELDS of cached fields.
-func cachedHeaders(raw []byte) []byte {
+// HeaderFields returns the lines of raw's header fields whose name keep
+// accepts, in order, continuation lines included, with an empty line at
+// the end: a header block that ExtractSection reads as raw's own for
+// HEADER.FIELDS of those fields (archive keeps such a block per message so
+// that a FETCH of them reads no pack).
+func HeaderFields(raw []byte, keep func(name string) bool) []byte {
 	var pr problems
 	_, body, hasBody := splitMessage(raw, &pr)
 	hdr := raw
 	if hasBody {
 		hdr = raw[:len(raw)-len(body)]
 	}
-	return filterHeader(hdr, func(name string) bool { return cachedHeaderNames[strings.ToLower(name)] })
+	return filterHeader(hdr, keep)
 }
