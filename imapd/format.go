@@ -7,6 +7,12 @@ import (
 	"mailswarm/message"
 )
 
+// The IMAP wire syntax of ENVELOPE, BODYSTRUCTURE and BODY (RFC 3501
+// section 7.4.2). message parses the values at import, archive keeps them
+// in the index (message's codec), and FETCH renders them here, byte for
+// byte as Dovecot 2.3 sends them (TestDovecotOracle): NIL for an absent
+// field, "" for a present empty one, a literal for 8-bit text.
+
 // formatEnvelope renders e in IMAP wire syntax (RFC 3501 section 7.4.2),
 // the way a server sends it after "ENVELOPE ".
 func formatEnvelope(e *message.Envelope) string {
