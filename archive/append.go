@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mailswarm/gitstore"
+	"mailswarm/message"
 )
 
 // Prepared is a message parsed and ready to be archived. Preparing is the
@@ -17,7 +18,7 @@ import (
 // then writes in order.
 type Prepared struct {
 	Raw    []byte
-	Parsed *Parsed
+	Parsed *message.Parsed
 	// Arrived is the committer time: when the list received the message.
 	Arrived  time.Time
 	trigrams []uint64 // distinct full-text trigram keys (trigram.go)
@@ -30,7 +31,7 @@ type Prepared struct {
 // means "as public-inbox would record it for imported history": the time of
 // the newest Received header, else the Date, else now.
 func Prepare(raw []byte, arrived time.Time) *Prepared {
-	p := &Prepared{Raw: raw, Parsed: Parse(raw), Arrived: arrived}
+	p := &Prepared{Raw: raw, Parsed: message.Parse(raw), Arrived: arrived}
 	p.trigrams = messageTrigrams(p.Parsed)
 	// The decoded texts were only needed for the trigrams; a batch holds
 	// thousands of messages, so let them go.

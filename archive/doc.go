@@ -1,9 +1,10 @@
-// Package archive owns mailing lists: accepting messages, their parsing,
-// deduplication, article numbers and the derived SQLite index.
+// Package archive owns mailing lists: accepting messages, deduplication,
+// article numbers and the derived SQLite index.
 //
-// It imports gitstore (storage) and go-message (parsing). smtpin, imapd and
-// swarm import archive; archive imports none of them and never calls swarm:
-// consumers subscribe to its events.
+// It imports gitstore (storage) and message (parsing; the index caches
+// what message.Parse computes). smtpin, imapd and swarm import archive;
+// archive imports none of them and never calls swarm: consumers subscribe
+// to its events.
 //
 // A list lives in DATA/lists/NAME: list.json (name, address, creation
 // time), the git epochs (see gitstore), the derived index.sqlite3

@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"mailswarm/gitstore"
+	"mailswarm/message"
 )
 
 // ImportOptions configures Import. The zero value is usable.
 type ImportOptions struct {
 	// Format is how mbox files were quoted; the zero value is mboxrd.
-	Format MboxFormat
+	Format message.MboxFormat
 	// BatchSize is how many messages go into one git pack and index
 	// transaction; zero means 1000.
 	BatchSize int
@@ -108,11 +109,11 @@ func (im *importer) importPath(ctx context.Context, path, kind string) error {
 			return err
 		}
 		defer f.Close()
-		return ReadMbox(f, im.opts.Format, func(msg []byte) error {
+		return message.ReadMbox(f, im.opts.Format, func(msg []byte) error {
 			return im.add(ctx, append([]byte(nil), msg...), time.Time{})
 		})
 	case "maildir", "eml":
-		return WalkMaildir(path, func(_ string, msg []byte) error {
+		return message.WalkMaildir(path, func(_ string, msg []byte) error {
 			return im.add(ctx, msg, time.Time{})
 		})
 	case "public-inbox":

@@ -12,6 +12,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
 
 	"mailswarm/gitstore"
+	"mailswarm/message"
 )
 
 // schemaVersion changes whenever the index layout does; an index of another
@@ -234,7 +235,7 @@ func (w *indexWriter) close() {
 
 // thread finds the thread of a new message: that of the nearest message it
 // refers to, else that of a message which referred to it first, else its own.
-func (w *indexWriter) thread(ctx context.Context, num int64, p *Parsed) (int64, error) {
+func (w *indexWriter) thread(ctx context.Context, num int64, p *message.Parsed) (int64, error) {
 	try := func(st *sql.Stmt, mid string) (int64, bool, error) {
 		var t int64
 		err := st.QueryRowContext(ctx, mid).Scan(&t)
@@ -264,7 +265,7 @@ func (w *indexWriter) thread(ctx context.Context, num int64, p *Parsed) (int64, 
 
 // isDuplicate reports whether a message with p's Message-ID and content is
 // already archived (public-inbox's rule: same id and same content).
-func (w *indexWriter) isDuplicate(ctx context.Context, p *Parsed) (bool, error) {
+func (w *indexWriter) isDuplicate(ctx context.Context, p *message.Parsed) (bool, error) {
 	rows, err := w.chash.QueryContext(ctx, p.MessageID)
 	if err != nil {
 		return false, err
@@ -297,7 +298,7 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 		e.BlobSize, p.CRLFSize, p.MessageID, p.ContentHash[:], date.Unix(), sentDay(date),
 		e.Committer.When.Unix(),
 		p.Subject, p.From.Name, p.From.Mailbox+"@"+p.From.Host, thr,
-		EncodeEnvelope(&p.Envelope), EncodeBodyStructure(&p.Body), cachedHeaders(m.Raw))
+		message.EncodeEnvelope(&p.Envelope), message.EncodeBodyStructure(&p.Body), cachedHeaders(m.Raw))
 	if err != nil {
 		return fmt.Errorf("insert article %d: %w", num, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"mailswarm/internal/peertest"
+	"mailswarm/message"
 )
 
 func newTestArchive(t testing.TB) *Archive {
@@ -35,7 +36,7 @@ func readAll(t testing.TB, path string) [][]byte {
 	}
 	defer f.Close()
 	var out [][]byte
-	if err := ReadMbox(f, MboxRD, func(m []byte) error {
+	if err := message.ReadMbox(f, message.MboxRD, func(m []byte) error {
 		out = append(out, append([]byte(nil), m...))
 		return nil
 	}); err != nil {
@@ -51,7 +52,7 @@ func exportAll(t testing.TB, l *List) [][]byte {
 		t.Fatal(err)
 	}
 	var out [][]byte
-	if err := ReadMbox(&buf, MboxRD, func(m []byte) error {
+	if err := message.ReadMbox(&buf, message.MboxRD, func(m []byte) error {
 		out = append(out, append([]byte(nil), m...))
 		return nil
 	}); err != nil {
@@ -93,7 +94,7 @@ func TestCorpusRoundTrip(t *testing.T) {
 			kept := map[string]bool{}
 			j := 0
 			for _, m := range in {
-				p := Parse(m)
+				p := message.Parse(m)
 				k := p.MessageID + "\x00" + string(p.ContentHash[:])
 				if j < len(out) && bytes.Equal(m, out[j]) {
 					kept[k] = true
@@ -182,7 +183,7 @@ func TestKeptLikePublicInbox(t *testing.T) {
 			idless := 0
 			seen := map[string]bool{}
 			for _, m := range readAll(t, path) {
-				p := Parse(m)
+				p := message.Parse(m)
 				k := p.MessageID + string(p.ContentHash[:])
 				if seen[k] && p.GeneratedID {
 					idless++
@@ -306,7 +307,7 @@ func TestDedup(t *testing.T) {
 	if res.Added != 0 || res.Duplicates != 2 {
 		t.Fatalf("second Add = %+v, want 0 added, 2 duplicates", res)
 	}
-	if p1, p2 := Parse(noid), Parse(noid); !p1.GeneratedID || p1.MessageID != p2.MessageID {
+	if p1, p2 := message.Parse(noid), message.Parse(noid); !p1.GeneratedID || p1.MessageID != p2.MessageID {
 		t.Fatalf("generated ids %q, %q: not deterministic", p1.MessageID, p2.MessageID)
 	}
 	if err := l.Verify(ctx); err != nil {

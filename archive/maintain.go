@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mailswarm/gitstore"
+	"mailswarm/message"
 )
 
 // ErrInconsistent is wrapped by Verify's errors.
@@ -224,7 +225,7 @@ func (l *List) Export(ctx context.Context, w io.Writer, opts *ExportOptions) (in
 	if opts != nil {
 		o = *opts
 	}
-	mw := NewMboxWriter(w)
+	mw := message.NewMboxWriter(w)
 	n := 0
 	err := l.Articles(ctx, 0, 0, false, func(a *Article) error {
 		if err := ctx.Err(); err != nil {

@@ -5,11 +5,10 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"mailswarm/gitstore"
+	"mailswarm/message"
 )
 
 // What the IMAP server reads from the index, without building anything
@@ -158,85 +157,19 @@ func (l *List) Subjects(ctx context.Context, nums []int64, fn func(num int64, su
 	return nil
 }
 
-// Fold returns s case-folded the way the trigram index and MatchText
-// compare text.
-func Fold(s string) string {
-	return strings.Map(foldRune, s)
-}
-
-// ContainsFolded reports whether Fold(s) contains folded (a Fold()ed
-// needle), without building Fold(s) when folded is ASCII: then s is
-// searched byte by byte with ASCII case folding. (The two differ only for
-// the few non-ASCII runes that lower-case to ASCII, such as the Kelvin
-// sign; the trigram index folds those the same way, so at worst such a
-// message is a candidate that is not confirmed.)
-func ContainsFolded(s, folded string) bool {
-	for i := 0; i < len(folded); i++ {
-		if folded[i] >= utf8.RuneSelf {
-			return strings.Contains(Fold(s), folded)
-		}
-	}
-	if folded == "" {
-		return true
-	}
-	first := folded[0]
-	upper := first
-	if 'a' <= first && first <= 'z' {
-		upper -= 'a' - 'A'
-	}
-	for i := 0; i+len(folded) <= len(s); i++ {
-		c := s[i]
-		if c != first && c != upper {
-			continue
-		}
-		j := 1
-		for ; j < len(folded); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != folded[j] {
-				break
-			}
-		}
-		if j == len(folded) {
-			return true
-		}
-	}
-	return false
-}
-
-// MatchText reports whether the message raw contains folded (a Fold()ed
+// matchText reports whether the message raw contains folded (a message.Fold()ed
 // needle) in field: FieldSubject (the decoded subject), FieldBody (the
 // decoded text parts) or FieldHeader (the decoded value of the header
 // fields called name, or any field as a "Name: value" line when name is
 // ""). An empty needle matches a message that has the field.
-func MatchText(raw []byte, field int, name, folded string) bool {
-	var pr problems
-	h, body, _ := splitMessage(raw, &pr)
+func matchText(raw []byte, field int, name, folded string) bool {
 	switch field {
 	case FieldSubject:
-		name = "Subject"
-		fallthrough
+		return message.MatchHeader(raw, "Subject", folded)
 	case FieldHeader:
-		for _, f := range h {
-			if name != "" && !strings.EqualFold(f.name, name) {
-				continue
-			}
-			v := oneLine(decodeWords(unfoldPI(f.value)))
-			if name == "" {
-				// TEXT: the field's name is header text too (RFC 3501
-				// section 6.4.4), and the index holds "Name: value" lines
-				v = f.name + ": " + v
-			}
-			if ContainsFolded(v, folded) {
-				return true
-			}
-		}
-		return false
+		return message.MatchHeader(raw, name, folded)
 	case FieldBody:
-		root := parsePart(h, body, 0, false, &pr)
-		return ContainsFolded(partsText(root), folded)
+		return message.MatchBody(raw, folded)
 	}
 	return false
 }
@@ -322,7 +255,7 @@ func (l *List) ReadHeaderAt(loc gitstore.Loc) ([]byte, error) {
 }
 
 // MatchNums returns, ascending, the articles of nums (ascending, not
-// removed) whose text matches as MatchText(raw, field, name, folded)
+// removed) whose text matches as matchText(raw, field, name, folded)
 // says: the confirmation of trigram candidates, read and matched on every
 // core.
 func (l *List) MatchNums(ctx context.Context, nums []int64, field int, name, folded string) ([]int64, error) {
@@ -330,7 +263,7 @@ func (l *List) MatchNums(ctx context.Context, nums []int64, field int, name, fol
 	if workers <= 1 {
 		var out []int64
 		err := l.ReadNums(ctx, nums, func(num int64, raw []byte) error {
-			if MatchText(raw, field, name, folded) {
+			if matchText(raw, field, name, folded) {
 				out = append(out, num)
 			}
 			return nil
@@ -344,7 +277,7 @@ func (l *List) MatchNums(ctx context.Context, nums []int64, field int, name, fol
 		chunk := nums[w*len(nums)/workers : (w+1)*len(nums)/workers]
 		wg.Go(func() {
 			errs[w] = l.ReadNums(ctx, chunk, func(num int64, raw []byte) error {
-				if MatchText(raw, field, name, folded) {
+				if matchText(raw, field, name, folded) {
 					parts[w] = append(parts[w], num)
 				}
 				return nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"mailswarm/internal/peertest"
+	"mailswarm/message"
 )
 
 // HEADER.FIELDS of cached fields answered from the index's header cache
@@ -21,7 +22,7 @@ func TestCachedHeadersAnswerLikeTheMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = ReadMbox(f, MboxRD, func(raw []byte) error {
+		err = message.ReadMbox(f, message.MboxRD, func(raw []byte) error {
 			n++
 			cache := cachedHeaders(raw)
 			for _, fields := range sets {
@@ -30,11 +31,11 @@ func TestCachedHeadersAnswerLikeTheMessage(t *testing.T) {
 						t.Fatalf("%s is not cached", f)
 					}
 				}
-				want, err := ExtractSection(raw, Section{Specifier: "HEADER", Fields: fields})
+				want, err := message.ExtractSection(raw, message.Section{Specifier: "HEADER", Fields: fields})
 				if err != nil {
 					return err
 				}
-				got, err := ExtractSection(cache, Section{Specifier: "HEADER", Fields: fields})
+				got, err := message.ExtractSection(cache, message.Section{Specifier: "HEADER", Fields: fields})
 				if err != nil {
 					return err
 				}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"mailswarm/message"
 )
 
 // OpenMaybeGzip opens path for reading, decompressing it when it starts
@@ -107,10 +109,10 @@ var headerLine = regexp.MustCompile(`^[!-9;-~]+[ \t]*:`)
 //     git/0.git of an inbox;
 //   - FormatMaildir: a directory with cur/ or new/, or any other directory
 //     with files that read as messages (FormatEML or FormatMbox) among the
-//     first 16 below it (a directory of .eml files, as WalkMaildir reads
-//     it). Bare repositories below it are skipped: git's HEAD passes for a
-//     header field, and every file of a repository would be archived as
-//     a malformed message;
+//     first 16 below it (a directory of .eml files, as
+//     message.WalkMaildir reads it). Bare repositories below it are
+//     skipped: git's HEAD passes for a header field, and every file of a
+//     repository would be archived as a malformed message;
 //   - FormatMbox: a file, maybe gzip-compressed, whose first line that is
 //     not blank starts with "From ";
 //   - FormatEML: a file whose first non-blank line is a header field.
@@ -148,12 +150,12 @@ func detectDir(path string) (string, error) {
 		ents, _ := os.ReadDir(filepath.Join(path, "git"))
 		for _, e := range ents {
 			if e.IsDir() && epochName.MatchString(e.Name()) &&
-				(lock || isBareRepo(filepath.Join(path, "git", e.Name()))) {
+				(lock || message.IsBareRepo(filepath.Join(path, "git", e.Name()))) {
 				return FormatPublicInbox, nil
 			}
 		}
 	}
-	if isBareRepo(path) {
+	if message.IsBareRepo(path) {
 		return FormatEpoch, nil
 	}
 	if isDir("cur") || isDir("new") {
@@ -173,7 +175,7 @@ func detectDir(path string) (string, error) {
 			}
 			return nil
 		}
-		if d.IsDir() && isBareRepo(p) {
+		if d.IsDir() && message.IsBareRepo(p) {
 			if repo == "" {
 				repo = p
 			}
@@ -202,19 +204,6 @@ func detectDir(path string) (string, error) {
 			ErrUnknownFormat, path, repo)
 	}
 	return "", fmt.Errorf("%w: %s: no mail found", ErrUnknownFormat, path)
-}
-
-// isBareRepo reports whether dir is a bare git repository: objects/ and
-// HEAD. git also wants refs/, but a copy made by a tool that drops empty
-// directories (a mirror keeps its refs in packed-refs) has none, and it is
-// no more mail for that.
-func isBareRepo(dir string) bool {
-	fi, err := os.Stat(filepath.Join(dir, "objects"))
-	if err != nil || !fi.IsDir() {
-		return false
-	}
-	fi, err = os.Stat(filepath.Join(dir, "HEAD"))
-	return err == nil && !fi.IsDir()
 }
 
 // detectFile sniffs the first non-blank line of a (maybe compressed) file.

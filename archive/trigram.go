@@ -9,10 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 
 	"mailswarm/gitstore"
+	"mailswarm/message"
 )
 
 // Full-text search is a trigram index of our own, kept in SQLite.
@@ -73,17 +72,6 @@ func IndexedHeader(field string) bool { return indexedHeaders[strings.ToLower(fi
 // maxTrigramText bounds how much of one field is indexed.
 const maxTrigramText = 1 << 20
 
-// foldRune maps r to the form both indexing and searching use.
-func foldRune(r rune) rune {
-	if r < utf8.RuneSelf {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}
-	return unicode.ToLower(r)
-}
-
 func rune16(r rune) uint64 {
 	if r <= 0xffff {
 		return uint64(r)
@@ -102,7 +90,7 @@ func trigramKeys(field uint64, text string, fn func(uint64)) {
 		if r == '\r' {
 			continue
 		}
-		k = (k<<16 | rune16(foldRune(r))) & (1<<48 - 1)
+		k = (k<<16 | rune16(message.FoldRune(r))) & (1<<48 - 1)
 		n++
 		if n >= 3 {
 			fn(field<<48 | k)
@@ -189,7 +177,7 @@ func (s *keySet) grow() {
 var keySets = sync.Pool{New: func() any { return new(keySet) }}
 
 // messageTrigrams returns the distinct trigram keys of a parsed message.
-func messageTrigrams(p *Parsed) []uint64 {
+func messageTrigrams(p *message.Parsed) []uint64 {
 	s := keySets.Get().(*keySet)
 	defer keySets.Put(s)
 	s.reset()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mailswarm/internal/peertest"
+	"mailswarm/message"
 )
 
 func foldString(s string) string {
@@ -14,7 +15,7 @@ func foldString(s string) string {
 		if r == '\r' {
 			return -1
 		}
-		return foldRune(r)
+		return message.FoldRune(r)
 	}, s)
 }
 
@@ -38,7 +39,7 @@ func TestSearchCandidates(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		p := Parse(raw)
+		p := message.Parse(raw)
 		var hdr strings.Builder // FieldHeader covers the indexed fields only
 		for line := range strings.Lines(p.HeaderText) {
 			if name, _, _ := strings.Cut(line, ":"); IndexedHeader(name) {

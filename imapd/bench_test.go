@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mailswarm/archive"
+	"mailswarm/message"
 )
 
 // BenchmarkFetch is a whole-mailbox FETCH on a 10,000-message list, over
@@ -62,7 +62,7 @@ func BenchmarkFetchHeadersMbox(b *testing.B) {
 		b.Fatal(err)
 	}
 	var msgs [][]byte
-	err = archive.ReadMbox(f, archive.MboxRD, func(m []byte) error {
+	err = message.ReadMbox(f, message.MboxRD, func(m []byte) error {
 		msgs = append(msgs, bytes.Clone(m))
 		return nil
 	})

@@ -30,6 +30,7 @@ import (
 
 	"mailswarm/archive"
 	"mailswarm/internal/peertest"
+	"mailswarm/message"
 )
 
 // clientCorpus is the real mail the client tests archive: SpamAssassin's
@@ -530,7 +531,7 @@ func readMbox(t *testing.T, path string) [][]byte {
 	}
 	defer f.Close()
 	var msgs [][]byte
-	if err := archive.ReadMbox(f, archive.MboxO, func(m []byte) error {
+	if err := message.ReadMbox(f, message.MboxO, func(m []byte) error {
 		msgs = append(msgs, bytes.Clone(m))
 		return nil
 	}); err != nil {

@@ -8,10 +8,11 @@
 // session holds them), FETCH (fetch.go), SEARCH as set algebra over the
 // index (search.go), per-user flags through archive.UserState (flags.go),
 // IDLE, logins and TLS, and the IMAP wire syntax of ENVELOPE, BODY,
-// BODYSTRUCTURE and strings (FormatEnvelope, FormatBody,
-// FormatBodyStructure, QuoteIMAP): archive caches parsed values, imapd
-// writes the protocol. It keeps nothing on disk of its own: messages,
-// cached structures and flags (users.sqlite3) are the archive's.
+// BODYSTRUCTURE and strings (format.go): message parses ENVELOPE and
+// BODYSTRUCTURE into plain values, archive caches them (binary encoded) in
+// the index, imapd writes the protocol. It keeps nothing on disk of its
+// own: messages, cached structures and flags (users.sqlite3) are the
+// archive's.
 //
 // It imports archive and message; go-imap is used only here and none of
 // its types leave the package. Only cmd/mailswarm imports imapd.

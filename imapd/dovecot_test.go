@@ -21,6 +21,7 @@ import (
 
 	"mailswarm/archive"
 	"mailswarm/internal/peertest"
+	"mailswarm/message"
 )
 
 // dovecotPick names the corpus messages the Dovecot oracle loads: the
@@ -53,13 +54,13 @@ func dovecotCorpus(t *testing.T) [][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		format := archive.MboxRD
+		format := message.MboxRD
 		if strings.HasSuffix(p.rel, ".txt") {
-			format = archive.MboxO
+			format = message.MboxO
 		}
 		n := 0
 		errEnough := fmt.Errorf("enough")
-		err = archive.ReadMbox(f, format, func(m []byte) error {
+		err = message.ReadMbox(f, format, func(m []byte) error {
 			msgs = append(msgs, bytes.Clone(m))
 			n++
 			if p.n > 0 && n >= p.n {
@@ -164,7 +165,7 @@ func searchNums(t *testing.T, rs []peertest.IMAPResp) []uint32 {
 // RFC822.SIZE and BODY[...] sections must be identical but for
 // nested-close-delimiter (RFC 2046 section 5.1.1, see nestedCloseCRLF);
 // ENVELOPE and BODYSTRUCTURE differences are only counted (they belong
-// to archive/dovecot_oracle_test.go). BINARY must be identical but for
+// to dovecot_oracle_test.go). BINARY must be identical but for
 // binary-invalid-encoding and dovecot-binary-size (see binary); should
 // quoted-printable BINARY regress to LF line ends or kept end-of-line
 // blanks (fixed: RFC 2045 section 6.7 rules 3 and 4), the test says so.
@@ -197,7 +198,7 @@ var searchRules = map[string]searchRule{
 			"Dovecot without FTS matches the decoded part bytes, markup and part headers included",
 		explains: func(o *oracle, seq int, needle string, dovecot bool) bool {
 			v := o.mime(seq)
-			n := archive.Fold(needle)
+			n := message.Fold(needle)
 			return dovecot && (strings.Contains(v.html, n) || strings.Contains(v.partHeaders, n))
 		},
 	},
@@ -226,8 +227,8 @@ var searchRules = map[string]searchRule{
 		explains: func(o *oracle, seq int, needle string, dovecot bool) bool {
 			raw := o.msgs[seq-1]
 			hdr, _, _ := bytes.Cut(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n\n"))
-			n := archive.Fold(needle)
-			if strings.Contains(archive.Fold(string(hdr)), n) {
+			n := message.Fold(needle)
+			if strings.Contains(message.Fold(string(hdr)), n) {
 				return false
 			}
 			m, err := mail.ReadMessage(bytes.NewReader(raw))
@@ -236,7 +237,7 @@ var searchRules = map[string]searchRule{
 			}
 			for k, vs := range m.Header {
 				for _, v := range vs {
-					if strings.Contains(archive.Fold(k+": "+strings.TrimSpace(v)), n) {
+					if strings.Contains(message.Fold(k+": "+strings.TrimSpace(v)), n) {
 						return !dovecot
 					}
 				}
@@ -258,13 +259,13 @@ var searchRules = map[string]searchRule{
 			if err != nil {
 				return false
 			}
-			n := archive.Fold(needle)
+			n := message.Fold(needle)
 			for k, vs := range m.Header {
 				if archive.IndexedHeader(k) {
 					continue
 				}
 				for _, v := range vs {
-					if strings.Contains(archive.Fold(k+": "+v), n) {
+					if strings.Contains(message.Fold(k+": "+v), n) {
 						return true
 					}
 				}
@@ -570,7 +571,7 @@ func short(s string) string {
 }
 
 func (o *oracle) fetch(t *testing.T) {
-	// report only: archive/dovecot_oracle_test.go owns these differences
+	// report only: dovecot_oracle_test.go owns these differences
 	reportOnly := map[string]bool{"ENVELOPE": true, "BODYSTRUCTURE": true}
 	cmds := []string{
 		"FETCH 1:* (ENVELOPE BODYSTRUCTURE RFC822.SIZE)",
@@ -632,7 +633,7 @@ func (o *oracle) fetch(t *testing.T) {
 		}
 		for _, k := range []string{"ENVELOPE", "BODYSTRUCTURE"} {
 			if strings.Contains(cmd, k) {
-				t.Logf("%s: %d messages differ from Dovecot (reported, not failed: see archive/dovecot_oracle_test.go)", k, differ[k])
+				t.Logf("%s: %d messages differ from Dovecot (reported, not failed: see dovecot_oracle_test.go)", k, differ[k])
 			}
 		}
 		if len(diffs) > 0 {
@@ -711,9 +712,9 @@ func viewMIME(raw []byte) *mimeView {
 		}
 	}
 	walk(textproto.MIMEHeader(m.Header), body, "", true)
-	v.partHeaders = archive.Fold(ph.String())
-	v.html = archive.Fold(html.String())
-	v.text = archive.Fold(text.String())
+	v.partHeaders = message.Fold(ph.String())
+	v.html = message.Fold(html.String())
+	v.text = message.Fold(text.String())
 	return v
 }
 
@@ -871,7 +872,7 @@ func (o *oracle) binary(t *testing.T) {
 	}
 	t.Logf("%d BINARY fetches compared", n)
 	if len(qpBugs) > 0 {
-		t.Errorf("BUG (archive.BinarySection): BINARY and BINARY.SIZE of quoted-printable parts differ from "+
+		t.Errorf("BUG (message.BinarySection): BINARY and BINARY.SIZE of quoted-printable parts differ from "+
 			"Dovecot only by our known decoding bugs (lf: LF line ends where RFC 2045 section 6.7 rule 4 "+
 			"and Dovecot give CRLF; trailing-space: end-of-line white space kept where RFC 2045 "+
 			"section 6.7 rule 3 deletes it) in %d parts: %s", len(qpBugs), strings.Join(qpBugs, " "))

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"mailswarm/archive"
+	"mailswarm/message"
 )
 
 // FETCH responses are written here, not through go-imap's FetchWriter:
@@ -22,7 +23,7 @@ import (
 // Date, parameters in a map, Q-encoded subjects), so it cannot send the
 // raw header values IMAP requires and Dovecot sends, and it flushes the
 // socket after every message. Here the wire form comes from the index
-// (archive.FormatEnvelope, FormatBodyStructure) and responses go out in
+// (formatEnvelope, formatBodyStructure: format.go) and responses go out in
 // 64 KiB writes. go-imap has finished parsing the command and writes
 // nothing on this connection until Fetch returns, so nothing interleaves.
 
@@ -245,28 +246,28 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 				line = strconv.AppendInt(line, r.VSize, 10)
 			}
 			if options.Envelope {
-				env, err := archive.DecodeEnvelope(r.Envelope)
+				env, err := message.DecodeEnvelope(r.Envelope)
 				if err != nil {
 					return fmt.Errorf("article %d: %w", uid, err)
 				}
 				sep()
 				line = append(line, "ENVELOPE "...)
-				line = append(line, archive.FormatEnvelope(env)...)
+				line = append(line, formatEnvelope(env)...)
 			}
 			if options.BodyStructure != nil {
-				b, err := archive.DecodeBodyStructure(r.Body)
+				b, err := message.DecodeBodyStructure(r.Body)
 				if err != nil {
 					return fmt.Errorf("article %d: %w", uid, err)
 				}
 				if wi.nonExtended {
 					sep()
 					line = append(line, "BODY "...)
-					line = append(line, archive.FormatBody(b)...)
+					line = append(line, formatBody(b)...)
 				}
 				if wi.extended {
 					sep()
 					line = append(line, "BODYSTRUCTURE "...)
-					line = append(line, archive.FormatBodyStructure(b)...)
+					line = append(line, formatBodyStructure(b)...)
 				}
 			}
 			if _, err := bw.Write(line); err != nil {
@@ -329,13 +330,13 @@ func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.Fet
 		if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone {
 			data = whole()
 		} else {
-			sec := archive.Section{Part: bs.Part, Specifier: string(bs.Specifier)}
+			sec := message.Section{Part: bs.Part, Specifier: string(bs.Specifier)}
 			if len(bs.HeaderFields) > 0 {
 				sec.Fields = bs.HeaderFields
 			} else if len(bs.HeaderFieldsNot) > 0 {
 				sec.Fields, sec.Not = bs.HeaderFieldsNot, true
 			}
-			b, err := archive.ExtractSection(raw, sec)
+			b, err := message.ExtractSection(raw, sec)
 			if err == nil {
 				data = toCRLF(b)
 			}
@@ -349,8 +350,8 @@ func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.Fet
 		writeLiteral(bw, partial(data, bs.Partial), false)
 	}
 	for _, bs := range options.BinarySection {
-		b, decoded, err := archive.BinarySection(raw, bs.Part)
-		if errors.Is(err, archive.ErrUnknownCTE) {
+		b, decoded, err := message.BinarySection(raw, bs.Part)
+		if errors.Is(err, message.ErrUnknownCTE) {
 			return errUnknownCTE
 		}
 		if !decoded {
@@ -366,8 +367,8 @@ func (ss *session) writeSections(bw *bufio.Writer, raw []byte, options *imap.Fet
 		writeLiteral(bw, partial(b, bs.Partial), true)
 	}
 	for _, bs := range options.BinarySectionSize {
-		b, decoded, err := archive.BinarySection(raw, bs.Part)
-		if errors.Is(err, archive.ErrUnknownCTE) {
+		b, decoded, err := message.BinarySection(raw, bs.Part)
+		if errors.Is(err, message.ErrUnknownCTE) {
 			return errUnknownCTE
 		}
 		n := len(b)
@@ -406,7 +407,7 @@ func writeSectionName(bw *bufio.Writer, bs *imap.FetchItemBodySection) {
 				if isAtom(f) {
 					bw.WriteString(f)
 				} else {
-					bw.WriteString(archive.QuoteIMAP(f))
+					bw.WriteString(quoteIMAP(f))
 				}
 			}
 			bw.WriteByte(')')

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"mailswarm/archive"
+	"mailswarm/message"
 )
 
 // SEARCH runs on the index: UID and sequence sets on the view, dates and
@@ -337,7 +338,7 @@ func (sr *searcher) withFlag(f imap.Flag, has bool) (uidSet, error) {
 func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet, error) {
 	ss := sr.ss
 	l := ss.st.l
-	folded := archive.Fold(needle)
+	folded := message.Fold(needle)
 	indexField := field
 	if field == archive.FieldHeader && strings.EqualFold(name, "Subject") {
 		indexField = archive.FieldSubject
@@ -376,7 +377,7 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 			nums[i] = int64(u)
 		}
 		err := l.Subjects(ss.ctx, nums, func(num int64, subject string) error {
-			if archive.ContainsFolded(subject, folded) {
+			if message.ContainsFolded(subject, folded) {
 				out = append(out, uint32(num))
 			}
 			return nil

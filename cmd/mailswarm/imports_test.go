@@ -7,20 +7,22 @@ import (
 )
 
 // TestImportDirection keeps the package graph of docs/DESIGN.md
-// ("Packages"): imports go one way (cmd → everything; smtpin, imapd, swarm →
-// archive → gitstore; gitstore and config import nothing of ours), and each
-// third-party protocol or storage library lives in one package.
+// ("Packages"): imports go one way (cmd → everything; smtpin, swarm → archive; imapd → archive, message;
+// archive → gitstore, message; message, gitstore and config import nothing
+// of ours), and each third-party protocol or storage library lives in one
+// package.
 func TestImportDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "mailswarm/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	ours := map[string][]string{ // package → packages of ours it may import
+		"mailswarm/message":  {},
 		"mailswarm/gitstore": {},
 		"mailswarm/config":   {},
-		"mailswarm/archive":  {"mailswarm/gitstore"},
+		"mailswarm/archive":  {"mailswarm/gitstore", "mailswarm/message"},
 		"mailswarm/smtpin":   {"mailswarm/archive"},
-		"mailswarm/imapd":    {"mailswarm/archive"},
+		"mailswarm/imapd":    {"mailswarm/archive", "mailswarm/message"},
 		"mailswarm/swarm":    {"mailswarm/archive"},
 	}
 	owner := map[string]string{ // library prefix → the one package that may import it
@@ -28,7 +30,7 @@ func TestImportDirection(t *testing.T) {
 		"github.com/emersion/go-smtp":    "mailswarm/smtpin",
 		"github.com/emersion/go-imap":    "mailswarm/imapd",
 		"github.com/anacrolix/":          "mailswarm/swarm",
-		"github.com/emersion/go-message": "mailswarm/archive",
+		"github.com/emersion/go-message": "mailswarm/message",
 		"modernc.org/sqlite":             "mailswarm/archive",
 		"github.com/BurntSushi/toml":     "mailswarm/config",
 	}
@@ -60,5 +62,20 @@ func TestImportDirection(t *testing.T) {
 	}
 	if checked < 7 {
 		t.Fatalf("go list listed %d packages", checked)
+	}
+}
+
+// TestMessageTestsStandAlone: message's tests import nothing of ours
+// either, so that `go test ./message` builds and runs on its own, a fast
+// loop for parser work.
+func TestMessageTestsStandAlone(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .TestImports " "}} {{join .XTestImports " "}}`, "mailswarm/message").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		if strings.HasPrefix(imp, "mailswarm/") {
+			t.Errorf("a test of mailswarm/message imports %s", imp)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"mailswarm/archive"
+	"mailswarm/message"
 	"mailswarm/swarm"
 )
 
@@ -41,9 +42,9 @@ func runImport(ctx context.Context, args []string) error {
 	opts := &archive.ImportOptions{BatchSize: *batch}
 	switch *format {
 	case "mboxrd":
-		opts.Format = archive.MboxRD
+		opts.Format = message.MboxRD
 	case "mboxo":
-		opts.Format = archive.MboxO
+		opts.Format = message.MboxO
 	default:
 		return fmt.Errorf("%w: unknown --format %q", errUsage, *format)
 	}
