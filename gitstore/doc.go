@@ -1,8 +1,9 @@
 // Package gitstore owns a list's git repositories in the public-inbox v2
 // layout and the pack files inside them.
 //
-// It imports nothing of ours and reads and writes git objects, packs and
-// indexes itself (go-git is not needed: its ref writes are not atomic and its
+// It imports nothing of ours but internal/durable (the atomic writes,
+// directory fsyncs and flock it shares with archive and swarm) and reads
+// and writes git objects, packs and indexes itself (go-git is not needed: its ref writes are not atomic and its
 // pack parser is lenient).
 //
 // On-disk layout under the list directory (DATA/lists/NAME):
