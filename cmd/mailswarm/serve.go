@@ -29,9 +29,11 @@ const shutdownGrace = 30 * time.Second
 // free port, one list demo for demo@localhost. The swarm publishes every
 // list whose key is here: at start, then every slice interval.
 //
-// It binds every listener before it serves any, so that once one port
-// answers all do, and a port it cannot have ends it with an error naming
-// that listener before anything was served.
+// Its steps: serveConfig, openLists, bindListeners, newParts, start, and
+// once ctx ends (SIGTERM, SIGINT) shutdown. It binds every listener before
+// it serves any, so that once one port answers all do, and a port it
+// cannot have ends it with an error naming that listener before anything
+// was served; every error path stops what was started.
 func runServe(ctx context.Context, args []string) error {
 	cfg, err := serveConfig(args)
 	if err != nil {
@@ -49,10 +51,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := startParts(cfg, a, b)
+	p, err := newParts(cfg, a, b)
 	if err != nil {
 		return err
 	}
+	p.start()
 	slog.Info("serving", "data", cfg.Data, "lists", len(cfg.Lists))
 	<-ctx.Done()
 	slog.Info("shutting down")
@@ -165,31 +168,45 @@ func (b *bound) close() {
 	}
 }
 
-// parts are serve's running parts; shutdown stops them.
+// parts are serve's parts: the servers on the bound listeners, the
+// swarm node, the archive's committers. newParts builds them, start runs
+// them, shutdown stops them.
 type parts struct {
-	lists       []config.List
-	a           *archive.Archive
+	a      *archive.Archive
+	lists  []config.List
+	node   *swarm.Node
+	httpLn net.Listener // nil when HTTP is off
+	smtp   []*smtpin.Server
+	imap   *imapd.Server
+	serves []served
+
 	stopArchive context.CancelFunc
-	runErr      error // a.Run's, once wg is done
-	smtp        []*smtpin.Server
-	imap        *imapd.Server
 	stopSwarm   func(context.Context)
 	wg          sync.WaitGroup
+	runErr      error // a.Run's, once wg is done
 }
 
-// startParts builds the servers on b's listeners, then starts the
-// archive's committers, the servers and the swarm. What can fail (TLS
-// certificates, the IMAP server) comes first; on error it closes b and
-// what it built, and nothing has been served.
-func startParts(cfg *config.Config, a *archive.Archive, b *bound) (*parts, error) {
+// served is one listener and the server that will serve it.
+type served struct {
+	name  string
+	ln    net.Listener
+	serve func(net.Listener) error
+}
+
+// newParts builds the servers on b's listeners: what can fail once the
+// ports are bound (TLS certificates, the IMAP server) fails here, before
+// anything is served. On error it closes b and what it built.
+func newParts(cfg *config.Config, a *archive.Archive, b *bound) (p *parts, err error) {
+	p = &parts{a: a, lists: cfg.Lists, node: b.node, httpLn: b.http}
+	defer func() {
+		if err != nil {
+			if p.imap != nil {
+				p.imap.Close()
+			}
+			b.close()
+		}
+	}()
 	users := userHashes(cfg)
-	type served struct {
-		name  string
-		ln    net.Listener
-		serve func(net.Listener) error
-	}
-	var serves []served
-	p := &parts{lists: cfg.Lists, a: a}
 	for _, lc := range []struct {
 		name string
 		l    config.Listener
@@ -201,43 +218,39 @@ func startParts(cfg *config.Config, a *archive.Archive, b *bound) (*parts, error
 		}
 		srv, err := newSMTP(cfg, a, users, lc.name, lc.l, lc.lmtp)
 		if err != nil {
-			b.close()
 			return nil, err
 		}
 		p.smtp = append(p.smtp, srv)
-		serves = append(serves, served{lc.name, lc.ln, srv.Serve})
+		p.serves = append(p.serves, served{lc.name, lc.ln, srv.Serve})
 	}
 	if b.imap != nil || b.imaps != nil {
-		srv, err := newIMAP(cfg, a, users)
-		if err != nil {
-			b.close()
+		if p.imap, err = newIMAP(cfg, a, users); err != nil {
 			return nil, err
 		}
-		p.imap = srv
 		if b.imap != nil {
-			serves = append(serves, served{"imap", b.imap, srv.Serve})
+			p.serves = append(p.serves, served{"imap", b.imap, p.imap.Serve})
 		}
 		if b.imaps != nil {
-			serves = append(serves, served{"imaps", b.imaps, srv.ServeTLS})
+			p.serves = append(p.serves, served{"imaps", b.imaps, p.imap.ServeTLS})
 		}
 	}
-	httpLn := b.http
-	if httpLn != nil && cfg.HTTP.TLSCert != "" {
+	if p.httpLn != nil && cfg.HTTP.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 		if err != nil {
-			if p.imap != nil {
-				p.imap.Close()
-			}
-			b.close()
 			return nil, fmt.Errorf("http tls: %w", err)
 		}
-		httpLn = tls.NewListener(httpLn, &tls.Config{Certificates: []tls.Certificate{cert}})
+		p.httpLn = tls.NewListener(p.httpLn, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
+	return p, nil
+}
 
+// start runs the archive's committers, then serves every listener and
+// runs the swarm.
+func (p *parts) start() {
 	runCtx, stopArchive := context.WithCancel(context.Background())
 	p.stopArchive = stopArchive
-	p.wg.Go(func() { p.runErr = a.Run(runCtx) })
-	for _, s := range serves {
+	p.wg.Go(func() { p.runErr = p.a.Run(runCtx) })
+	for _, s := range p.serves {
 		p.wg.Go(func() {
 			if err := s.serve(s.ln); err != nil {
 				slog.Error("listener stopped", "listener", s.name, "err", err)
@@ -245,8 +258,7 @@ func startParts(cfg *config.Config, a *archive.Archive, b *bound) (*parts, error
 		})
 		slog.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
 	}
-	p.stopSwarm = startSwarm(b.node, httpLn)
-	return p, nil
+	p.stopSwarm = startSwarm(p.node, p.httpLn)
 }
 
 // shutdown stops the parts, the swarm first and the committers last (a
