@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"mailswarm/internal/durable"
 )
 
 // drainBatch is the most records one committer batch archives.
@@ -102,14 +104,14 @@ func (l *List) drain(ctx context.Context) (AddResult, error) {
 	if _, err := os.Stat(s.dir); errors.Is(err, os.ErrNotExist) {
 		return res, nil
 	}
-	lk, err := lockSpool(filepath.Join(s.dir, spoolCommitLock), true)
+	lk, err := durable.TryLockFile(filepath.Join(s.dir, spoolCommitLock))
 	if err != nil {
 		return res, fmt.Errorf("archive: drain %s: %w: %w", l.name, ErrTempFail, err)
 	}
 	if lk == nil {
 		return res, nil
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 	s.pending.Store(0)
 
 	// The index may lag git (an earlier pass failed after the commit).
@@ -130,7 +132,7 @@ func (l *List) drain(ctx context.Context) (AddResult, error) {
 	committed := max(cp, idxSeq)
 
 	// Only durable records: under the append lock no write is under way.
-	alk, err := lockSpool(filepath.Join(s.dir, spoolAppendLock), false)
+	alk, err := durable.LockFile(filepath.Join(s.dir, spoolAppendLock))
 	if err != nil {
 		return res, fmt.Errorf("archive: drain %s: %w: %w", l.name, ErrTempFail, err)
 	}
@@ -142,7 +144,7 @@ func (l *List) drain(ctx context.Context) (AddResult, error) {
 			limit = fi.Size()
 		}
 	}
-	alk.unlock()
+	alk.Unlock()
 	if err != nil {
 		return res, fmt.Errorf("archive: drain %s: %w", l.name, err)
 	}
@@ -179,7 +181,7 @@ func (l *List) drain(ctx context.Context) (AddResult, error) {
 				return err
 			}
 		}
-		if err := writeFileAtomic(filepath.Join(s.dir, spoolCheckpoint),
+		if err := durable.WriteFile(filepath.Join(s.dir, spoolCheckpoint),
 			[]byte(strconv.FormatUint(last, 10)+"\n"), 0o644, !l.a.opts.NoSync); err != nil {
 			return fmt.Errorf("%w: checkpoint: %w", ErrTempFail, err)
 		}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"mailswarm/internal/durable"
 )
 
 // Files of a list directory owned by this package.
@@ -47,7 +49,7 @@ func createList(dir, name, address string, sync bool) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, metaFile), append(b, '\n'), 0o644, sync); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644, sync); err != nil {
 		return fmt.Errorf("archive: create list %s: %w", name, err)
 	}
 	return nil
@@ -62,7 +64,7 @@ func WriteKeyPair(dir string, pub ed25519.PublicKey, priv ed25519.PrivateKey, sy
 			return fmt.Errorf("key: %w", err)
 		}
 		p := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if err := writeFileAtomic(filepath.Join(dir, privKeyFile), p, 0o600, sync); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, privKeyFile), p, 0o600, sync); err != nil {
 			return fmt.Errorf("key: %w", err)
 		}
 	}
@@ -71,7 +73,7 @@ func WriteKeyPair(dir string, pub ed25519.PublicKey, priv ed25519.PrivateKey, sy
 		return fmt.Errorf("key: %w", err)
 	}
 	p := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	return writeFileAtomic(filepath.Join(dir, pubKeyFile), p, 0o644, sync)
+	return durable.WriteFile(filepath.Join(dir, pubKeyFile), p, 0o644, sync)
 }
 
 func readPublicKey(dir string) (ed25519.PublicKey, error) {
@@ -129,49 +131,4 @@ func uidValidity(pub ed25519.PublicKey, mailbox string) uint32 {
 		v = 1
 	}
 	return v
-}
-
-// writeFileAtomic writes data to a temporary file, fsyncs it, renames it over
-// path and fsyncs the directory.
-func writeFileAtomic(path string, data []byte, mode os.FileMode, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if sync {
-		return syncDir(dir)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

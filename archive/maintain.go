@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mailswarm/gitstore"
+	"mailswarm/internal/durable"
 	"mailswarm/message"
 )
 
@@ -71,13 +72,8 @@ func (l *List) rebuildIndex(ctx context.Context, progress func(int64)) error {
 	for _, s := range []string{"-wal", "-shm"} {
 		os.Remove(path + s)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.Rename(tmp, path, !l.a.opts.NoSync); err != nil {
 		return err
-	}
-	if !l.a.opts.NoSync {
-		if err := syncDir(l.dir); err != nil {
-			return err
-		}
 	}
 	if l.db, err = openIndex(path, l.a.opts.NoSync); err != nil {
 		return err

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mailswarm/internal/durable"
 )
 
 // Errors returned by List.Accept.
@@ -174,7 +176,7 @@ func (s *spool) writeBatch(batch []*spoolReq) error {
 				return err
 			}
 			if !s.noSync {
-				if err := syncDir(filepath.Dir(s.dir)); err != nil {
+				if err := durable.SyncDir(filepath.Dir(s.dir)); err != nil {
 					return err
 				}
 			}
@@ -183,11 +185,11 @@ func (s *spool) writeBatch(batch []*spoolReq) error {
 		}
 		s.dirReady = true
 	}
-	lk, err := lockSpool(filepath.Join(s.dir, spoolAppendLock), false)
+	lk, err := durable.LockFile(filepath.Join(s.dir, spoolAppendLock))
 	if err != nil {
 		return fmt.Errorf("lock spool: %w", err)
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 	if err := s.syncTail(); err != nil {
 		return err
 	}
@@ -312,7 +314,7 @@ func (s *spool) newSegment(first uint64) error {
 		return err
 	}
 	if !s.noSync {
-		if err := syncDir(s.dir); err != nil {
+		if err := durable.SyncDir(s.dir); err != nil {
 			f.Close()
 			return err
 		}

@@ -20,7 +20,7 @@ func (s *store) beginAppend() (func(), error) {
 		s.amu.Unlock()
 		return nil, err
 	}
-	release := func() { lk.unlock(); s.amu.Unlock() }
+	release := func() { lk.Unlock(); s.amu.Unlock() }
 	if err := s.refresh(); err != nil {
 		release()
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"mailswarm/internal/durable"
 )
 
 // repoConfig is the config of every bare repository we create: gc.auto=0
@@ -95,20 +97,13 @@ func writeAlternates(dir string, epochs []int, noSync bool) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
 		return nil
 	}
-	tmp, err := writeFileSync(info, "alternates", []byte(b.String()), noSync)
+	tmp, err := durable.WriteTemp(info, tmpPrefix+"alternates_*", []byte(b.String()), 0o644, !noSync)
 	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("gitstore: alternates: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.Rename(tmp, path, !noSync); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("gitstore: alternates: %w", err)
-	}
-	if !noSync {
-		return syncDir(info)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"mailswarm/internal/durable"
 )
 
 // tmpPrefix starts the names of our temporary files; Open removes leftovers
@@ -91,12 +93,7 @@ func packRecord(t ObjectType, data []byte) []byte {
 
 // syncDir fsyncs a directory so renames in it are durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("gitstore: fsync %s: %w", dir, err)
 	}
 	return nil
@@ -109,23 +106,12 @@ func tmpName(dir, kind string) string {
 	return filepath.Join(dir, tmpPrefix+kind+"_"+hex.EncodeToString(r[:]))
 }
 
-// writeFileSync writes data to a new temporary file in dir and fsyncs it
+// writeFileSync writes data to a new temporary file in dir (mode 0444,
+// named as tmpName does, so Open removes it when left) and fsyncs it
 // (unless noSync); it returns the temporary path.
 func writeFileSync(dir, kind string, data []byte, noSync bool) (string, error) {
-	path := tmpName(dir, kind)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	path, err := durable.WriteTemp(dir, tmpPrefix+kind+"_*", data, 0o444, !noSync)
 	if err != nil {
-		return "", fmt.Errorf("gitstore: create %s: %w", kind, err)
-	}
-	_, err = f.Write(data)
-	if err == nil && !noSync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 		return "", fmt.Errorf("gitstore: write %s: %w", kind, err)
 	}
 	return path, nil

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"mailswarm/internal/durable"
 )
 
 // defaultEpochSize is public-inbox's epoch size.
@@ -55,7 +57,7 @@ func open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 	cleanTemp(filepath.Join(dir, "git"))
 	cleanTemp(dir)
 	eps, err := listEpochs(dir)
@@ -87,8 +89,12 @@ func open(dir string, opts *Options) (*Store, error) {
 }
 
 // lockAppend takes the inter-process append lock.
-func (s *store) lockAppend() (*fileLock, error) {
-	return lockFile(filepath.Join(s.dir, "git", ".append.lock"), false)
+func (s *store) lockAppend() (*durable.Lock, error) {
+	lk, err := durable.LockFile(filepath.Join(s.dir, "git", ".append.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("gitstore: append lock: %w", err)
+	}
+	return lk, nil
 }
 
 // gitDir is the bare repository of epoch n.

@@ -14,10 +14,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"mailswarm/archive"
+	"mailswarm/internal/durable"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
@@ -66,9 +66,7 @@ func stampOf(path string) fileStamp {
 		return fileStamp{}
 	}
 	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ino = sys.Ino
-	}
+	st.ino, _ = durable.Inode(fi)
 	return st
 }
 
@@ -229,11 +227,11 @@ const stepPacks = 256
 func (o *Origin) PublishStep(ctx context.Context, now time.Time) (res PublishResult, more bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	unlock, err := lockPath(filepath.Join(o.dir, lockFile))
+	lk, err := durable.LockFile(filepath.Join(o.dir, lockFile))
 	if err != nil {
 		return PublishResult{}, false, fmt.Errorf("swarm: %s: %w", o.list.Name(), err)
 	}
-	defer unlock()
+	defer lk.Unlock()
 	// Another process (swarm publish beside serve) may have published:
 	// the manifest file is replaced (a new inode) each time.
 	if st := stampOf(filepath.Join(o.dir, manifestFile)); st != o.curStat {
@@ -374,7 +372,7 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 		// The renames of the new packs and torrents must be durable before
 		// a manifest names them.
 		for _, d := range []string{packsDir, torrentsDir} {
-			if err := syncDir(filepath.Join(o.dir, d)); err != nil {
+			if err := durable.SyncDir(filepath.Join(o.dir, d)); err != nil {
 				return res, err
 			}
 		}
@@ -383,7 +381,7 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := writeFileAtomic(filepath.Join(o.dir, manifestFile), signed, 0o644, o.sync); err != nil {
+	if err := durable.WriteFile(filepath.Join(o.dir, manifestFile), signed, 0o644, o.sync); err != nil {
 		return res, err
 	}
 	o.curStat = stampOf(filepath.Join(o.dir, manifestFile))
@@ -628,7 +626,7 @@ func (o *Origin) writeTorrent(name string, mi *metainfo.MetaInfo) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(o.dir, torrentsDir, name+".torrent"), b, 0o644, o.sync)
+	return durable.WriteFile(filepath.Join(o.dir, torrentsDir, name+".torrent"), b, 0o644, o.sync)
 }
 
 // bundle makes a bundle for every closed month of every epoch that has
@@ -709,55 +707,6 @@ func (o *Origin) removeStale(m *Manifest) {
 			}
 		}
 	}
-}
-
-// writeFileAtomic writes path via a temporary file, fsync and rename.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), perm)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err == nil && sync {
-		err = syncDir(filepath.Dir(path))
-	}
-	return err
-}
-
-// syncDir fsyncs a directory (its entries).
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// lockPath takes an exclusive flock on path, waiting for it.
-func lockPath(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // readTorrent reads torrents/name.torrent.

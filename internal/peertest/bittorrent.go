@@ -70,7 +70,7 @@ func startProc(logPath, name string, args ...string) (*btProc, error) {
 	defer f.Close()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -96,14 +96,14 @@ func (p *btProc) exited() bool {
 func (p *btProc) stop(t testing.TB) {
 	pgid := p.cmd.Process.Pid
 	if !p.exited() {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = signalGroup(pgid, syscall.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
 		}
 	}
 	// Children may outlive the leader: the group goes either way.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = signalGroup(pgid, syscall.SIGKILL)
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
@@ -129,8 +129,8 @@ func runBounded(ctx context.Context, limit time.Duration, logPath, name string, 
 	defer f.Close()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
+	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
 	if ctx.Err() != nil {

@@ -2,7 +2,6 @@ package peertest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -241,7 +240,7 @@ func (p *Postfix) stop() {
 		if time.Now().After(deadline) {
 			p.t.Errorf("peertest: postfix master %d did not exit; killing it", pid)
 			_, _ = p.command("postfix", "abort")
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			_ = signalPID(pid, syscall.SIGKILL)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -259,22 +258,6 @@ func (p *Postfix) masterPID() int {
 		return 0
 	}
 	return pid
-}
-
-// processAlive reports whether pid is a live process (not a zombie).
-func processAlive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return !errors.Is(err, syscall.ESRCH)
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] != 'Z'
-	}
-	return true
 }
 
 // waitDial waits until addr accepts a TCP connection.
