@@ -47,9 +47,13 @@ type conn struct {
 	lit   int64  // literal bytes to pass through
 	inCmd bool   // the next line continues a command (after a literal)
 
-	mu      sync.Mutex // the write side
-	nc      net.Conn   // raw, or TLS over it after STARTTLS
-	isTLS   bool
+	mu    sync.Mutex // held briefly, never while writing
+	nc    net.Conn   // raw, or TLS over it after STARTTLS
+	isTLS bool
+
+	// wmu orders writes (imapserver's, FETCH's, ours); Close and the
+	// deadlines do not take it, so they can break a stuck write.
+	wmu     sync.Mutex
 	capsDue bool   // imapserver may be writing capability lists
 	held    []byte // an incomplete line while capsDue
 }
@@ -186,9 +190,9 @@ func literalAtEnd(line []byte) (int64, bool) {
 
 // writeRaw writes a response of this layer's own.
 func (c *conn) writeRaw(s string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := io.WriteString(c.nc, s)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := io.WriteString(c.current(), s)
 	return err
 }
 
@@ -342,13 +346,16 @@ func (c *conn) startTLS(tag string, rest []byte) error {
 	if len(rest) > 0 {
 		return c.writeRaw(tag + " BAD Syntax error: STARTTLS takes no arguments\r\n")
 	}
+	c.wmu.Lock() // nothing else is written until TLS is in place
+	defer c.wmu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.isTLS || c.authed.Load() {
-		_, err := io.WriteString(c.nc, tag+" BAD STARTTLS not available\r\n")
+	isTLS := c.isTLS
+	c.mu.Unlock()
+	if isTLS || c.authed.Load() {
+		_, err := io.WriteString(c.raw, tag+" BAD STARTTLS not available\r\n")
 		return err
 	}
-	if _, err := io.WriteString(c.nc, tag+" OK Begin TLS negotiation now\r\n"); err != nil {
+	if _, err := io.WriteString(c.raw, tag+" OK Begin TLS negotiation now\r\n"); err != nil {
 		return err
 	}
 	// What the client sent after STARTTLS is the start of its TLS
@@ -359,7 +366,9 @@ func (c *conn) startTLS(tag string, rest []byte) error {
 		under = &prefixConn{Conn: c.raw, r: io.MultiReader(bytes.NewReader(bytes.Clone(early)), c.raw)}
 	}
 	tc := tls.Server(under, c.s.opts.TLS)
+	c.mu.Lock()
 	c.nc, c.isTLS = tc, true
+	c.mu.Unlock()
 	c.br = bufio.NewReader(tc)
 	c.lit, c.inCmd = 0, false
 	return nil
@@ -375,10 +384,10 @@ func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 // Write writes what imapserver (or FETCH) writes; capability lists are
 // amended while a command that lists them is being answered.
 func (c *conn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if !c.capsDue && len(c.held) == 0 {
-		return c.nc.Write(p)
+		return c.current().Write(p)
 	}
 	buf := append(c.held, p...)
 	k := bytes.LastIndexByte(buf, '\n') + 1
@@ -389,7 +398,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		rest = rest[i:]
 	}
 	c.held = append([]byte(nil), buf[k:]...)
-	if _, err := c.nc.Write(out); err != nil {
+	if _, err := c.current().Write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -397,10 +406,10 @@ func (c *conn) Write(p []byte) (int, error) {
 
 // setCapsDue starts or ends the amending of capability lists.
 func (c *conn) setCapsDue(v bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if !v && len(c.held) > 0 {
-		c.nc.Write(c.held)
+		c.current().Write(c.held)
 		c.held = nil
 	}
 	c.capsDue = v
@@ -429,7 +438,10 @@ func (c *conn) amendCaps(out, line []byte) []byte {
 	if !contains(have, "ID") {
 		out = append(out, " ID"...)
 	}
-	if c.s.opts.TLS != nil && !c.isTLS && !c.authed.Load() && !contains(have, "STARTTLS") {
+	c.mu.Lock()
+	isTLS := c.isTLS
+	c.mu.Unlock()
+	if c.s.opts.TLS != nil && !isTLS && !c.authed.Load() && !contains(have, "STARTTLS") {
 		out = append(out, " STARTTLS"...)
 	}
 	return append(out, line[at:]...)
