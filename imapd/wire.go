@@ -352,7 +352,7 @@ func (c *conn) startTLS(tag string, rest []byte) error {
 	isTLS := c.isTLS
 	c.mu.Unlock()
 	if isTLS || c.authed.Load() {
-		_, err := io.WriteString(c.raw, tag+" BAD STARTTLS not available\r\n")
+		_, err := io.WriteString(c.current(), tag+" BAD STARTTLS not available\r\n")
 		return err
 	}
 	if _, err := io.WriteString(c.raw, tag+" OK Begin TLS negotiation now\r\n"); err != nil {
