@@ -359,7 +359,8 @@ func (c *conn) startTLS(tag string, rest []byte) error {
 		return err
 	}
 	// What the client sent after STARTTLS is the start of its TLS
-	// handshake (never commands: RFC 2595 §3.1 plain-text injection).
+	// handshake, never commands (the plain-text command injection of
+	// CVE-2011-0411).
 	under := c.raw
 	if n := c.br.Buffered(); n > 0 {
 		early, _ := c.br.Peek(n)
