@@ -188,3 +188,24 @@ func TestIDTLS(t *testing.T) {
 		t.Fatalf("ID on imaps: %q", l)
 	}
 }
+
+// TestSTARTTLSInjection: commands pipelined behind STARTTLS in plain text
+// are the start of the TLS handshake to the server, never commands
+// (CVE-2011-0411): the server must not answer them.
+func TestSTARTTLSInjection(t *testing.T) {
+	serverTLS, _ := peertest.TLSPair(t)
+	ts := newTestServer(t, synthetic(1), &imapd.Options{TLS: serverTLS})
+	p := dialRaw(t, ts.addr)
+	p.until("* OK", 5*time.Second)
+	p.send("a STARTTLS\r\nb ID NIL\r\nc CAPABILITY")
+	p.until("a OK", 5*time.Second)
+	for {
+		l, err := p.readLine(5 * time.Second)
+		if err != nil {
+			break // the handshake failed on our plain text: hung up
+		}
+		if strings.HasPrefix(l, "* ") || strings.HasPrefix(l, "b ") || strings.HasPrefix(l, "c ") {
+			t.Fatalf("answered a command injected after STARTTLS: %q", l)
+		}
+	}
+}
