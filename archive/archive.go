@@ -32,8 +32,9 @@ type Options struct {
 	// MaxMessageSize is the largest message List.Accept takes, in bytes;
 	// zero means 64 MiB.
 	MaxMessageSize int64
-	// CommitInterval is how often Run's committers drain the spools;
-	// zero means 1 s.
+	// CommitInterval is how often Run's committers look for records
+	// appended by other processes (mail accepted here is committed at
+	// once); zero means 1 s.
 	CommitInterval time.Duration
 }
 

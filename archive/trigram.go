@@ -390,7 +390,14 @@ func newBatch(msgs []*Prepared, postings bool) *batch {
 		m.pos = i
 	}
 	if postings {
-		b.lists = make(map[uint64][]uint32, 1<<16)
+		// Sized for the batch: a live commit of one message used to
+		// allocate room for 65,536 keys (2.5 ms of CPU a pass, most of
+		// it clearing memory).
+		n := 0
+		for _, m := range msgs {
+			n += len(m.trigrams)
+		}
+		b.lists = make(map[uint64][]uint32, min(n, 1<<16))
 		for i, m := range msgs {
 			for _, k := range m.trigrams {
 				b.lists[k] = append(b.lists[k], uint32(i))

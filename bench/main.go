@@ -10,6 +10,8 @@
 //	go run ./bench imap [-n 10000] [-mbox FILE] [-repeat 3] [-skip-pi]
 //	                    [-skip-dovecot] [-subject-word W] [-body-word W]
 //	                    [-bin PATH] [-shared DIR] [-keep]
+//	go run ./bench idle [-rates 10,100,1000] [-duration 10s] [-max 5000] [-senders 32]
+//	                    [-ingest-n 3000] [-conns 16] [-bin PATH] [-baseline PATH] [-keep]
 //	go run ./bench swarm [-mib 512] [-repeat 3] [-cut-n 10000] [-days 5000]
 //	                     [-skip-throughput] [-skip-cut] [-skip-rss] [-shared DIR] [-keep]
 //
@@ -45,6 +47,17 @@
 // SUBJECT/BODY/TEXT) of first-run and median milliseconds, ours over
 // Dovecot, the message counts each server reports and each server's peak
 // RSS (VmHWM from /proc).
+//
+// idle: how soon IMAP IDLE tells of new mail, under load. `mailswarm
+// serve` (SMTP and IMAP) on a fresh list, one IMAP client in IDLE on it;
+// mail is sent over SMTP at each steady -rates (message i handed to a free
+// one of -senders connections at i/rate s) for -duration or -max messages,
+// and each message's delay from its 250 to the first "* n EXISTS" counting
+// it (its sequence number, read back by Message-ID) gives p50, p95, p99 and
+// max. Then ingest throughput: -ingest-n messages over -conns connections
+// as fast as they go, as smtp does. With -baseline, a second binary (built
+// from the commit before a change) runs the same first, and the tables
+// show both side by side.
 //
 // swarm: the BitTorrent side, in one run. Throughput: a list of
 // gen_mbox.py mail plus messages with 1 MiB random base64 attachments over
@@ -87,6 +100,7 @@ commands:
   import   mailswarm import vs public-inbox import (go run ./bench import -h)
   smtp     mailswarm serve SMTP ingest vs public-inbox-mda (go run ./bench smtp -h)
   imap     IMAP reads: mailswarm serve vs Dovecot vs public-inbox-imapd (go run ./bench imap -h)
+  idle     IMAP IDLE latency at steady SMTP rates and ingest throughput, -baseline beside (go run ./bench idle -h)
   swarm    seeding vs libtorrent, cutting a busy day, a node with 5,000 torrents (go run ./bench swarm -h)
 `)
 	os.Exit(2)
@@ -104,6 +118,8 @@ func main() {
 		err = smtpMain(os.Args[2:])
 	case "imap":
 		err = imapMain(os.Args[2:])
+	case "idle":
+		err = idleMain(os.Args[2:])
 	case "swarm":
 		err = swarmMain(os.Args[2:])
 	case "swarm-node": // the node child of the swarm benchmark

@@ -32,4 +32,9 @@
 // TestFetchItemNames fails if a go-imap upgrade renames them. Expunge
 // likewise looks at its writer by reflection to tell CLOSE (no
 // connection: nothing to do) from EXPUNGE (refused: read-only).
+//
+// wire.go is a thin connection layer under go-imap's imapserver: it
+// answers ID (RFC 2971), which imapserver does not know, adds ID to the
+// capability lists imapserver writes, and does STARTTLS itself so that it
+// keeps reading plain text after it.
 package imapd

@@ -289,7 +289,7 @@ func (o *oracle) mime(seq int) *mimeView {
 }
 
 // utf8Lit returns s as a non-synchronising literal (RFC 7888), which
-// both servers accept (LITERAL+).
+// both servers accept (LITERAL-: small ones; Dovecot offers LITERAL+).
 func utf8Lit(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 
 func (o *oracle) search(t *testing.T) {

@@ -153,146 +153,25 @@ func (wi writerInfo) obsoleteName(bs *imap.FetchItemBodySection) string {
 var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE,
 	Text: "Cannot decode this part's Content-Transfer-Encoding"}
 
+// Fetch answers FETCH and UID FETCH: it resolves the set, sets \Seen where
+// the fetch implies it, plans which index fields and pack reads the items
+// need, and writes one response per message.
 func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	spans := ss.spans(numSet)
 	if len(spans) == 0 {
 		return nil
 	}
-	wi := inspectWriter(w, options)
-	l := ss.st.l
-
-	// A BODY[...] or BINARY[...] fetch without PEEK sets \Seen.
-	setSeen := false
-	if !ss.readOnly && !ss.anonymous {
-		for _, bs := range options.BodySection {
-			setSeen = setSeen || !bs.Peek
-		}
-		for _, bs := range options.BinarySection {
-			setSeen = setSeen || !bs.Peek
-		}
+	flags, err := ss.fetchFlags(spans, options)
+	if err != nil {
+		return internalError(err)
 	}
-	var flags map[uint32]archive.Flags
-	if options.Flags || setSeen {
-		var err error
-		if flags, err = ss.flagsIn(spans); err != nil {
-			return internalError(err)
-		}
-	}
-	if setSeen {
-		if err := ss.markSeen(spans, flags); err != nil {
-			return internalError(err)
-		}
-		options.Flags = true
-	}
-
-	nc := ss.conn.NetConn()
-	if ss.bw == nil {
-		ss.bw = bufio.NewWriterSize(nc, 64<<10)
-	} else {
-		ss.bw.Reset(nc)
-	}
-	nc.SetWriteDeadline(time.Now().Add(fetchWriteTimeout))
-	defer nc.SetWriteDeadline(time.Time{})
-	bw := ss.bw
-	needRaw := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
-	// Header-only fetches (a client's index view) need not inflate
-	// bodies, and when they name only fields the index keeps, need not
-	// read the pack at all.
-	headerOnly := len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0
-	cachedOnly := headerOnly
-	for _, bs := range options.BodySection {
-		headerOnly = headerOnly && len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
-		cachedOnly = cachedOnly && headerOnly && len(bs.HeaderFields) > 0
-		for _, f := range bs.HeaderFields {
-			cachedOnly = cachedOnly && archive.CachedHeader(f)
-		}
-	}
-	want := archive.RowFields{Envelope: options.Envelope, Body: options.BodyStructure != nil, Headers: needRaw && cachedOnly}
-	var line []byte
+	p := planFetch(options, inspectWriter(w, options))
+	p.flags = flags
+	bw := ss.fetchWriter()
+	defer ss.conn.NetConn().SetWriteDeadline(time.Time{})
 	for _, sp := range spans {
-		err := l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), want, func(r *archive.Row) error {
-			uid := uint32(r.Num)
-			seq, ok := ss.v.seq(uid)
-			if !ok {
-				return nil
-			}
-			line = line[:0]
-			line = append(line, "* "...)
-			line = strconv.AppendUint(line, uint64(seq), 10)
-			line = append(line, " FETCH ("...)
-			sep := func() {
-				if line[len(line)-1] != '(' {
-					line = append(line, ' ')
-				}
-			}
-			if options.UID {
-				sep()
-				line = append(line, "UID "...)
-				line = strconv.AppendUint(line, uint64(uid), 10)
-			}
-			if options.Flags {
-				sep()
-				line = appendFlags(append(line, "FLAGS "...), flags[uid])
-			}
-			if options.InternalDate {
-				sep()
-				line = append(line, "INTERNALDATE \""...)
-				line = time.Unix(r.Arrived, 0).UTC().AppendFormat(line, "02-Jan-2006 15:04:05 -0700")
-				line = append(line, '"')
-			}
-			if options.RFC822Size {
-				sep()
-				line = append(line, "RFC822.SIZE "...)
-				line = strconv.AppendInt(line, r.VSize, 10)
-			}
-			if options.Envelope {
-				env, err := message.DecodeEnvelope(r.Envelope)
-				if err != nil {
-					return fmt.Errorf("article %d: %w", uid, err)
-				}
-				sep()
-				line = append(line, "ENVELOPE "...)
-				line = append(line, formatEnvelope(env)...)
-			}
-			if options.BodyStructure != nil {
-				b, err := message.DecodeBodyStructure(r.Body)
-				if err != nil {
-					return fmt.Errorf("article %d: %w", uid, err)
-				}
-				if wi.nonExtended {
-					sep()
-					line = append(line, "BODY "...)
-					line = append(line, formatBody(b)...)
-				}
-				if wi.extended {
-					sep()
-					line = append(line, "BODYSTRUCTURE "...)
-					line = append(line, formatBodyStructure(b)...)
-				}
-			}
-			if _, err := bw.Write(line); err != nil {
-				return err
-			}
-			if needRaw {
-				var raw []byte
-				var err error
-				switch {
-				case want.Headers:
-					raw = r.Headers
-				case headerOnly:
-					raw, err = l.ReadHeaderAt(r.Loc)
-				default:
-					raw, err = l.ReadAt(r.Loc)
-				}
-				if err != nil {
-					return err
-				}
-				if err := ss.writeSections(bw, raw, options, wi, line[len(line)-1] == '('); err != nil {
-					return err
-				}
-			}
-			_, err := bw.WriteString(")\r\n")
-			return err
+		err := ss.st.l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), p.want, func(r *archive.Row) error {
+			return ss.writeMessage(bw, &p, r)
 		})
 		if err != nil {
 			bw.Flush()
@@ -303,10 +182,184 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 			return internalError(err)
 		}
 	}
-	if err := bw.Flush(); err != nil {
+	return bw.Flush()
+}
+
+// fetchPlan is what one FETCH reads and writes for every message.
+type fetchPlan struct {
+	opts  *imap.FetchOptions
+	wi    writerInfo
+	flags map[uint32]archive.Flags // when FLAGS is fetched
+	want  archive.RowFields        // index fields to read
+	// needRaw: sections are fetched, from the message's bytes;
+	// headerOnly: only its header is needed (want.Headers: the index
+	// has every field asked for, no pack read at all).
+	needRaw, headerOnly bool
+	line                []byte // the response being built
+}
+
+// fetchFlags reads the flags of spans when FLAGS is fetched or a BODY[...]
+// or BINARY[...] without PEEK sets \Seen; setting it also makes the
+// response carry FLAGS.
+func (ss *session) fetchFlags(spans []span, options *imap.FetchOptions) (map[uint32]archive.Flags, error) {
+	setSeen := false
+	if !ss.readOnly && !ss.anonymous {
+		for _, bs := range options.BodySection {
+			setSeen = setSeen || !bs.Peek
+		}
+		for _, bs := range options.BinarySection {
+			setSeen = setSeen || !bs.Peek
+		}
+	}
+	if !options.Flags && !setSeen {
+		return nil, nil
+	}
+	flags, err := ss.flagsIn(spans)
+	if err != nil {
+		return nil, err
+	}
+	if setSeen {
+		if err := ss.markSeen(spans, flags); err != nil {
+			return nil, err
+		}
+		options.Flags = true
+	}
+	return flags, nil
+}
+
+// planFetch decides what the items need. Header-only fetches (a client's
+// index view) need not inflate bodies, and when they name only fields the
+// index keeps, need not read the pack at all.
+func planFetch(options *imap.FetchOptions, wi writerInfo) fetchPlan {
+	p := fetchPlan{opts: options, wi: wi}
+	p.needRaw = len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	p.headerOnly = len(options.BinarySection) == 0 && len(options.BinarySectionSize) == 0
+	cachedOnly := p.headerOnly
+	for _, bs := range options.BodySection {
+		p.headerOnly = p.headerOnly && len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
+		cachedOnly = cachedOnly && p.headerOnly && len(bs.HeaderFields) > 0
+		for _, f := range bs.HeaderFields {
+			cachedOnly = cachedOnly && archive.CachedHeader(f)
+		}
+	}
+	p.want = archive.RowFields{Envelope: options.Envelope, Body: options.BodyStructure != nil, Headers: p.needRaw && cachedOnly}
+	return p
+}
+
+// fetchWriter returns the session's buffered writer on the connection,
+// with a write deadline for the whole response (cleared by Fetch).
+func (ss *session) fetchWriter() *bufio.Writer {
+	nc := ss.conn.NetConn()
+	if ss.bw == nil {
+		ss.bw = bufio.NewWriterSize(nc, 64<<10)
+	} else {
+		ss.bw.Reset(nc)
+	}
+	nc.SetWriteDeadline(time.Now().Add(fetchWriteTimeout))
+	return ss.bw
+}
+
+// writeMessage writes the FETCH response of one message (none when the
+// client's view does not hold it).
+func (ss *session) writeMessage(bw *bufio.Writer, p *fetchPlan, r *archive.Row) error {
+	uid := uint32(r.Num)
+	seq, ok := ss.v.seq(uid)
+	if !ok {
+		return nil
+	}
+	line, err := p.appendItems(p.line[:0], seq, uid, r)
+	p.line = line
+	if err != nil {
 		return err
 	}
-	return nil
+	if _, err := bw.Write(line); err != nil {
+		return err
+	}
+	if p.needRaw {
+		raw, err := ss.readRaw(p, r)
+		if err != nil {
+			return err
+		}
+		if err := ss.writeSections(bw, raw, p.opts, p.wi, line[len(line)-1] == '('); err != nil {
+			return err
+		}
+	}
+	_, err = bw.WriteString(")\r\n")
+	return err
+}
+
+// appendItems appends "* seq FETCH (" and the items that come from the
+// index: UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY and
+// BODYSTRUCTURE.
+func (p *fetchPlan) appendItems(line []byte, seq, uid uint32, r *archive.Row) ([]byte, error) {
+	options := p.opts
+	line = append(line, "* "...)
+	line = strconv.AppendUint(line, uint64(seq), 10)
+	line = append(line, " FETCH ("...)
+	sep := func() {
+		if line[len(line)-1] != '(' {
+			line = append(line, ' ')
+		}
+	}
+	if options.UID {
+		sep()
+		line = append(line, "UID "...)
+		line = strconv.AppendUint(line, uint64(uid), 10)
+	}
+	if options.Flags {
+		sep()
+		line = appendFlags(append(line, "FLAGS "...), p.flags[uid])
+	}
+	if options.InternalDate {
+		sep()
+		line = append(line, "INTERNALDATE \""...)
+		line = time.Unix(r.Arrived, 0).UTC().AppendFormat(line, "02-Jan-2006 15:04:05 -0700")
+		line = append(line, '"')
+	}
+	if options.RFC822Size {
+		sep()
+		line = append(line, "RFC822.SIZE "...)
+		line = strconv.AppendInt(line, r.VSize, 10)
+	}
+	if options.Envelope {
+		env, err := message.DecodeEnvelope(r.Envelope)
+		if err != nil {
+			return line, fmt.Errorf("article %d: %w", uid, err)
+		}
+		sep()
+		line = append(line, "ENVELOPE "...)
+		line = append(line, formatEnvelope(env)...)
+	}
+	if options.BodyStructure != nil {
+		b, err := message.DecodeBodyStructure(r.Body)
+		if err != nil {
+			return line, fmt.Errorf("article %d: %w", uid, err)
+		}
+		if p.wi.nonExtended {
+			sep()
+			line = append(line, "BODY "...)
+			line = append(line, formatBody(b)...)
+		}
+		if p.wi.extended {
+			sep()
+			line = append(line, "BODYSTRUCTURE "...)
+			line = append(line, formatBodyStructure(b)...)
+		}
+	}
+	return line, nil
+}
+
+// readRaw returns the bytes the sections are cut from: the cached header
+// fields, the header alone, or the whole message.
+func (ss *session) readRaw(p *fetchPlan, r *archive.Row) ([]byte, error) {
+	switch {
+	case p.want.Headers:
+		return r.Headers, nil
+	case p.headerOnly:
+		return ss.st.l.ReadHeaderAt(r.Loc)
+	default:
+		return ss.st.l.ReadAt(r.Loc)
+	}
 }
 
 // writeSections writes the BODY[...], BINARY[...] and BINARY.SIZE[...]

@@ -79,6 +79,8 @@ func FuzzSession(f *testing.F) {
 		"a LOGIN u p\r\nb EXAMINE test\r\nc IDLE\r\nDONE\r\nd FETCH * (BODY[HEADER.FIELDS (From)]<1.2>)\r\ne UID FETCH 4294967295:1 UID\r\n",
 		"a LOGIN u p\r\nb LIST \"\" *\r\nc STATUS test (MESSAGES UNSEEN UIDNEXT)\r\nd LIST \"\" % RETURN (STATUS (MESSAGES))\r\ne NAMESPACE\r\nf SELECT INBOX\r\ng FETCH 1 BODY[]\r\n",
 		"a AUTHENTICATE PLAIN AHUAcA==\r\nb SELECT test\r\nc SEARCH TEXT \"\"\r\nd SEARCH HEADER Received x\r\ne UNSELECT\r\nf CLOSE\r\n",
+		// the connection layer (wire.go): ID with literals, broken ID, STARTTLS
+		"a ID (\"name\" {3+}\r\nabc \"os\" NIL)\r\nb ID NIL\r\nc ID (\"x\"\r\nd ID (\"k\" \"v\\\"\" \"k2\" {9999+}\r\n\r\ne STARTTLS\r\nf CAPABILITY\r\ng LOGIN u {1}\r\np\r\nh ID NIL\r\n",
 	} {
 		f.Add([]byte(s))
 	}

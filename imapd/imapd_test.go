@@ -99,7 +99,7 @@ func TestCommands(t *testing.T) {
 		cmd  string
 		want []string
 	}{
-		{"CAPABILITY", []string{"IMAP4rev1", "IDLE", "NAMESPACE", "ESEARCH", "LIST-STATUS", "LIST-EXTENDED", "BINARY", "SPECIAL-USE", "UNSELECT", "CHILDREN", "LITERAL+"}},
+		{"CAPABILITY", []string{"IMAP4rev1", "IDLE", "NAMESPACE", "ESEARCH", "LIST-STATUS", "LIST-EXTENDED", "BINARY", "SPECIAL-USE", "UNSELECT", "CHILDREN", "LITERAL-", "ID"}},
 		{`LIST "" "*"`, []string{`LIST (\HasNoChildren) "/" INBOX`, `LIST (\HasChildren) "/" "test"`, `LIST (\HasNoChildren) "/" "test/2006"`}},
 		{`LIST "" "%"`, []string{`"test"`}},
 		{`LSUB "" "*"`, []string{`"test/2006"`}},

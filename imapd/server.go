@@ -78,16 +78,23 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 			return nil, fmt.Errorf("imapd: user %s: password hash: %w", name, err)
 		}
 	}
+	// LITERAL- and not LITERAL+ (RFC 7888): LITERAL- is LITERAL+ with
+	// non-synchronizing literals of at most 4096 octets, so offering both
+	// (as we did after login) leaves a client guessing. imapserver offers
+	// LITERAL- itself with IMAP4rev1, and LITERAL+ would promise what no
+	// command here takes: imapserver refuses every literal over 4096
+	// octets except APPEND's, and APPEND is refused (read-only).
+	// ID (RFC 2971) and STARTTLS are added by the connection layer
+	// (wire.go); imapserver gets no TLS configuration.
 	caps := imap.CapSet{}
 	for _, c := range []imap.Cap{imap.CapIMAP4rev1, imap.CapNamespace, imap.CapESearch, imap.CapListExtended,
-		imap.CapListStatus, imap.CapBinary, imap.CapChildren, imap.CapSpecialUse, imap.CapLiteralPlus} {
+		imap.CapListStatus, imap.CapBinary, imap.CapChildren, imap.CapSpecialUse} {
 		caps[c] = struct{}{}
 	}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession:   s.newSession,
 		Caps:         caps,
 		Logger:       slogLogger{s.log},
-		TLSConfig:    s.opts.TLS,
 		InsecureAuth: true, // checked per connection in Login
 	})
 	events, stop := a.Subscribe()
@@ -230,7 +237,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close is Shutdown without a deadline.
 func (s *Server) Close() error { return s.Shutdown(context.Background()) }
 
-// limitListener answers connections beyond MaxConns with BYE.
+// limitListener answers connections beyond MaxConns with BYE and puts
+// the connection layer (wire.go) under the others.
 type limitListener struct {
 	net.Listener
 	s *Server
@@ -249,27 +257,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.s.mu.Unlock()
 		if ok {
-			return &countedConn{Conn: c, s: l.s}, nil
+			return newConn(l.s, c), nil
 		}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
 		c.Close()
 	}
-}
-
-type countedConn struct {
-	net.Conn
-	s    *Server
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		c.s.mu.Lock()
-		c.s.conns--
-		c.s.mu.Unlock()
-	})
-	return c.Conn.Close()
 }
 
 // isLoopback reports whether addr is a loopback address.

@@ -20,6 +20,7 @@ const delim = '/'
 type session struct {
 	s    *Server
 	conn *imapserver.Conn
+	wire *conn // the connection layer under conn (nil if none)
 	ctx  context.Context
 
 	user      string // flags are kept per user name
@@ -49,6 +50,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
 	ss := &session{s: s, conn: c, ctx: context.Background()}
+	ss.wire, _ = c.NetConn().(*conn)
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
 	s.mu.Unlock()
@@ -85,7 +87,15 @@ func (ss *session) Login(username, password string) error {
 		}
 	}
 	ss.user = username
+	ss.loggedIn()
 	return nil
+}
+
+// loggedIn tells the connection layer: STARTTLS is no longer offered.
+func (ss *session) loggedIn() {
+	if ss.wire != nil {
+		ss.wire.authed.Store(true)
+	}
 }
 
 func (ss *session) AuthenticateMechanisms() []string {
@@ -108,6 +118,7 @@ func (ss *session) Authenticate(mech string) (sasl.Server, error) {
 		if ss.s.opts.Anonymous {
 			return sasl.NewAnonymousServer(func(string) error {
 				ss.anonymous = true
+				ss.loggedIn()
 				return nil
 			}), nil
 		}

@@ -1,0 +1,211 @@
+package imapd_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"mailswarm/imapd"
+	"mailswarm/internal/peertest"
+)
+
+// capsOf returns the capabilities of a "* CAPABILITY ..." line or of the
+// [CAPABILITY ...] code of a status line.
+func capsOf(t *testing.T, line string) []string {
+	t.Helper()
+	if rest, ok := strings.CutPrefix(line, "* CAPABILITY "); ok {
+		return strings.Fields(rest)
+	}
+	_, rest, ok := strings.Cut(line, "[CAPABILITY ")
+	if !ok {
+		t.Fatalf("no capabilities in %q", line)
+	}
+	list, _, _ := strings.Cut(rest, "]")
+	return strings.Fields(list)
+}
+
+// checkCaps: exactly one LITERAL variant (RFC 7888 §4: LITERAL- is the
+// subset a server offers instead of LITERAL+, never beside it), and ID.
+func checkCaps(t *testing.T, where string, caps []string) {
+	t.Helper()
+	n := 0
+	for _, c := range caps {
+		if c == "LITERAL+" || c == "LITERAL-" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%s: %d LITERAL capabilities in %q, want 1", where, n, caps)
+	}
+	if !slices.Contains(caps, "ID") {
+		t.Errorf("%s: no ID in %q", where, caps)
+	}
+}
+
+// TestCapabilityRaw reads the capability lists a client sees on a raw
+// socket: greeting, CAPABILITY before and after LOGIN, LOGIN's OK.
+// Before, every authenticated list held both LITERAL+ and LITERAL-, none
+// held ID, and ID was answered BAD (before login: BYE and hang up).
+func TestCapabilityRaw(t *testing.T) {
+	ts := newTestServer(t, synthetic(2), nil)
+	rc := dialRaw(t, ts.addr)
+	greeting := rc.until("* OK", 5*time.Second)
+	checkCaps(t, "greeting", capsOf(t, greeting[len(greeting)-1]))
+	rc.send("a CAPABILITY")
+	l := rc.until("a OK", 5*time.Second)
+	checkCaps(t, "CAPABILITY before login", capsOf(t, l[0]))
+	rc.send("b ID NIL")
+	l = rc.until("b ", 5*time.Second)
+	if !strings.HasPrefix(l[len(l)-1], "b OK") || len(l) != 2 || !strings.HasPrefix(l[0], `* ID ("name" "mailswarm"`) {
+		t.Fatalf("ID before login: %q", l)
+	}
+	rc.send("c LOGIN u p")
+	l = rc.until("c OK", 5*time.Second)
+	checkCaps(t, "LOGIN OK", capsOf(t, l[len(l)-1]))
+	rc.send("d CAPABILITY")
+	l = rc.until("d OK", 5*time.Second)
+	checkCaps(t, "CAPABILITY after login", capsOf(t, l[0]))
+	// A literal in ID (RFC 2971 allows any string), pipelined after
+	// another command, and a non-synchronizing literal (RFC 7888).
+	rc.send(`e NOOP` + "\r\n" + `f ID ("name" {7}`)
+	if l := rc.until("+ ", 5*time.Second); !slicesContain(l, "e OK NOOP completed") {
+		t.Fatalf("NOOP before ID: %q", l)
+	}
+	rc.send(`rawtest "version" {3+}` + "\r\n" + `1.0)`)
+	l = rc.until("f ", 5*time.Second)
+	if !strings.HasPrefix(l[len(l)-1], "f OK") || !strings.HasPrefix(l[0], "* ID (") {
+		t.Fatalf("ID with literals: %q", l)
+	}
+	rc.send(`g ID ("name"`)
+	if l := rc.until("g ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "g BAD") {
+		t.Fatalf("malformed ID: %q", l)
+	}
+	rc.send("h SELECT test")
+	if l := rc.until("h OK", 5*time.Second); !slicesContain(l, "* 2 EXISTS") {
+		t.Fatalf("SELECT after ID: %q", l)
+	}
+}
+
+// TestIDClient: go-imap's own client sends ID (as Thunderbird, Apple Mail
+// and K-9 do) before and after logging in, and reads the server's name.
+func TestIDClient(t *testing.T) {
+	ts := newTestServer(t, synthetic(2), nil)
+	c, err := imapclient.DialInsecure(ts.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, step := range []string{"before login", "after login"} {
+		if step == "after login" {
+			if err := c.Login("u", "p").Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		caps, err := c.Capability().Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !caps.Has(imap.CapID) {
+			t.Errorf("%s: ID not offered: %v", step, caps)
+		}
+		id, err := c.ID(&imap.IDData{Name: "imapclient", Version: "2"}).Wait()
+		if err != nil {
+			t.Fatalf("ID %s: %v", step, err)
+		}
+		if id == nil || id.Name != "mailswarm" {
+			t.Fatalf("ID %s = %+v, want name mailswarm", step, id)
+		}
+	}
+	if _, err := c.Select("test", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIDTLS: ID and the capability lists after STARTTLS and on implicit
+// TLS, where STARTTLS is no longer (or never) offered.
+func TestIDTLS(t *testing.T) {
+	serverTLS, clientTLS := peertest.TLSPair(t)
+	ts := newTestServer(t, synthetic(1), &imapd.Options{TLS: serverTLS})
+
+	p := dialRaw(t, ts.addr)
+	l := p.until("* OK", 5*time.Second)
+	if caps := capsOf(t, l[0]); !slices.Contains(caps, "STARTTLS") {
+		t.Fatalf("greeting does not offer STARTTLS: %q", caps)
+	}
+	p.send("a STARTTLS")
+	p.until("a OK", 5*time.Second)
+	tc := tls.Client(p.c, clientTLS)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	s := &rawConn{t: t, c: tc, r: bufio.NewReader(tc)}
+	for i, tag := range []string{"b", "d"} {
+		s.send(tag + " CAPABILITY")
+		caps := capsOf(t, s.until(tag+" OK", 5*time.Second)[0])
+		checkCaps(t, "after STARTTLS", caps)
+		if slices.Contains(caps, "STARTTLS") {
+			t.Errorf("STARTTLS offered again after STARTTLS: %q", caps)
+		}
+		if i == 0 {
+			s.send("c LOGIN u p")
+			s.until("c OK", 5*time.Second)
+		}
+	}
+	s.send("e ID NIL")
+	if l := s.until("e ", 5*time.Second); !strings.HasPrefix(l[0], `* ID ("name" "mailswarm"`) {
+		t.Fatalf("ID after STARTTLS: %q", l)
+	}
+	s.send("f STARTTLS")
+	if l := s.until("f ", 5*time.Second); !strings.HasPrefix(l[0], "f BAD") {
+		t.Fatalf("second STARTTLS: %q", l)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.srv.ServeTLS(ln)
+	c, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	caps := capsOf(t, rc.until("* OK", 5*time.Second)[0])
+	checkCaps(t, "imaps greeting", caps)
+	if slices.Contains(caps, "STARTTLS") {
+		t.Errorf("imaps greeting offers STARTTLS: %q", caps)
+	}
+	rc.send("a ID NIL")
+	if l := rc.until("a ", 5*time.Second); !strings.HasPrefix(l[0], `* ID ("name" "mailswarm"`) {
+		t.Fatalf("ID on imaps: %q", l)
+	}
+}
+
+// TestSTARTTLSInjection: commands pipelined behind STARTTLS in plain text
+// are the start of the TLS handshake to the server, never commands
+// (CVE-2011-0411): the server must not answer them.
+func TestSTARTTLSInjection(t *testing.T) {
+	serverTLS, _ := peertest.TLSPair(t)
+	ts := newTestServer(t, synthetic(1), &imapd.Options{TLS: serverTLS})
+	p := dialRaw(t, ts.addr)
+	p.until("* OK", 5*time.Second)
+	p.send("a STARTTLS\r\nb ID NIL\r\nc CAPABILITY")
+	p.until("a OK", 5*time.Second)
+	for {
+		l, err := p.readLine(5 * time.Second)
+		if err != nil {
+			break // the handshake failed on our plain text: hung up
+		}
+		if strings.HasPrefix(l, "* ") || strings.HasPrefix(l, "b ") || strings.HasPrefix(l, "c ") {
+			t.Fatalf("answered a command injected after STARTTLS: %q", l)
+		}
+	}
+}

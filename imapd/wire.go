@@ -1,0 +1,458 @@
+package imapd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The connection layer. go-imap v2.0.0-beta.8's imapserver has no ID
+// command (RFC 2971; Thunderbird, Apple Mail and K-9 send it, and
+// imapserver answers BAD, before login BYE and hang up) and no way to add
+// a capability its lists do not know. conn sits between the socket and
+// imapserver: it answers ID itself and adds ID to the capability lists
+// imapserver writes. So that it keeps reading plain text after STARTTLS
+// (imapserver would put TLS under this layer), it does STARTTLS itself
+// too; imapserver is given no TLS configuration.
+//
+// It hands imapserver one line (or literal) per Read. imapserver reads a
+// command, answers it, then reads again, so a Read at the start of a
+// command means every earlier command is answered: an ID answered here
+// keeps its place among the responses, and whatever imapserver writes
+// between a CAPABILITY, LOGIN or AUTHENTICATE command and the next
+// command belongs to that command.
+
+// maxIDLiteral bounds a literal in ID (RFC 2971 §3.3: values up to 1024
+// octets).
+const maxIDLiteral = 4096
+
+type conn struct {
+	s    *Server
+	raw  net.Conn // as accepted (a *tls.Conn under ServeTLS)
+	once sync.Once
+
+	authed atomic.Bool // set by the session once logged in
+
+	// Read side: only imapserver's goroutine reads.
+	br    *bufio.Reader
+	pend  []byte // rest of a line being handed out
+	lit   int64  // literal bytes to pass through
+	inCmd bool   // the next line continues a command (after a literal)
+
+	mu    sync.Mutex // held briefly, never while writing
+	nc    net.Conn   // raw, or TLS over it after STARTTLS
+	isTLS bool
+
+	// wmu orders writes (imapserver's, FETCH's, ours); Close and the
+	// deadlines do not take it, so they can break a stuck write.
+	wmu     sync.Mutex
+	capsDue bool   // imapserver may be writing capability lists
+	held    []byte // an incomplete line while capsDue
+}
+
+func newConn(s *Server, c net.Conn) *conn {
+	_, isTLS := c.(*tls.Conn)
+	return &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true}
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		c.s.conns--
+		c.s.mu.Unlock()
+	})
+	c.mu.Lock()
+	nc := c.nc
+	c.mu.Unlock()
+	return nc.Close()
+}
+
+func (c *conn) current() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
+}
+
+func (c *conn) LocalAddr() net.Addr                { return c.raw.LocalAddr() }
+func (c *conn) RemoteAddr() net.Addr               { return c.raw.RemoteAddr() }
+func (c *conn) SetDeadline(t time.Time) error      { return c.current().SetDeadline(t) }
+func (c *conn) SetReadDeadline(t time.Time) error  { return c.current().SetReadDeadline(t) }
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.current().SetWriteDeadline(t) }
+
+// Read hands imapserver the client's bytes, one line or literal at a
+// time, answering ID and STARTTLS on the way.
+func (c *conn) Read(p []byte) (int, error) {
+	for {
+		if len(c.pend) > 0 {
+			n := copy(p, c.pend)
+			c.pend = c.pend[n:]
+			return n, nil
+		}
+		if c.lit > 0 {
+			if int64(len(p)) > c.lit {
+				p = p[:c.lit]
+			}
+			n, err := c.br.Read(p)
+			c.lit -= int64(n)
+			return n, err
+		}
+		line, err := c.br.ReadSlice('\n')
+		if len(line) == 0 {
+			return 0, err
+		}
+		start := !c.inCmd
+		if err != nil { // longer than the buffer, or the end: pass it on
+			if start {
+				c.setCapsDue(false)
+			}
+			c.pend, c.inCmd = line, true
+			continue
+		}
+		c.lit, c.inCmd = literalAtEnd(line)
+		if start {
+			handled, err := c.command(line)
+			if err != nil {
+				return 0, err
+			}
+			if handled {
+				continue
+			}
+		}
+		c.pend = line
+	}
+}
+
+// command looks at a line that may start a command; it answers ID and
+// STARTTLS (handled) and notes commands whose answers list capabilities.
+// Lines without a space are not commands: IDLE's DONE, the client's side
+// of AUTHENTICATE.
+func (c *conn) command(line []byte) (handled bool, err error) {
+	tag, name, rest := splitCommand(line)
+	if tag == "" || tag == "*" || tag == "+" {
+		return false, nil
+	}
+	c.setCapsDue(false) // every earlier command is answered
+	switch name {
+	case "ID":
+		return true, c.id(tag, line)
+	case "STARTTLS":
+		if c.s.opts.TLS == nil {
+			return false, nil // imapserver answers NO
+		}
+		return true, c.startTLS(tag, rest)
+	case "CAPABILITY", "LOGIN", "AUTHENTICATE":
+		c.setCapsDue(true)
+	}
+	return false, nil
+}
+
+// splitCommand splits "tag NAME rest\r\n"; name is upper case.
+func splitCommand(line []byte) (tag, name string, rest []byte) {
+	s := bytes.TrimRight(line, "\r\n")
+	i := bytes.IndexByte(s, ' ')
+	if i <= 0 {
+		return "", "", nil
+	}
+	r := s[i+1:]
+	j := bytes.IndexByte(r, ' ')
+	if j < 0 {
+		j = len(r)
+	}
+	return string(s[:i]), strings.ToUpper(string(r[:j])), r[j:]
+}
+
+// literalAtEnd reports the size of the literal a line announces at its
+// end ("{n}", "{n+}", "~{n}"), if any.
+func literalAtEnd(line []byte) (int64, bool) {
+	s := bytes.TrimRight(line, "\r\n")
+	if len(s) < 3 || s[len(s)-1] != '}' {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(s, '{')
+	if i < 0 {
+		return 0, false
+	}
+	digits := bytes.TrimSuffix(s[i+1:len(s)-1], []byte("+"))
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil || n < 0 || len(digits) == 0 || digits[0] == '+' {
+		return 0, false
+	}
+	return n, true
+}
+
+// writeRaw writes a response of this layer's own.
+func (c *conn) writeRaw(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := io.WriteString(c.current(), s)
+	return err
+}
+
+// id answers ID (RFC 2971), valid in every state. The client's
+// parameters are only logged. line is its first line; literals in it
+// (any string may be one) are read here.
+func (c *conn) id(tag string, line []byte) error {
+	cmd := append([]byte(nil), line...)
+	for c.inCmd {
+		n, sync := c.lit, !bytes.HasSuffix(bytes.TrimRight(cmd, "\r\n"), []byte("+}"))
+		c.lit, c.inCmd = 0, false
+		if n > maxIDLiteral {
+			if !sync { // the client sends it regardless
+				if _, err := io.CopyN(io.Discard, c.br, n); err != nil {
+					return err
+				}
+				c.lit, c.inCmd = 0, true // the rest of the line follows
+				c.discardLine()
+			}
+			return c.writeRaw(tag + " BAD [TOOBIG] ID string too long\r\n")
+		}
+		if sync {
+			if err := c.writeRaw("+ Ready for literal data\r\n"); err != nil {
+				return err
+			}
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(c.br, data); err != nil {
+			return err
+		}
+		next, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		cmd = append(append(cmd, data...), next...)
+		c.lit, c.inCmd = literalAtEnd(next)
+	}
+	_, _, args := splitCommand(cmd) // the whole command, literals included
+	params, ok := parseIDParams(args)
+	if !ok {
+		return c.writeRaw(tag + " BAD Syntax error in ID\r\n")
+	}
+	c.s.log.Debug("imapd: client id", "remote", c.raw.RemoteAddr().String(), "id", params)
+	return c.writeRaw(serverID() + tag + " OK ID completed\r\n")
+}
+
+// discardLine skips the rest of a command, literals included.
+func (c *conn) discardLine() {
+	for c.inCmd {
+		if c.lit > 0 {
+			if _, err := io.CopyN(io.Discard, c.br, c.lit); err != nil {
+				return
+			}
+		}
+		line, err := c.br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+		c.lit, c.inCmd = literalAtEnd(line)
+		if err == bufio.ErrBufferFull {
+			c.inCmd = true
+		}
+	}
+}
+
+var serverIDLine = sync.OnceValue(func() string {
+	s := `* ID ("name" "mailswarm"`
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		s += ` "version" ` + strconv.Quote(bi.Main.Version)
+	}
+	return s + ")\r\n"
+})
+
+// serverID is the untagged ID response: our name and, when the binary
+// knows it, the version it was built from.
+func serverID() string { return serverIDLine() }
+
+// parseIDParams parses " NIL" or ` ("key" "value" ...)` (RFC 2971 §4:
+// id_params_list); strings may be quoted or literals, values NIL.
+func parseIDParams(b []byte) ([]string, bool) {
+	b, ok := bytes.CutPrefix(b, []byte(" "))
+	if !ok {
+		return nil, false
+	}
+	if bytes.EqualFold(b, []byte("NIL")) {
+		return nil, true
+	}
+	b, ok = bytes.CutPrefix(b, []byte("("))
+	if !ok {
+		return nil, false
+	}
+	var out []string
+	for len(out) < 2*30+2 { // RFC 2971 §3.3: at most 30 pairs
+		if len(out) > 0 {
+			if bytes.Equal(b, []byte(")")) {
+				return out, len(out)%2 == 0
+			}
+			if b, ok = bytes.CutPrefix(b, []byte(" ")); !ok {
+				return nil, false
+			}
+		}
+		var s string
+		if s, b, ok = parseNString(b, len(out)%2 == 1); !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return nil, false
+}
+
+// parseNString parses a quoted string, a literal or (when nilOK) NIL.
+func parseNString(b []byte, nilOK bool) (string, []byte, bool) {
+	switch {
+	case nilOK && len(b) >= 3 && bytes.EqualFold(b[:3], []byte("NIL")):
+		return "", b[3:], true
+	case len(b) > 0 && b[0] == '"':
+		var s []byte
+		for i := 1; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				if i+1 == len(b) || (b[i+1] != '\\' && b[i+1] != '"') {
+					return "", nil, false
+				}
+				i++
+				s = append(s, b[i])
+			case '"':
+				return string(s), b[i+1:], true
+			case '\r', '\n':
+				return "", nil, false
+			default:
+				s = append(s, b[i])
+			}
+		}
+	case len(b) > 0 && b[0] == '{':
+		end := bytes.Index(b, []byte("}\r\n"))
+		if end < 0 {
+			return "", nil, false
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(string(b[1:end]), "+"))
+		if err != nil || n < 0 || end+3+n > len(b) {
+			return "", nil, false
+		}
+		return string(b[end+3 : end+3+n]), b[end+3+n:], true
+	}
+	return "", nil, false
+}
+
+// startTLS answers STARTTLS (RFC 3501 §6.2.1, RFC 9051 §6.2.1): only
+// before login and only once.
+func (c *conn) startTLS(tag string, rest []byte) error {
+	if len(rest) > 0 {
+		return c.writeRaw(tag + " BAD Syntax error: STARTTLS takes no arguments\r\n")
+	}
+	c.wmu.Lock() // nothing else is written until TLS is in place
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	isTLS := c.isTLS
+	c.mu.Unlock()
+	if isTLS || c.authed.Load() {
+		_, err := io.WriteString(c.current(), tag+" BAD STARTTLS not available\r\n")
+		return err
+	}
+	if _, err := io.WriteString(c.raw, tag+" OK Begin TLS negotiation now\r\n"); err != nil {
+		return err
+	}
+	// What the client sent after STARTTLS is the start of its TLS
+	// handshake, never commands (the plain-text command injection of
+	// CVE-2011-0411).
+	under := c.raw
+	if n := c.br.Buffered(); n > 0 {
+		early, _ := c.br.Peek(n)
+		under = &prefixConn{Conn: c.raw, r: io.MultiReader(bytes.NewReader(bytes.Clone(early)), c.raw)}
+	}
+	tc := tls.Server(under, c.s.opts.TLS)
+	c.mu.Lock()
+	c.nc, c.isTLS = tc, true
+	c.mu.Unlock()
+	c.br = bufio.NewReader(tc)
+	c.lit, c.inCmd = 0, false
+	return nil
+}
+
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// Write writes what imapserver (or FETCH) writes; capability lists are
+// amended while a command that lists them is being answered.
+func (c *conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.capsDue && len(c.held) == 0 {
+		return c.current().Write(p)
+	}
+	buf := append(c.held, p...)
+	k := bytes.LastIndexByte(buf, '\n') + 1
+	out := make([]byte, 0, k+32)
+	for rest := buf[:k]; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n') + 1
+		out = c.amendCaps(out, rest[:i])
+		rest = rest[i:]
+	}
+	c.held = append([]byte(nil), buf[k:]...)
+	if _, err := c.current().Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// setCapsDue starts or ends the amending of capability lists.
+func (c *conn) setCapsDue(v bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !v && len(c.held) > 0 {
+		c.current().Write(c.held)
+		c.held = nil
+	}
+	c.capsDue = v
+}
+
+// amendCaps appends line to out, with ID (and STARTTLS where it may be
+// used) added when it is "* CAPABILITY ..." or a status response with a
+// [CAPABILITY ...] code.
+func (c *conn) amendCaps(out, line []byte) []byte {
+	s := bytes.TrimRight(line, "\r\n")
+	var list []byte
+	var at int
+	if r, ok := bytes.CutPrefix(s, []byte("* CAPABILITY ")); ok {
+		list, at = r, len(s)
+	} else if i := bytes.Index(s, []byte(" [CAPABILITY ")); i > 0 {
+		j := bytes.IndexByte(s[i:], ']')
+		if j < 0 {
+			return append(out, line...)
+		}
+		list, at = s[i+len(" [CAPABILITY "):i+j], i+j
+	} else {
+		return append(out, line...)
+	}
+	have := strings.Fields(string(list))
+	out = append(out, s[:at]...)
+	if !contains(have, "ID") {
+		out = append(out, " ID"...)
+	}
+	c.mu.Lock()
+	isTLS := c.isTLS
+	c.mu.Unlock()
+	if c.s.opts.TLS != nil && !isTLS && !c.authed.Load() && !contains(have, "STARTTLS") {
+		out = append(out, " STARTTLS"...)
+	}
+	return append(out, line[at:]...)
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
