@@ -187,3 +187,43 @@ func newThreadList(t testing.TB, name string) *List {
 	}
 	return l
 }
+
+// TestThreadsOldIndex: an index of the schema before public-inbox's
+// threads (two replies to a missing parent in two threads) is rebuilt at
+// open and gets them.
+func TestThreadsOldIndex(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(&Options{Dir: dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := a.Create("old", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Add(context.Background(),
+		threadMsg("a@x", "In-Reply-To: <gone@x>\n", "a"),
+		threadMsg("b@x", "In-Reply-To: <gone@x>\n", "b")); err != nil {
+		t.Fatal(err)
+	}
+	// what schema 6 wrote
+	if _, err := l.db.Exec(`UPDATE msg SET thread = num`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.db.Exec(`UPDATE meta SET v = '6' WHERE k = 'schema'`); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	a, err = Open(&Options{Dir: dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if l, err = a.List("old"); err != nil {
+		t.Fatal(err)
+	}
+	thr, _, _ := listThreads(t, l)
+	if thr[1] != 1 || thr[2] != 1 {
+		t.Fatalf("threads after reopening %v, want both 1", thr)
+	}
+}
