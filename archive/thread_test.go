@@ -25,7 +25,8 @@ func threadMsg(id, hdrs, body string) []byte {
 
 // TestThreads checks the thread ids of small lists against public-inbox's
 // rules (OverIdx.pm): every id a message refers to links it, present or
-// not, and the id of a thread is its lowest article number.
+// not, and the id of a thread is its lowest article number. Each case is
+// then indexed by public-inbox too, which must group it the same way.
 func TestThreads(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -96,6 +97,8 @@ func TestThreads(t *testing.T) {
 			if !slices.Equal(got, c.want) {
 				t.Fatalf("threads %v, want %v", got, c.want)
 			}
+			// and public-inbox agrees
+			checkThreadsWithPublicInbox(t, l, c.name)
 		})
 	}
 }
