@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 
 // schemaVersion changes whenever the index layout does; an index of another
 // version is rebuilt from git.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // The index is derived from git: every row can be rebuilt by Reindex.
 //
@@ -29,8 +30,12 @@ const schemaVersion = 6
 //	        own time zone, as days since 1970-01-01 (IMAP SENTBEFORE/ON/SINCE)
 //	        hdrs holds the header fields mail clients list mailboxes with
 //	        (CachedHeader), as stored, so such fetches read no pack
+//	        thread is the lowest article number of the message's thread
+//	        (see indexWriter.thread)
 //	mids    every Message-ID of a message (dedup, threading)
-//	refs    the ids a message refers to (References, In-Reply-To)
+//	refs    the ids a message refers to (Parsed.ThreadRefs, its own ids
+//	        left out); an id here that no row of mids has is a "ghost",
+//	        a message the list never got, and still joins its replies
 //	epochs  per epoch, the last commit indexed: the catch-up point after a
 //	        crash between the git ref move and the index commit
 //	tri     full text: a trigram index of subject, header and body, one
@@ -74,6 +79,8 @@ var schema = []string{
 	`CREATE INDEX msg_timeline ON msg (num, arrived, removed)`,
 	`CREATE INDEX msg_sentday ON msg (sentday)`,
 	`CREATE INDEX msg_vsize ON msg (vsize)`,
+	// joining two threads rewrites every row of one (indexWriter.thread)
+	`CREATE INDEX msg_thread ON msg (thread)`,
 	`CREATE TABLE mids (mid TEXT NOT NULL, num INTEGER NOT NULL)`,
 	`CREATE INDEX mids_mid ON mids (mid)`,
 	`CREATE TABLE refs (mid TEXT NOT NULL, num INTEGER NOT NULL)`,
@@ -187,11 +194,11 @@ type querier interface {
 
 // indexWriter inserts rows within one transaction.
 type indexWriter struct {
-	tx                                         *sql.Tx
-	insMsg, insMid, insRef, thrByMid, thrByRef *sql.Stmt
-	setTip, markRemoved, lastNum, chash        *sql.Stmt
-	insTri, insTriBatch                        *sql.Stmt
-	tri                                        postings // flushed by the owner before commit
+	tx                                     *sql.Tx
+	insMsg, insMid, insRef, thrOf, joinThr *sql.Stmt
+	setTip, markRemoved, lastNum, chash    *sql.Stmt
+	insTri, insTriBatch                    *sql.Stmt
+	tri                                    postings // flushed by the owner before commit
 }
 
 func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
@@ -206,8 +213,12 @@ func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
 		{&w.insRef, `INSERT INTO refs (mid, num) VALUES (?, ?)`},
 		{&w.insTri, `INSERT INTO tri (seg, key, nums) VALUES (?, ?, ?)`},
 		{&w.insTriBatch, `INSERT INTO tri_batch (first, last) VALUES (?, ?)`},
-		{&w.thrByMid, `SELECT msg.thread FROM mids JOIN msg ON msg.num = mids.num WHERE mids.mid = ? LIMIT 1`},
-		{&w.thrByRef, `SELECT msg.thread FROM refs JOIN msg ON msg.num = refs.num WHERE refs.mid = ? LIMIT 1`},
+		// the thread of the messages with id ?1, and that of the messages
+		// referring to ?1 (one thread each: see thread)
+		{&w.thrOf, `SELECT
+			(SELECT msg.thread FROM mids JOIN msg ON msg.num = mids.num WHERE mids.mid = ?1 LIMIT 1),
+			(SELECT msg.thread FROM refs JOIN msg ON msg.num = refs.num WHERE refs.mid = ?1 LIMIT 1)`},
+		{&w.joinThr, `UPDATE msg SET thread = ? WHERE thread = ?`},
 		{&w.setTip, `INSERT INTO epochs (epoch, tip, commits) VALUES (?, ?, ?)
 			ON CONFLICT (epoch) DO UPDATE SET tip = excluded.tip, commits = epochs.commits + excluded.commits`},
 		{&w.markRemoved, `UPDATE msg SET removed = 1 WHERE num = (SELECT max(num) FROM msg WHERE blob_id = ? AND removed = 0)`},
@@ -225,7 +236,7 @@ func newIndexWriter(ctx context.Context, tx *sql.Tx) (*indexWriter, error) {
 }
 
 func (w *indexWriter) close() {
-	for _, s := range []*sql.Stmt{w.insMsg, w.insMid, w.insRef, w.thrByMid, w.thrByRef,
+	for _, s := range []*sql.Stmt{w.insMsg, w.insMid, w.insRef, w.thrOf, w.joinThr,
 		w.setTip, w.markRemoved, w.lastNum, w.chash, w.insTri, w.insTriBatch} {
 		if s != nil {
 			s.Close()
@@ -233,34 +244,48 @@ func (w *indexWriter) close() {
 	}
 }
 
-// thread finds the thread of a new message: that of the nearest message it
-// refers to, else that of a message which referred to it first, else its own.
-func (w *indexWriter) thread(ctx context.Context, num int64, p *message.Parsed) (int64, error) {
-	try := func(st *sql.Stmt, mid string) (int64, bool, error) {
-		var t int64
-		err := st.QueryRowContext(ctx, mid).Scan(&t)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, false, nil
+// thread returns the thread of new article num, whose own Message-IDs are
+// ids and which refers to refs, and joins into it every thread it links.
+//
+// A thread is a connected part of the graph whose nodes are Message-IDs
+// and whose edges join each message's ids with one another and with every
+// id it refers to, whether or not a message with that id is in the list:
+// public-inbox's threads (OverIdx.pm link_refs and merge_threads, with its
+// ghost rows for absent ids), so two replies to a message the list never
+// got share a thread, and so do two messages with one Message-ID. Its id
+// is the lowest article number in it: a function of the set of messages
+// alone, so a rebuild from git, a bulk import and one commit per message
+// give the same ids (in public-inbox they depend on the order of arrival).
+//
+// Every message's thread is kept equal to those of the messages with the
+// same ids and of those referring to the same ids, so the first match for
+// each id stands for all of them.
+func (w *indexWriter) thread(ctx context.Context, num int64, ids, refs []string) (int64, error) {
+	thr := num
+	var found []int64
+	for _, list := range [][]string{ids, refs} {
+		for _, id := range list {
+			var byMid, byRef sql.NullInt64
+			if err := w.thrOf.QueryRowContext(ctx, id).Scan(&byMid, &byRef); err != nil {
+				return 0, fmt.Errorf("thread of <%s>: %w", id, err)
+			}
+			for _, t := range []sql.NullInt64{byMid, byRef} {
+				if t.Valid && !slices.Contains(found, t.Int64) {
+					found = append(found, t.Int64)
+					thr = min(thr, t.Int64)
+				}
+			}
 		}
-		return t, err == nil, err
 	}
-	for i := len(p.References) - 1; i >= -len(p.InReplyTo); i-- {
-		var mid string
-		if i >= 0 {
-			mid = p.References[i]
-		} else {
-			mid = p.InReplyTo[-i-1]
+	for _, t := range found {
+		if t == thr {
+			continue
 		}
-		if t, ok, err := try(w.thrByMid, mid); err != nil || ok {
-			return t, err
+		if _, err := w.joinThr.ExecContext(ctx, thr, t); err != nil {
+			return 0, fmt.Errorf("join thread %d into %d: %w", t, thr, err)
 		}
 	}
-	for _, mid := range p.MessageIDs {
-		if t, ok, err := try(w.thrByRef, mid); err != nil || ok {
-			return t, err
-		}
-	}
-	return num, nil
+	return thr, nil
 }
 
 // isDuplicate reports whether a message with p's Message-ID and content is
@@ -286,7 +311,11 @@ func (w *indexWriter) isDuplicate(ctx context.Context, p *message.Parsed) (bool,
 // addMessage inserts article num for entry e whose blob was prepared as m.
 func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Entry, m *Prepared) error {
 	p := m.Parsed
-	thr, err := w.thread(ctx, num, p)
+	mids := p.MessageIDs
+	if len(mids) == 0 {
+		mids = []string{p.MessageID}
+	}
+	thr, err := w.thread(ctx, num, mids, p.ThreadRefs)
 	if err != nil {
 		return err
 	}
@@ -302,10 +331,6 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 	if err != nil {
 		return fmt.Errorf("insert article %d: %w", num, err)
 	}
-	mids := p.MessageIDs
-	if len(mids) == 0 {
-		mids = []string{p.MessageID}
-	}
 	seen := map[string]bool{}
 	for _, m := range mids {
 		if seen[m] {
@@ -316,7 +341,7 @@ func (w *indexWriter) addMessage(ctx context.Context, num int64, e *gitstore.Ent
 			return err
 		}
 	}
-	for _, r := range append(append([]string(nil), p.References...), p.InReplyTo...) {
+	for _, r := range p.ThreadRefs {
 		if seen[r] {
 			continue
 		}

@@ -23,6 +23,12 @@ type Parsed struct {
 	Date        time.Time
 	ListID      string // List-Id value inside <>, lower-case, if any
 
+	// ThreadRefs are the ids public-inbox threads the message by (MID.pm
+	// references): the <...> tokens of References then In-Reply-To, each
+	// once, cleaned as MessageIDs are, without "y", "n" and the addresses
+	// of To, From and Cc ("In-Reply-To: <joe@example.org>'s message").
+	ThreadRefs []string
+
 	Envelope Envelope      // IMAP ENVELOPE (RFC 3501 section 7.4.2)
 	Body     BodyStructure // IMAP BODYSTRUCTURE, extended form (RFC 3501 section 7.4.2)
 
@@ -77,6 +83,7 @@ func Parse(raw []byte) *Parsed {
 	for _, v := range hdr.all("References") {
 		p.References = appendUniq(p.References, extractIDs(v, false)...)
 	}
+	p.ThreadRefs = piReferences(hdr)
 	if v, ok := hdr.first("Subject"); ok {
 		p.Subject = oneLine(decodeWords(unfoldPI(v)))
 	}
