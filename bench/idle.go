@@ -46,6 +46,10 @@ type idleRate struct {
 	Achieved float64 // 250s per second over the phase
 	Delays   []time.Duration
 	Unseen   int // acknowledged but never counted by EXISTS
+	// Packs is how many git packs the committer wrote during the phase:
+	// one per commit pass, so the price of a short delay (a pack per
+	// message on a list that gets one at a time).
+	Packs int
 }
 
 // idleSide is one mailswarm binary's run.
@@ -212,6 +216,8 @@ func runIdleSide(ctx context.Context, s *idleSide, c idleConfig, dir string, log
 	}
 	var phases []phase
 	want := ic.base
+	packDir := filepath.Join(dir, "data", "lists", benchList, "git")
+	packs := countPacks(packDir)
 	for _, rate := range c.Rates {
 		n := min(c.Max, max(1, int(float64(rate)*c.Duration.Seconds())))
 		msgs, ids := idleMessages(s.Label, rate, n)
@@ -236,6 +242,8 @@ func runIdleSide(ctx context.Context, s *idleSide, c idleConfig, dir string, log
 		}
 		want += r.Sent
 		ic.waitExists(want, 30*time.Second)
+		n2 := countPacks(packDir)
+		s.Rates[len(s.Rates)-1].Packs, packs = n2-packs, n2
 	}
 	seqs, err := ic.messageIDs()
 	if err != nil {
@@ -265,6 +273,13 @@ func runIdleSide(ctx context.Context, s *idleSide, c idleConfig, dir string, log
 		}
 		ic.endIdle()
 	}
+}
+
+// countPacks counts the pack files of every epoch under gitDir (the list's
+// git/ directory).
+func countPacks(gitDir string) int {
+	m, _ := filepath.Glob(filepath.Join(gitDir, "*.git", "objects", "pack", "*.pack"))
+	return len(m)
 }
 
 // idleMessages makes n distinct messages (Message-ID <label-rate-i@bench>)
@@ -566,7 +581,7 @@ func renderIdleTable(c idleConfig, sides []idleSide) string {
 	b.WriteString("| rate msg/s |")
 	sep := "|---:|"
 	for _, s := range sides {
-		for _, h := range []string{"sent msg/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "unseen"} {
+		for _, h := range []string{"sent msg/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "unseen", "packs"} {
 			fmt.Fprintf(&b, " %s %s |", s.Label, h)
 			sep += "---:|"
 		}
@@ -576,13 +591,13 @@ func renderIdleTable(c idleConfig, sides []idleSide) string {
 		fmt.Fprintf(&b, "| %d |", rate)
 		for _, s := range sides {
 			if i >= len(s.Rates) || len(s.Rates[i].Delays) == 0 {
-				b.WriteString(" failed | | | | | |")
+				b.WriteString(" failed | | | | | | |")
 				continue
 			}
 			r := s.Rates[i]
 			d := r.Delays
-			fmt.Fprintf(&b, " %.0f | %.0f | %.0f | %.0f | %.0f | %d |", r.Achieved,
-				ms(percentile(d, 0.50)), ms(percentile(d, 0.95)), ms(percentile(d, 0.99)), ms(d[len(d)-1]), r.Unseen+r.Failed)
+			fmt.Fprintf(&b, " %.0f | %.0f | %.0f | %.0f | %.0f | %d | %d |", r.Achieved,
+				ms(percentile(d, 0.50)), ms(percentile(d, 0.95)), ms(percentile(d, 0.99)), ms(d[len(d)-1]), r.Unseen+r.Failed, r.Packs)
 		}
 		b.WriteString("\n")
 	}

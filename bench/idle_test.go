@@ -41,6 +41,11 @@ func TestIdleBench(t *testing.T) {
 		if r.Sent != []int{10, 40}[i] || r.Failed != 0 || r.Unseen != 0 || len(r.Delays) != r.Sent {
 			t.Errorf("rate %d: sent %d, failed %d, unseen %d, %d delays", r.Rate, r.Sent, r.Failed, r.Unseen, len(r.Delays))
 		}
+		// Every message committed means at least one pack, at most one
+		// per message (one per commit pass).
+		if r.Packs < 1 || r.Packs > r.Sent {
+			t.Errorf("rate %d: %d packs written for %d messages", r.Rate, r.Packs, r.Sent)
+		}
 	}
 	if s.Ingest.Failed != 0 || len(s.Ingest.Latencies) != 40 {
 		t.Errorf("ingest: %d failed, %d delivered", s.Ingest.Failed, len(s.Ingest.Latencies))
