@@ -82,3 +82,22 @@ func TestRunBusyList(t *testing.T) {
 		}
 	}
 }
+
+// TestLingerBounded: the linger after new mail follows the last pass (at
+// least commitLinger) but never exceeds the commit interval. A pass slowed
+// by something other than its batch (another process holding the index's
+// write lock up to SQLite's 30 s busy timeout) made the next message wait
+// as long before the cap.
+func TestLingerBounded(t *testing.T) {
+	for _, c := range []struct{ took, iv, want time.Duration }{
+		{0, time.Second, commitLinger},
+		{3 * time.Millisecond, time.Second, commitLinger},
+		{40 * time.Millisecond, time.Second, 40 * time.Millisecond},
+		{8 * time.Second, time.Second, time.Second},
+		{30 * time.Second, 300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		if got := lingerAfter(c.took, c.iv); got != c.want {
+			t.Errorf("lingerAfter(%s, %s) = %s, want %s", c.took, c.iv, got, c.want)
+		}
+	}
+}
