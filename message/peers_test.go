@@ -25,3 +25,15 @@ func needPeers(t testing.TB) {
 		t.Skip("compares with a peer program: run with -args -peers (always under CI)")
 	}
 }
+
+// missing skips t for want of a peer program or the corpora, or fails it
+// under CI, where .ci/run has installed them: a comparison CI never runs
+// is a defect (this package cannot import internal/peertest, which does
+// the same for the other packages).
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}

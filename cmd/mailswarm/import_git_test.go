@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailswarm/internal/peertest"
 )
 
 // testMbox writes an mboxrd of n messages with ids <prefix-i@test> and
@@ -34,9 +36,7 @@ func testMbox(t *testing.T, prefix string, n int) string {
 // lore.kernel.org list's epochs.
 func gitMirror(t *testing.T, src, dst string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
+	peertest.Need(t, "git")
 	if out, err := exec.Command("git", "clone", "-q", "--mirror", src, dst).CombinedOutput(); err != nil {
 		t.Fatalf("git clone --mirror: %v\n%s", err, out)
 	}

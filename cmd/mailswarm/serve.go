@@ -150,7 +150,9 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 	})
 	if err != nil {
 		b.close()
-		return nil, fmt.Errorf("bittorrent listener %s: %w", bt.Listen, err)
+		// Most failures here are the BitTorrent port (taken, unusable);
+		// the address is named either way.
+		return nil, fmt.Errorf("bittorrent node (listen %s): %w", bt.Listen, err)
 	}
 	b.node = node
 	return b, nil

@@ -23,9 +23,10 @@ import (
 const serveExitWait = 30 * time.Second
 
 // TestServeListenerTaken: when one of serve's ports is taken, serve exits
-// non-zero naming that listener and its address, and leaves nothing
-// listening (it used to bind SMTP, serve it, then hang on the IMAP or HTTP
-// error, deaf to SIGTERM, without printing it).
+// non-zero naming that listener and its address (it used to bind SMTP,
+// serve it, then hang on the IMAP or HTTP error, deaf to SIGTERM, without
+// printing it). Whether its other ports still answer is not asked: once the
+// process has exited the kernel has closed them whatever serve did.
 func TestServeListenerTaken(t *testing.T) {
 	for _, name := range []string{"imap", "http", "bittorrent"} {
 		t.Run(name, func(t *testing.T) {
@@ -54,23 +55,13 @@ func TestServeListenerTaken(t *testing.T) {
 			if !strings.Contains(stderr, "mailswarm serve: "+name+" ") || !strings.Contains(stderr, takenAddr) {
 				t.Errorf("serve's error does not name listener %s at %s:\n%s", name, takenAddr, stderr)
 			}
-			for _, l := range []string{"smtp", "lmtp", "imap", "http"} {
-				if l == name {
-					continue
-				}
-				if c, err := net.DialTimeout("tcp", addrs[l], time.Second); err == nil {
-					c.Close()
-					t.Errorf("%s at %s still answers after serve exited", l, addrs[l])
-				}
-			}
 		})
 	}
 }
 
 // TestServeSIGTERMDuringStartup: a SIGTERM sent while serve is still
 // starting (its data directory has just appeared: the archive is being
-// opened, the signal handler is installed) ends it with exit 0, and
-// nothing is left listening.
+// opened, the signal handler is installed) ends it with exit 0.
 func TestServeSIGTERMDuringStartup(t *testing.T) {
 	data := t.TempDir()
 	smtpAddr := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
@@ -84,12 +75,6 @@ func TestServeSIGTERMDuringStartup(t *testing.T) {
 	code, stderr := runServeToExit(t, cfg, data)
 	if code != 0 {
 		t.Fatalf("serve exited %d on SIGTERM during startup\n%s", code, stderr)
-	}
-	for _, a := range []string{smtpAddr, imapAddr} {
-		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
-			c.Close()
-			t.Errorf("%s still answers after serve exited", a)
-		}
 	}
 }
 
