@@ -63,15 +63,33 @@ var (
 	errFakeReject = errors.New("archive: rejected: not a message")
 )
 
-// testLogger writes to t.Log so failures show the server's side.
+// testLogger writes to t.Log so failures show the server's side. Lines
+// logged once the test is over are dropped: a session that outlives its
+// test (TestShutdownDeadline gives up on one still delivering) logs its
+// end later, and t.Log then panics ("Log in goroutine after ... has
+// completed"), which failed a CI run.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := &tWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t testing.TB }
+type tWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
