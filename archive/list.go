@@ -111,7 +111,7 @@ func openList(a *Archive, name, dir string) (*List, error) {
 // for itself); spool/commit.lock is taken only by spool committers (not
 // Add, import, AppendPack) and for a whole pass; spool/append.lock would
 // stall Accept, and so SMTP's 250s, behind index commits. This one costs
-// an open, a flock and a close per write (microseconds).
+// an open, a flock and a close per write: 9.5 µs (BenchmarkIndexLock).
 func (l *List) lockIndex(try bool) (*durable.Lock, error) {
 	path := filepath.Join(l.dir, indexLock)
 	var lk *durable.Lock

@@ -397,3 +397,16 @@ func BenchmarkWatchLook(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIndexLock is what every write pays for the index lock: an
+// open, a flock and a close.
+func BenchmarkIndexLock(b *testing.B) {
+	l := &List{dir: b.TempDir()}
+	for b.Loop() {
+		lk, err := l.lockIndex(false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk.Unlock()
+	}
+}
