@@ -70,6 +70,13 @@ func (l *List) addBatch(ctx context.Context, b *batch) (AddResult, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	var res AddResult
+	// From before the dedup, so another process cannot archive the same
+	// message between our check and our append, to the index commit.
+	lk, err := l.lockIndex(false)
+	if err != nil {
+		return res, fmt.Errorf("archive: add to %s: %w", l.name, err)
+	}
+	defer lk.Unlock()
 	keep, err := l.dedup(ctx, msgs, &res)
 	if err != nil {
 		return res, fmt.Errorf("archive: add to %s: %w", l.name, err)
@@ -93,6 +100,9 @@ func (l *List) addBatch(ctx context.Context, b *batch) (AddResult, error) {
 	for i, e := range entries {
 		b.byBlob[e.Blob] = keep[i]
 	}
+	if testHookGitAppended != nil {
+		testHookGitAppended(l)
+	}
 	first, last, err := l.catchUp(ctx, b)
 	if err != nil {
 		// The messages are in git; the index catches up at the next open.
@@ -101,6 +111,10 @@ func (l *List) addBatch(ctx context.Context, b *batch) (AddResult, error) {
 	res.Added, res.First, res.Last = len(keep), first, last
 	return res, nil
 }
+
+// testHookGitAppended, when set, runs in addBatch between the git append
+// (the ref has moved) and the index commit.
+var testHookGitAppended func(l *List)
 
 // Add prepares and archives raw messages; see AddPrepared.
 func (l *List) Add(ctx context.Context, raws ...[]byte) (AddResult, error) {

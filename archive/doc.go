@@ -22,4 +22,10 @@
 // records in batches, recording each record's sequence number in its commit
 // message ("Mailswarm-Spool: N") and the highest in the index (meta
 // spool_seq), then writes spool/checkpoint and removes archived segments.
+//
+// Every writer (Add, Drain, import, AppendPack, a catch-up, Reindex), in any
+// process, holds the list's index.lock (a flock) from its git append to its
+// index commit; Run's watcher (watch.go) indexes commits git has and the
+// index lacks only when it can take that lock, that is when their writer
+// died.
 package archive

@@ -116,7 +116,11 @@ func (l *List) drain(ctx context.Context) (AddResult, error) {
 
 	// The index may lag git (an earlier pass failed after the commit).
 	l.wmu.Lock()
-	_, _, err = l.catchUp(ctx, nil)
+	ilk, err := l.lockIndex(false)
+	if err == nil {
+		_, _, err = l.catchUp(ctx, nil)
+		ilk.Unlock()
+	}
 	var idxSeq uint64
 	if err == nil {
 		idxSeq, err = indexSpoolSeq(ctx, l.db)

@@ -237,6 +237,13 @@ func (im *importer) adopt(ctx context.Context, f *gitstore.Foreign, n int) error
 				im.res.Malformed++
 			}
 		}
+		// The index lock per batch, not for the whole adoption: a serve's
+		// committer waits one batch, not the whole import.
+		lk, err := l.lockIndex(false)
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock()
 		if _, err := l.git.AppendRaw(n, raws); err != nil {
 			return err
 		}

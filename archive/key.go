@@ -23,6 +23,7 @@ const (
 	privKeyFile = "list.key"      // PKCS#8 PEM ed25519 private key, mode 0600, origin only
 	pubKeyFile  = "list.pub"      // PKIX PEM ed25519 public key: the list's identity
 	indexFile   = "index.sqlite3" // derived; Reindex rebuilds it from git
+	indexLock   = "index.lock"    // flock: a writer from its git append to its index commit (List.lockIndex)
 )
 
 // meta is list.json.

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"mailswarm/gitstore"
+	"mailswarm/internal/durable"
 )
 
 // List is one mailing list: its git epochs and its index. It is safe for
@@ -28,7 +29,10 @@ type List struct {
 	db  *sql.DB
 	rdb *sql.DB // the index again, for IMAP reads (openReader)
 
-	wmu sync.Mutex // one writer at a time in this process (git has its own flock)
+	// wmu: one writer at a time in this process, and l.db and l.rdb are
+	// swapped (Reindex) only under it. Across processes writers hold the
+	// index lock too (lockIndex); git has its own flock.
+	wmu sync.Mutex
 	// progress, when set (under wmu), is told how many commits each index
 	// chunk covered.
 	progress func(commits int64)
@@ -79,12 +83,48 @@ func openList(a *Archive, name, dir string) (*List, error) {
 		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
 	}
 	// The index may lag git after a crash between the ref move and the
-	// index commit: catch up from git, which is the truth.
-	if _, _, err := l.catchUp(context.Background(), nil); err != nil {
+	// index commit: catch up from git, which is the truth. When another
+	// process holds the index lock it is writing, and indexes git itself.
+	lk, err := l.lockIndex(true)
+	if err == nil && lk != nil {
+		_, _, err = l.catchUp(context.Background(), nil)
+		lk.Unlock()
+	}
+	if err != nil {
 		l.close()
 		return nil, fmt.Errorf("archive: open list %s: %w", name, err)
 	}
 	return l, nil
+}
+
+// lockIndex takes the list's index lock (DATA/lists/NAME/index.lock, a
+// flock), which a writer of any process holds from its git append until
+// its index commit, and any catch-up holds while it indexes git: so a
+// commit git has and the index lacks while the lock is free was left by a
+// writer that died (the watcher, watch.go, then indexes it), never by a
+// live but slow one. With try it returns (nil, nil) when the lock is held
+// elsewhere. wmu must be held (the lock excludes this process's other
+// holders too, so taking it without wmu could wait on ourselves).
+//
+// Why not a lock that exists: git/.append.lock is gitstore's, taken inside
+// every Append and Open (a second flock on it from this process would wait
+// for itself); spool/commit.lock is taken only by spool committers (not
+// Add, import, AppendPack) and for a whole pass; spool/append.lock would
+// stall Accept, and so SMTP's 250s, behind index commits. This one costs
+// an open, a flock and a close per write: 9.5 µs (BenchmarkIndexLock).
+func (l *List) lockIndex(try bool) (*durable.Lock, error) {
+	path := filepath.Join(l.dir, indexLock)
+	var lk *durable.Lock
+	var err error
+	if try {
+		lk, err = durable.TryLockFile(path)
+	} else {
+		lk, err = durable.LockFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index lock: %w", err)
+	}
+	return lk, nil
 }
 
 func (l *List) close() error {
@@ -122,19 +162,23 @@ func (l *List) Git() *gitstore.Store { return l.git }
 // full-text rows come from the batch's postings, built while the previous
 // batch was being written.
 //
-// Another process may catch the same index up at the same time (deliver,
-// import, a serve watching the list): each chunk's transaction checks that
-// the index is still where the previous chunk left it, and when another
-// writer moved it, catchUp starts over from there (reading the new
-// commits back from git).
+// The caller holds wmu and the index lock (lockIndex). Where that lock
+// excludes nothing (off unix) another process may catch the same index up
+// at the same time: each chunk's transaction checks that the index is
+// still where the previous chunk left it, and when another writer moved
+// it, catchUp starts over from there (reading the new commits back from
+// git), for as long as ctx allows: every restart means another writer
+// indexed something, so git's commits run out.
 func (l *List) catchUp(ctx context.Context, b *batch) (first, last int64, err error) {
 	first = -1
-	for try := 0; ; try++ {
+	for {
 		f, la, err := l.catchUpOnce(ctx, b)
-		if first < 0 {
+		if first < 0 && (err == nil || errors.Is(err, errIndexMoved)) {
+			// From where the index stood when this catch-up began: the
+			// articles added meanwhile, whoever indexed them.
 			first = f
 		}
-		if errors.Is(err, errIndexMoved) && try < 100 {
+		if errors.Is(err, errIndexMoved) && ctx.Err() == nil {
 			b = nil
 			continue
 		}
@@ -154,21 +198,21 @@ func (l *List) catchUpOnce(ctx context.Context, b *batch) (first, last int64, er
 	c := &chunker{l: l, ctx: ctx}
 	defer c.abort()
 	if err := c.begin(); err != nil {
-		return 0, 0, err
+		return first, last, err
 	}
 	tips, err := indexTips(ctx, c.tx)
 	if err != nil {
-		return 0, 0, err
+		return first, last, err
 	}
 	c.tips, c.last = tips, &last
 	if err := c.w.lastNum.QueryRowContext(ctx).Scan(&last); err != nil {
-		return 0, 0, err
+		return first, last, err
 	}
 	first = last + 1
 	for _, epoch := range l.git.Epochs() {
 		gtip, err := l.git.Tip(epoch)
 		if err != nil {
-			return 0, 0, err
+			return first, last, err
 		}
 		if gtip == tips[epoch] {
 			continue
@@ -210,19 +254,19 @@ func (l *List) catchUpOnce(ctx context.Context, b *batch) (first, last int64, er
 				ents = append(ents, e)
 				return nil
 			}); err != nil {
-				return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
+				return first, last, fmt.Errorf("index epoch %d: %w", epoch, err)
 			}
 			c.batch = b.postingsFor(ents)
 			for _, e := range ents {
 				if err := add(e); err != nil {
-					return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
+					return first, last, fmt.Errorf("index epoch %d: %w", epoch, err)
 				}
 			}
 		} else if err := l.git.Walk(epoch, tips[epoch], add); err != nil {
-			return 0, 0, fmt.Errorf("index epoch %d: %w", epoch, err)
+			return first, last, fmt.Errorf("index epoch %d: %w", epoch, err)
 		}
 		if err := c.commit(epoch, gtip); err != nil {
-			return 0, 0, err
+			return first, last, err
 		}
 	}
 	return first, last, nil

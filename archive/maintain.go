@@ -23,6 +23,10 @@ var ErrInconsistent = errors.New("archive: list is inconsistent")
 // the old one only when complete. Article numbers come out the same, since
 // they are positions in the git history. Per-user state is not touched.
 // progress, when set, is told the number of commits indexed so far.
+//
+// It swaps the list's index handles: Run's watcher and writers wait for it
+// (wmu), but the caller must not read the list (Articles, Search, IMAP)
+// meanwhile; `mailswarm reindex` runs with serve stopped.
 func (l *List) Reindex(ctx context.Context, progress func(commits int64)) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -35,8 +39,14 @@ func (l *List) Reindex(ctx context.Context, progress func(commits int64)) error 
 }
 
 // rebuildIndex indexes git into DIR/index.sqlite3.new and renames it over
-// the index, leaving l.db open on the new index.
+// the index, leaving l.db open on the new index. It holds the index lock
+// throughout: no writer indexes into the file being replaced.
 func (l *List) rebuildIndex(ctx context.Context, progress func(int64)) error {
+	lk, err := l.lockIndex(false)
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
 	path := filepath.Join(l.dir, indexFile)
 	tmp := path + ".new"
 	for _, s := range []string{"", "-wal", "-shm"} {

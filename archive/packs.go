@@ -99,6 +99,11 @@ func (l *List) AppendPack(ctx context.Context, epoch int, pack []byte) (int, err
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	lk, err := l.lockIndex(false)
+	if err != nil {
+		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
+	}
+	defer lk.Unlock()
 	tip, err := l.git.Tip(epoch)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("archive: %s: %w", l.name, err)

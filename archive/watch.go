@@ -5,7 +5,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -52,20 +51,7 @@ type watch struct {
 	tip   gitstore.Hash // the newest epoch's tip at the last look
 	// settled: at the last look the index held every commit of git.
 	settled bool
-	// stuck is git's and the index's tips when they last differed, and
-	// looks how many looks in a row found them so: stuckLooks in a row
-	// means no writer is making progress (one was killed between its ref
-	// move and its index commit).
-	stuck string
-	looks int
 }
-
-// stuckLooks is how many looks (about a second) git and the index must
-// stand still apart before the watcher indexes git itself. A writer
-// between its ref move and its index commit is usually much quicker; if
-// one is slower, both catch-ups are still safe (catchUp), only the work
-// moves into serve.
-const stuckLooks = 5
 
 // watchLoop looks for other processes' commits every watchInterval until
 // ctx ends.
@@ -96,13 +82,17 @@ func (l *List) watchLoop(ctx context.Context) {
 
 // look announces the articles the index gained since the last look, by
 // this process or another. When git holds commits the index lacks and no
-// one has indexed anything since the last look, it catches the index up
-// itself, unless this process is writing the list (its writer catches up).
+// writer holds the index lock (lockIndex: writers hold it from their git
+// append to their index commit), the writer that made them died in
+// between, and the watcher indexes them itself; a live writer, however
+// slow, is left to finish.
 func (l *List) look(ctx context.Context, w *watch) error {
 	eps := l.git.Epochs()
 	epoch := eps[len(eps)-1]
 	if _, err := os.Stat(filepath.Join(l.dir, "git", strconv.Itoa(epoch+1)+".git")); err == nil {
-		// Another process began an epoch: Tip makes the store open it.
+		// Another process began an epoch, perhaps more than one since the
+		// last look: Tip makes the store open every epoch on disk
+		// (gitstore's refresh), so one look sees them all (TestWatchEpochs).
 		if _, err := l.git.Tip(epoch + 1); err != nil {
 			return err
 		}
@@ -128,6 +118,10 @@ func (l *List) look(ctx context.Context, w *watch) error {
 			gtips[e] = h
 		}
 	}
+	// Under wmu: Reindex swaps l.db. A writer of this process holds wmu
+	// for a commit pass at most; the look waits for it.
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	itips, err := indexTips(ctx, l.db)
 	if err != nil {
 		return err
@@ -138,35 +132,19 @@ func (l *List) look(ctx context.Context, w *watch) error {
 	}
 	// The rows 1..last are committed whatever the tips say: tell them now.
 	l.announce(last)
-	w.settled = maps.Equal(gtips, itips)
-	if w.settled {
-		w.stuck, w.looks = "", 0
+	if w.settled = maps.Equal(gtips, itips); w.settled {
 		return nil
 	}
-	if key := fmtTips(gtips) + "/" + fmtTips(itips); key != w.stuck {
-		w.stuck, w.looks = key, 1 // a writer may be indexing: give it time
-		return nil
+	lk, err := l.lockIndex(true)
+	if err != nil || lk == nil {
+		return err // a live writer holds it: it indexes its commits
 	}
-	if w.looks++; w.looks < stuckLooks {
-		return nil
+	defer lk.Unlock()
+	// The writer may have committed between our reads and the lock:
+	// then there is nothing to index.
+	first, last, err := l.catchUp(ctx, nil)
+	if err == nil && last >= first {
+		l.a.log.Info("watch: indexed commits another process left unindexed", "list", l.name, "first", first, "last", last)
 	}
-	if !l.wmu.TryLock() {
-		return nil // this process is writing; its catch-up covers git
-	}
-	defer l.wmu.Unlock()
-	l.a.log.Info("watch: indexing commits another process left unindexed", "list", l.name)
-	_, _, err = l.catchUp(ctx, nil)
 	return err
-}
-
-// fmtTips writes tips in epoch order.
-func fmtTips(tips map[int]gitstore.Hash) string {
-	var b []byte
-	for _, e := range slices.Sorted(maps.Keys(tips)) {
-		b = strconv.AppendInt(b, int64(e), 10)
-		b = append(b, ':')
-		b = append(b, tips[e].String()...)
-		b = append(b, ' ')
-	}
-	return string(b)
 }
