@@ -259,7 +259,7 @@ func TestIDTooBig(t *testing.T) {
 	}
 	// A synchronizing literal that would pass the limit is refused
 	// before the client sends it.
-	big := `c ID (` + strings.Repeat(`"k" "`+strings.Repeat("v", 1000)+`" `, 29) + `"k" {4000}`
+	big := `c ID (` + strings.Repeat(`"k" "`+strings.Repeat("v", 1000)+`" `, 62) + `"k" {4000}`
 	rc.send(big)
 	if l := rc.until("c ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "c BAD [TOOBIG]") {
 		t.Fatalf("ID over the limit at a synchronizing literal: %q", l)
