@@ -24,8 +24,12 @@ import (
 // raw header values IMAP requires and Dovecot sends, and it flushes the
 // socket after every message. Here the wire form comes from the index
 // (formatEnvelope, formatBodyStructure: format.go) and responses go out in
-// 64 KiB writes. go-imap has finished parsing the command and writes
-// nothing on this connection until Fetch returns, so nothing interleaves.
+// 64 KiB writes. go-imap has finished parsing the command and its own
+// goroutine writes nothing on this connection until Fetch returns; each
+// Write reaches the socket whole (conn.wmu, wire.go), but no lock holds a
+// response together: a BYE from Shutdown (another goroutine) can land
+// between two 64 KiB writes, inside a literal. The connection is closed
+// right after it, so the client sees a cut-off response either way.
 
 const fetchWriteTimeout = 5 * time.Minute
 
