@@ -269,10 +269,13 @@ func TestIDTooBig(t *testing.T) {
 }
 
 // TestIDRefusedLiteral: imapserver refuses a synchronizing literal over
-// 4096 octets outside APPEND (NO [TOOBIG]) without sending "+", so the
-// client never sends it, and the next bytes are commands again. Before,
-// the layer passed the next 5000 bytes through as the literal: ID went
-// to imapserver (BAD) and CAPABILITY was not amended.
+// 4096 octets outside APPEND without sending "+", so the client never
+// sends it, and the next bytes are commands again. beta.8 drops its own
+// NO [TOOBIG] and waits for more of the command; the layer ends the
+// command and gives the client that NO. Before, nothing was answered:
+// the layer waited for the 5000 bytes to pass through, then would have
+// passed the next commands through unseen (ID to imapserver, BAD;
+// CAPABILITY not amended).
 func TestIDRefusedLiteral(t *testing.T) {
 	ts := newTestServer(t, synthetic(2), nil)
 	rc := dialRaw(t, ts.addr)
@@ -282,8 +285,8 @@ func TestIDRefusedLiteral(t *testing.T) {
 	rc.send("s SELECT test")
 	rc.until("s OK", 5*time.Second)
 	rc.send("x SEARCH SUBJECT {5000}")
-	if l := rc.until("x ", 5*time.Second); strings.HasPrefix(l[len(l)-1], "x OK") || slicesContain(l, "+ Ready for literal data") {
-		t.Fatalf("SEARCH with a literal of 5000: %q, want it refused", l)
+	if l := rc.until("x ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "x NO [TOOBIG]") || slicesContain(l, "+ Ready for literal data") {
+		t.Fatalf("SEARCH with a literal of 5000: %q, want NO [TOOBIG]", l)
 	}
 	rc.send("b ID NIL")
 	if l := rc.until("b ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "b OK") || !strings.HasPrefix(l[0], `* ID ("name" "mailswarm"`) {
@@ -297,6 +300,22 @@ func TestIDRefusedLiteral(t *testing.T) {
 	rc.send("b ID NIL")
 	if l := rc.until("y ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "y OK") {
 		t.Fatalf("SEARCH with a literal: %q", l)
+	}
+	// refused after a literal taken, and a command answered before its
+	// literal (BAD, unknown): the next line is a command either way
+	rc.send("z SEARCH SUBJECT {3}")
+	rc.until("+ ", 5*time.Second)
+	rc.send("abc SUBJECT {4097}")
+	if l := rc.until("z ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "z NO [TOOBIG]") {
+		t.Fatalf("second literal of 4097: %q", l)
+	}
+	rc.send("f FOO {5}")
+	if l := rc.until("f ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "f BAD") {
+		t.Fatalf("unknown command with a literal: %q", l)
+	}
+	rc.send("g ID NIL")
+	if l := rc.until("g ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "g OK") || !strings.HasPrefix(l[0], "* ID (") {
+		t.Fatalf("ID after the refused literals: %q", l)
 	}
 }
 

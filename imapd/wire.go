@@ -78,6 +78,9 @@ type conn struct {
 	held    []byte // an incomplete line while capsDue
 	litTag  string // tag of a command whose synchronizing literal waits, or ""
 	litFate int    // what imapserver wrote since (litWaiting...)
+	// refusedTag: the command whose literal imapserver refused without
+	// saying so; its BAD is rewritten.
+	refusedTag string
 }
 
 // What imapserver did with a synchronizing literal (conn.litFate).
@@ -144,9 +147,13 @@ func (c *conn) Read(p []byte) (int, error) {
 			default:
 				// Refused while parsing: imapserver wants more of the
 				// command, the client waits for "+". An end of line
-				// ends the command (BAD, a syntax error) and the
+				// ends the command (BAD, a syntax error, which Write
+				// turns into the NO [TOOBIG] imapserver meant) and the
 				// client's next line is a command again.
 				c.pend, c.inCmd = []byte("\r\n"), false
+				c.wmu.Lock()
+				c.refusedTag = c.tag
+				c.wmu.Unlock()
 			}
 			continue
 		}
@@ -538,7 +545,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.litTag != "" && c.litFate == litWaiting {
 		c.noteLiteralFate(p)
 	}
-	if !c.capsDue && len(c.held) == 0 {
+	if !c.capsDue && len(c.held) == 0 && c.refusedTag == "" {
 		return c.current().Write(p)
 	}
 	buf := append(c.held, p...)
@@ -546,7 +553,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	out := make([]byte, 0, k+32)
 	for rest := buf[:k]; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n') + 1
-		out = c.amendCaps(out, rest[:i])
+		if c.refusedTag != "" && bytes.HasPrefix(rest, []byte(c.refusedTag+" BAD ")) {
+			// what checkBufferedLiteral says, which beta.8 drops
+			out = append(out, c.refusedTag+" NO [TOOBIG] Literals are limited to 4096 bytes for this command\r\n"...)
+			c.refusedTag = ""
+		} else {
+			out = c.amendCaps(out, rest[:i])
+		}
 		rest = rest[i:]
 	}
 	c.held = append([]byte(nil), buf[k:]...)
