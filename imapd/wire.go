@@ -69,10 +69,10 @@ type conn struct {
 
 	// wmu makes each Write reach the socket whole and in order
 	// (imapserver's, FETCH's, ours); it does not keep a response whole:
-	// imapserver holds a lock of its own for each response, FETCH
-	// (fetch.go) does not take it, so a BYE from Shutdown can land
-	// between two of FETCH's 64 KiB writes. Close and the deadlines do
-	// not take wmu, so they can break a stuck write.
+	// imapserver holds a lock of its own for each response, and FETCH,
+	// which writes past it in 64 KiB writes, holds session.resp, which
+	// Shutdown's BYE takes (fetch.go). Close and the deadlines do not
+	// take wmu, so they can break a stuck write.
 	wmu     sync.Mutex
 	capsDue bool   // imapserver may be writing capability lists
 	held    []byte // an incomplete line while capsDue
