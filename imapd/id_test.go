@@ -309,6 +309,18 @@ func TestIDRefusedLiteral(t *testing.T) {
 	if l := rc.until("z ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "z NO [TOOBIG]") {
 		t.Fatalf("second literal of 4097: %q", l)
 	}
+	// a literal announced across the layer's 4 KiB reads ("{8" | "}"):
+	// its octets are the literal, not an ID command
+	long := "w SEARCH OR SUBJECT " + strings.Repeat("a", 4065) + " SUBJECT {8}"
+	if strings.Index(long, "{") != 4094 {
+		t.Fatalf("literal at %d", strings.Index(long, "{"))
+	}
+	rc.send(long)
+	rc.until("+ ", 5*time.Second)
+	rc.send("x ID NIL")
+	if l := rc.until("w ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "w OK") {
+		t.Fatalf("SEARCH with a literal after 4 KiB: %q", l)
+	}
 	rc.send("f FOO {5}")
 	if l := rc.until("f ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "f BAD") {
 		t.Fatalf("unknown command with a literal: %q", l)

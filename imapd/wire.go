@@ -62,6 +62,8 @@ type conn struct {
 	syncLit int64  // a synchronizing literal announced, "+" not yet seen
 	inCmd   bool   // the next line continues a command (after a literal)
 	tag     string // the tag of the command being read
+	tail    [32]byte
+	nTail   int // tail[:nTail]: the end of a line longer than br's buffer, so far
 
 	mu    sync.Mutex // held briefly, never while writing
 	nc    net.Conn   // raw, or TLS over it after STARTTLS
@@ -173,12 +175,20 @@ func (c *conn) Read(p []byte) (int, error) {
 			}
 		}
 		c.pend, c.inCmd = line, true
-		if full {
-			n, ok := literalAtEnd(line)
+		// the end of the line: a "{n}" may straddle two reads
+		end := line
+		if c.nTail > 0 {
+			end = append(c.tail[:c.nTail:c.nTail], line[max(0, len(line)-len(c.tail)):]...)
+			c.nTail = 0
+		}
+		if !full {
+			c.nTail = copy(c.tail[:], end[max(0, len(end)-len(c.tail)):])
+		} else {
+			n, ok := literalAtEnd(end)
 			switch {
 			case !ok:
 				c.inCmd = false
-			case isSyncLiteral(line):
+			case isSyncLiteral(end):
 				c.syncLit = n
 				c.awaitLiteral(c.tag)
 			default:
@@ -238,6 +248,9 @@ func (c *conn) command(line []byte, full bool) (handled bool, err error) {
 	}
 	c.setCapsDue(false) // every earlier command is answered
 	c.tag = tag
+	c.wmu.Lock()
+	c.refusedTag = "" // answered, whatever imapserver said
+	c.wmu.Unlock()
 	switch name {
 	case "ID":
 		return true, c.id(tag, line, full)
@@ -526,7 +539,7 @@ func (c *conn) startTLS(tag string, rest []byte) error {
 	c.nc, c.isTLS = tc, true
 	c.mu.Unlock()
 	c.br = bufio.NewReader(tc)
-	c.lit, c.syncLit, c.inCmd = 0, 0, false
+	c.lit, c.syncLit, c.inCmd, c.nTail = 0, 0, false, 0
 	return nil
 }
 
