@@ -24,8 +24,12 @@ import (
 // raw header values IMAP requires and Dovecot sends, and it flushes the
 // socket after every message. Here the wire form comes from the index
 // (formatEnvelope, formatBodyStructure: format.go) and responses go out in
-// 64 KiB writes. go-imap has finished parsing the command and writes
-// nothing on this connection until Fetch returns, so nothing interleaves.
+// 64 KiB writes. go-imap has finished parsing the command and its own
+// goroutine writes nothing on this connection until Fetch returns. Only
+// Shutdown's BYE comes from another goroutine; go-imap's lock for a
+// response is not taken here, so Fetch holds session.resp instead and
+// bye takes it, after asking Fetch to stop at the end of a message: the
+// BYE comes between two responses, never inside a literal.
 
 const fetchWriteTimeout = 5 * time.Minute
 
@@ -150,6 +154,18 @@ func (wi writerInfo) obsoleteName(bs *imap.FetchItemBodySection) string {
 	return v.String()
 }
 
+var errShuttingDown = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+	Text: "Server shutting down"}
+
+// bye says BYE and hangs up, between two responses: a FETCH being
+// written stops at the end of its current message first.
+func (ss *session) bye(text string) {
+	ss.stopping.Store(true)
+	ss.resp.Lock()
+	defer ss.resp.Unlock()
+	ss.conn.Bye(text)
+}
+
 var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE,
 	Text: "Cannot decode this part's Content-Transfer-Encoding"}
 
@@ -167,10 +183,15 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 	}
 	p := planFetch(options, inspectWriter(w, options))
 	p.flags = flags
+	ss.resp.Lock()
+	defer ss.resp.Unlock()
 	bw := ss.fetchWriter()
 	defer ss.conn.NetConn().SetWriteDeadline(time.Time{})
 	for _, sp := range spans {
 		err := ss.st.l.Rows(ss.ctx, int64(sp.lo), int64(sp.hi), p.want, func(r *archive.Row) error {
+			if ss.stopping.Load() {
+				return errShuttingDown
+			}
 			return ss.writeMessage(bw, &p, r)
 		})
 		if err != nil {

@@ -81,6 +81,10 @@ func FuzzSession(f *testing.F) {
 		"a AUTHENTICATE PLAIN AHUAcA==\r\nb SELECT test\r\nc SEARCH TEXT \"\"\r\nd SEARCH HEADER Received x\r\ne UNSELECT\r\nf CLOSE\r\n",
 		// the connection layer (wire.go): ID with literals, broken ID, STARTTLS
 		"a ID (\"name\" {3+}\r\nabc \"os\" NIL)\r\nb ID NIL\r\nc ID (\"x\"\r\nd ID (\"k\" \"v\\\"\" \"k2\" {9999+}\r\n\r\ne STARTTLS\r\nf CAPABILITY\r\ng LOGIN u {1}\r\np\r\nh ID NIL\r\n",
+		// an ID over 64 KiB in literals, a refused literal (no "+"), an ID line over 4 KiB
+		"a ID (\"k\" {10+}\r\n" + strings.Repeat("0123456789 {10+}\r\n", 4000) + "0123456789)\r\nb ID NIL\r\nc CAPABILITY\r\n",
+		"a LOGIN u p\r\nb SELECT test\r\nc SEARCH SUBJECT {5000}\r\nd ID NIL\r\ne CAPABILITY\r\nf FOO {5}\r\ng ID NIL\r\nh SEARCH SUBJECT {3}\r\nabc\r\n",
+		"a ID (" + strings.Repeat("\"k\" \""+strings.Repeat("v\\\"", 500)+"\" ", 29) + "\"k\" NIL)\r\nb CAPABILITY\r\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -3,6 +3,7 @@ package imapd_test
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -208,4 +209,148 @@ func TestSTARTTLSInjection(t *testing.T) {
 			t.Fatalf("answered a command injected after STARTTLS: %q", l)
 		}
 	}
+}
+
+// TestIDTooBig: a client streaming literals in one ID command (each
+// {10+} within LITERAL-'s 4096 octets, so nothing refuses it alone) is
+// refused with BAD [TOOBIG] once the command passes the limit, while it
+// is still sending: the layer stops collecting there, so memory stays
+// bounded whatever the client sends. The rest of the command is read and
+// dropped, and the connection stays usable. Before, the layer collected
+// the whole command (here 20,000 literals, 340 KB; a client could go on
+// for ever) and answered only at its end.
+func TestIDTooBig(t *testing.T) {
+	ts := newTestServer(t, synthetic(1), nil)
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	answered := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		var b strings.Builder
+		b.WriteString(`a ID ("k" {10+}` + "\r\n")
+		for range 20000 {
+			b.WriteString(`0123456789 {10+}` + "\r\n")
+		}
+		if err := rc.trySend(strings.TrimSuffix(b.String(), "\r\n")); err != nil {
+			sent <- err
+			return
+		}
+		// end the command only once answered (or given up on)
+		select {
+		case <-answered:
+		case <-time.After(10 * time.Second):
+		}
+		sent <- rc.trySend(`0123456789)`)
+	}()
+	l, err := rc.tryUntil("a ", 5*time.Second)
+	close(answered)
+	if err != nil {
+		t.Fatalf("no answer to an ID of 340 KB while it was being sent: %v", err)
+	}
+	if !strings.HasPrefix(l[len(l)-1], "a BAD [TOOBIG]") {
+		t.Fatalf("ID of 340 KB: %q, want a BAD [TOOBIG]", l)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	rc.send("b ID NIL")
+	if l := rc.until("b ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "b OK") || !strings.HasPrefix(l[0], "* ID (") {
+		t.Fatalf("ID after the refused one: %q", l)
+	}
+	// A synchronizing literal that would pass the limit is refused
+	// before the client sends it.
+	big := `c ID (` + strings.Repeat(`"k" "`+strings.Repeat("v", 1000)+`" `, 62) + `"k" {4000}`
+	rc.send(big)
+	if l := rc.until("c ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "c BAD [TOOBIG]") {
+		t.Fatalf("ID over the limit at a synchronizing literal: %q", l)
+	}
+	rc.send("d LOGIN u p")
+	rc.until("d OK", 5*time.Second)
+}
+
+// TestIDRefusedLiteral: imapserver refuses a synchronizing literal over
+// 4096 octets outside APPEND without sending "+", so the client never
+// sends it, and the next bytes are commands again. beta.8 drops its own
+// NO [TOOBIG] and waits for more of the command; the layer ends the
+// command and gives the client that NO. Before, nothing was answered:
+// the layer waited for the 5000 bytes to pass through, then would have
+// passed the next commands through unseen (ID to imapserver, BAD;
+// CAPABILITY not amended).
+func TestIDRefusedLiteral(t *testing.T) {
+	ts := newTestServer(t, synthetic(2), nil)
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN u p")
+	rc.until("a OK", 5*time.Second)
+	rc.send("s SELECT test")
+	rc.until("s OK", 5*time.Second)
+	rc.send("x SEARCH SUBJECT {5000}")
+	if l := rc.until("x ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "x NO [TOOBIG]") || slicesContain(l, "+ Ready for literal data") {
+		t.Fatalf("SEARCH with a literal of 5000: %q, want NO [TOOBIG]", l)
+	}
+	rc.send("b ID NIL")
+	if l := rc.until("b ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "b OK") || !strings.HasPrefix(l[0], `* ID ("name" "mailswarm"`) {
+		t.Fatalf("ID after a refused literal: %q", l)
+	}
+	rc.send("c CAPABILITY")
+	checkCaps(t, "CAPABILITY after a refused literal", capsOf(t, rc.until("c OK", 5*time.Second)[0]))
+	// a literal imapserver takes is still passed through whole
+	rc.send("y SEARCH SUBJECT {9}")
+	rc.until("+ ", 5*time.Second)
+	rc.send("b ID NIL")
+	if l := rc.until("y ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "y OK") {
+		t.Fatalf("SEARCH with a literal: %q", l)
+	}
+	// refused after a literal taken, and a command answered before its
+	// literal (BAD, unknown): the next line is a command either way
+	rc.send("z SEARCH SUBJECT {3}")
+	rc.until("+ ", 5*time.Second)
+	rc.send("abc SUBJECT {4097}")
+	if l := rc.until("z ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "z NO [TOOBIG]") {
+		t.Fatalf("second literal of 4097: %q", l)
+	}
+	// a literal announced across the layer's 4 KiB reads ("{8" | "}"):
+	// its octets are the literal, not an ID command
+	long := "w SEARCH OR SUBJECT " + strings.Repeat("a", 4065) + " SUBJECT {8}"
+	if strings.Index(long, "{") != 4094 {
+		t.Fatalf("literal at %d", strings.Index(long, "{"))
+	}
+	rc.send(long)
+	rc.until("+ ", 5*time.Second)
+	rc.send("x ID NIL")
+	if l := rc.until("w ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "w OK") {
+		t.Fatalf("SEARCH with a literal after 4 KiB: %q", l)
+	}
+	rc.send("f FOO {5}")
+	if l := rc.until("f ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "f BAD") {
+		t.Fatalf("unknown command with a literal: %q", l)
+	}
+	rc.send("g ID NIL")
+	if l := rc.until("g ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "g OK") || !strings.HasPrefix(l[0], "* ID (") {
+		t.Fatalf("ID after the refused literals: %q", l)
+	}
+}
+
+// TestIDLongLine: RFC 2971 §3.3 allows 30 pairs with values of up to
+// 1024 octets, more than the layer's 4 KiB line buffer. Before, such a
+// line went to imapserver, which answered BAD (before login: BYE).
+func TestIDLongLine(t *testing.T) {
+	ts := newTestServer(t, synthetic(1), nil)
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	var b strings.Builder
+	b.WriteString("a ID (")
+	for i := range 30 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, `"field-%02d" "%s\"%s"`, i, strings.Repeat("x", 500), strings.Repeat("y", 500))
+	}
+	b.WriteString(")")
+	rc.send(b.String())
+	if l := rc.until("a ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "a OK") || !strings.HasPrefix(l[0], `* ID ("name" "mailswarm"`) {
+		t.Fatalf("ID of %d octets: %q", b.Len(), l)
+	}
+	rc.send("b CAPABILITY")
+	checkCaps(t, "CAPABILITY after a long ID", capsOf(t, rc.until("b OK", 5*time.Second)[0]))
 }

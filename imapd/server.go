@@ -213,7 +213,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// then close whatever is left, listeners included.
 		var wg sync.WaitGroup
 		for _, ss := range sessions {
-			wg.Go(func() { ss.conn.Bye("Server shutting down") })
+			wg.Go(func() { ss.bye("Server shutting down") })
 		}
 		wg.Wait()
 		done <- s.imap.Close()

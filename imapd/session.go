@@ -5,6 +5,8 @@ import (
 	"context"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -34,6 +36,11 @@ type session struct {
 	readOnly bool
 
 	bw *bufio.Writer // FETCH responses (fetch.go)
+	// resp is held by Fetch while it writes, past go-imap's own lock
+	// for a response; bye takes it, and stopping asks Fetch to end at
+	// the next message.
+	resp     sync.Mutex
+	stopping atomic.Bool
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,10 +30,23 @@ import (
 // keeps its place among the responses, and whatever imapserver writes
 // between a CAPABILITY, LOGIN or AUTHENTICATE command and the next
 // command belongs to that command.
+//
+// A literal's octets pass through unread. A non-synchronizing one
+// ("{n+}") follows its line at once; a synchronizing one only once
+// imapserver has written "+": beta.8 refuses one over 4096 octets outside
+// APPEND without it (checkBufferedLiteral; the error is dropped and the
+// parser goes on), and so may any command answered before its literal.
 
 // maxIDLiteral bounds a literal in ID (RFC 2971 §3.3: values up to 1024
 // octets).
 const maxIDLiteral = 4096
+
+// maxIDCommand bounds a whole ID command, literals included, so that a
+// client cannot grow it without end before logging in. RFC 2971 §3.3's
+// largest (30 pairs, fields of 30 octets, values of 1024) is 63,420
+// octets even quoted with every octet escaped; imapserver caps its own
+// commands at 50 KiB.
+const maxIDCommand = 64 << 10
 
 type conn struct {
 	s    *Server
@@ -42,21 +56,41 @@ type conn struct {
 	authed atomic.Bool // set by the session once logged in
 
 	// Read side: only imapserver's goroutine reads.
-	br    *bufio.Reader
-	pend  []byte // rest of a line being handed out
-	lit   int64  // literal bytes to pass through
-	inCmd bool   // the next line continues a command (after a literal)
+	br      *bufio.Reader
+	pend    []byte // rest of a line being handed out
+	lit     int64  // literal bytes to pass through
+	syncLit int64  // a synchronizing literal announced, "+" not yet seen
+	inCmd   bool   // the next line continues a command (after a literal)
+	tag     string // the tag of the command being read
+	tail    [32]byte
+	nTail   int // tail[:nTail]: the end of a line longer than br's buffer, so far
 
 	mu    sync.Mutex // held briefly, never while writing
 	nc    net.Conn   // raw, or TLS over it after STARTTLS
 	isTLS bool
 
-	// wmu orders writes (imapserver's, FETCH's, ours); Close and the
-	// deadlines do not take it, so they can break a stuck write.
+	// wmu makes each Write reach the socket whole and in order
+	// (imapserver's, FETCH's, ours); it does not keep a response whole:
+	// imapserver holds a lock of its own for each response, and FETCH,
+	// which writes past it in 64 KiB writes, holds session.resp, which
+	// Shutdown's BYE takes (fetch.go). Close and the deadlines do not
+	// take wmu, so they can break a stuck write.
 	wmu     sync.Mutex
 	capsDue bool   // imapserver may be writing capability lists
 	held    []byte // an incomplete line while capsDue
+	litTag  string // tag of a command whose synchronizing literal waits, or ""
+	litFate int    // what imapserver wrote since (litWaiting...)
+	// refusedTag: the command whose literal imapserver refused without
+	// saying so; its BAD is rewritten.
+	refusedTag string
 }
+
+// What imapserver did with a synchronizing literal (conn.litFate).
+const (
+	litWaiting  = iota // nothing yet: it refused it and parses on
+	litGo              // it wrote "+": the client sends it
+	litAnswered        // it answered the command: the client does not
+)
 
 func newConn(s *Server, c net.Conn) *conn {
 	_, isTLS := c.(*tls.Conn)
@@ -104,21 +138,35 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.lit -= int64(n)
 			return n, err
 		}
+		if c.syncLit > 0 {
+			n := c.syncLit
+			c.syncLit = 0
+			switch c.literalFate() {
+			case litGo:
+				c.lit = n
+			case litAnswered: // the client's next line is a command
+				c.inCmd = false
+			default:
+				// Refused while parsing: imapserver wants more of the
+				// command, the client waits for "+". An end of line
+				// ends the command (BAD, a syntax error, which Write
+				// turns into the NO [TOOBIG] imapserver meant) and the
+				// client's next line is a command again.
+				c.pend, c.inCmd = []byte("\r\n"), false
+				c.wmu.Lock()
+				c.refusedTag = c.tag
+				c.wmu.Unlock()
+			}
+			continue
+		}
 		line, err := c.br.ReadSlice('\n')
 		if len(line) == 0 {
 			return 0, err
 		}
-		start := !c.inCmd
-		if err != nil { // longer than the buffer, or the end: pass it on
-			if start {
-				c.setCapsDue(false)
-			}
-			c.pend, c.inCmd = line, true
-			continue
-		}
-		c.lit, c.inCmd = literalAtEnd(line)
-		if start {
-			handled, err := c.command(line)
+		full := err == nil // else longer than the buffer, or the end
+		if !c.inCmd {
+			c.tag = ""
+			handled, err := c.command(line, full)
 			if err != nil {
 				return 0, err
 			}
@@ -126,26 +174,89 @@ func (c *conn) Read(p []byte) (int, error) {
 				continue
 			}
 		}
-		c.pend = line
+		c.pend, c.inCmd = line, true
+		// the end of the line: a "{n}" may straddle two reads
+		end := line
+		if c.nTail > 0 {
+			end = append(c.tail[:c.nTail:c.nTail], line[max(0, len(line)-len(c.tail)):]...)
+			c.nTail = 0
+		}
+		if !full {
+			c.nTail = copy(c.tail[:], end[max(0, len(end)-len(c.tail)):])
+		} else {
+			n, ok := literalAtEnd(end)
+			switch {
+			case !ok:
+				c.inCmd = false
+			case isSyncLiteral(end):
+				c.syncLit = n
+				c.awaitLiteral(c.tag)
+			default:
+				c.lit = n
+			}
+		}
 	}
 }
 
-// command looks at a line that may start a command; it answers ID and
-// STARTTLS (handled) and notes commands whose answers list capabilities.
-// Lines without a space are not commands: IDLE's DONE, the client's side
-// of AUTHENTICATE.
-func (c *conn) command(line []byte) (handled bool, err error) {
+// awaitLiteral starts watching what imapserver writes for the
+// synchronizing literal the line handed out last announces, in the
+// command tagged tag.
+func (c *conn) awaitLiteral(tag string) {
+	if tag == "" {
+		tag = "*" // not seen (the line began in an earlier read): never matches
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.litTag, c.litFate = tag, litWaiting
+}
+
+// literalFate ends the watch started by awaitLiteral.
+func (c *conn) literalFate() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.litTag = ""
+	return c.litFate
+}
+
+// noteLiteralFate looks at the lines imapserver writes while a
+// synchronizing literal waits (wmu held). imapserver writes a response
+// in one Write, from the start of a line.
+func (c *conn) noteLiteralFate(p []byte) {
+	for len(p) > 0 && c.litFate == litWaiting {
+		switch {
+		case bytes.HasPrefix(p, []byte("+ ")) || bytes.HasPrefix(p, []byte("+\r\n")):
+			c.litFate = litGo
+		case bytes.HasPrefix(p, []byte(c.litTag+" ")):
+			c.litFate = litAnswered
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			break
+		}
+		p = p[i+1:]
+	}
+}
+
+// command looks at a line that may start a command (full: the whole line,
+// else its first 4 KiB); it answers ID and STARTTLS (handled) and notes
+// commands whose answers list capabilities. Lines without a space are not
+// commands: IDLE's DONE, the client's side of AUTHENTICATE.
+func (c *conn) command(line []byte, full bool) (handled bool, err error) {
 	tag, name, rest := splitCommand(line)
 	if tag == "" || tag == "*" || tag == "+" {
 		return false, nil
 	}
 	c.setCapsDue(false) // every earlier command is answered
+	c.tag = tag
+	c.wmu.Lock()
+	c.refusedTag = "" // answered, whatever imapserver said
+	c.wmu.Unlock()
 	switch name {
 	case "ID":
-		return true, c.id(tag, line)
+		return true, c.id(tag, line, full)
 	case "STARTTLS":
-		if c.s.opts.TLS == nil {
-			return false, nil // imapserver answers NO
+		if c.s.opts.TLS == nil || !full {
+			return false, nil // imapserver answers NO, or BAD
 		}
 		return true, c.startTLS(tag, rest)
 	case "CAPABILITY", "LOGIN", "AUTHENTICATE":
@@ -188,6 +299,12 @@ func literalAtEnd(line []byte) (int64, bool) {
 	return n, true
 }
 
+// isSyncLiteral reports whether the literal at the end of line is
+// synchronizing ("{n}", not RFC 7888's "{n+}").
+func isSyncLiteral(line []byte) bool {
+	return !bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte("+}"))
+}
+
 // writeRaw writes a response of this layer's own.
 func (c *conn) writeRaw(s string) error {
 	c.wmu.Lock()
@@ -197,38 +314,51 @@ func (c *conn) writeRaw(s string) error {
 }
 
 // id answers ID (RFC 2971), valid in every state. The client's
-// parameters are only logged. line is its first line; literals in it
-// (any string may be one) are read here.
-func (c *conn) id(tag string, line []byte) error {
+// parameters are only logged. line is its first line (full: the whole
+// line, else its first 4 KiB); the rest, literals included (any string
+// may be one), is read here, up to maxIDCommand.
+func (c *conn) id(tag string, line []byte, full bool) error {
 	cmd := append([]byte(nil), line...)
-	for c.inCmd {
-		n, sync := c.lit, !bytes.HasSuffix(bytes.TrimRight(cmd, "\r\n"), []byte("+}"))
-		c.lit, c.inCmd = 0, false
-		if n > maxIDLiteral {
-			if !sync { // the client sends it regardless
-				if _, err := io.CopyN(io.Discard, c.br, n); err != nil {
-					return err
-				}
-				c.lit, c.inCmd = 0, true // the rest of the line follows
-				c.discardLine()
+	for {
+		for !full {
+			more, err := c.br.ReadSlice('\n')
+			if err != nil && err != bufio.ErrBufferFull {
+				return err
 			}
-			return c.writeRaw(tag + " BAD [TOOBIG] ID string too long\r\n")
+			full = err == nil
+			if len(cmd)+len(more) > maxIDCommand {
+				if !full {
+					return c.idTooBig(tag, 0, true, more)
+				}
+				end := append(bytes.Clone(cmd[max(0, len(cmd)-32):]), more...)
+				if n, ok := literalAtEnd(end); ok && !isSyncLiteral(end) {
+					return c.idTooBig(tag, n, true, nil)
+				}
+				return c.idTooBig(tag, 0, false, nil)
+			}
+			cmd = append(cmd, more...)
 		}
-		if sync {
+		n, ok := literalAtEnd(cmd)
+		if !ok {
+			break
+		}
+		if n > maxIDLiteral || int64(len(cmd))+n > maxIDCommand {
+			if isSyncLiteral(cmd) {
+				// the client waits for "+", which it does not get: the
+				// command ends here
+				return c.idTooBig(tag, 0, false, nil)
+			}
+			return c.idTooBig(tag, n, true, nil) // sent regardless
+		}
+		if isSyncLiteral(cmd) {
 			if err := c.writeRaw("+ Ready for literal data\r\n"); err != nil {
 				return err
 			}
 		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(c.br, data); err != nil {
+		if _, err := io.ReadFull(c.br, grow(&cmd, int(n))); err != nil {
 			return err
 		}
-		next, err := c.br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		cmd = append(append(cmd, data...), next...)
-		c.lit, c.inCmd = literalAtEnd(next)
+		full = false
 	}
 	_, _, args := splitCommand(cmd) // the whole command, literals included
 	params, ok := parseIDParams(args)
@@ -239,22 +369,60 @@ func (c *conn) id(tag string, line []byte) error {
 	return c.writeRaw(serverID() + tag + " OK ID completed\r\n")
 }
 
-// discardLine skips the rest of a command, literals included.
-func (c *conn) discardLine() {
-	for c.inCmd {
-		if c.lit > 0 {
-			if _, err := io.CopyN(io.Discard, c.br, c.lit); err != nil {
-				return
+// grow extends *b by n bytes and returns them.
+func grow(b *[]byte, n int) []byte {
+	l := len(*b)
+	*b = slices.Grow(*b, n)[:l+n]
+	return (*b)[l:]
+}
+
+// idTooBig refuses an ID over maxIDCommand at once, while the client may
+// still be sending it: BAD with TOOBIG, as RFC 7888 §4 refuses a literal
+// over a server's limit (TOOBIG: RFC 4469 §5, RFC 9051 §7.1). Then it
+// drops the rest of the command (discardCommand; last: the part of the
+// line read last, when midLine).
+func (c *conn) idTooBig(tag string, lit int64, midLine bool, last []byte) error {
+	c.s.log.Debug("imapd: ID too big", "remote", c.raw.RemoteAddr().String())
+	if err := c.writeRaw(tag + " BAD [TOOBIG] ID command too long\r\n"); err != nil {
+		return err
+	}
+	return c.discardCommand(lit, midLine, last)
+}
+
+// discardCommand reads and drops the rest of a refused command: lit
+// octets of a non-synchronizing literal (the client sends it regardless),
+// then, if midLine, the rest of the line (prev: the part of it read
+// last), and on while lines end in a non-synchronizing literal. A
+// synchronizing literal ends the command: the client waits for "+".
+// Memory stays at the reader's buffer whatever the client sends; read
+// deadlines (imapserver's) still bound the time.
+func (c *conn) discardCommand(lit int64, midLine bool, prev []byte) error {
+	var tail [32]byte // the end of the line read so far: a "{n+}" may straddle two reads
+	t := copy(tail[:], prev[max(0, len(prev)-len(tail)):])
+	for {
+		if lit > 0 {
+			if _, err := io.CopyN(io.Discard, c.br, lit); err != nil {
+				return err
 			}
+			lit, midLine, t = 0, true, 0
+		}
+		if !midLine {
+			return nil
 		}
 		line, err := c.br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
-			return
+			return err
 		}
-		c.lit, c.inCmd = literalAtEnd(line)
+		end := append(tail[:t:t], line[max(0, len(line)-len(tail)):]...)
+		t = copy(tail[:], end[len(end)-min(len(end), len(tail)):])
 		if err == bufio.ErrBufferFull {
-			c.inCmd = true
+			continue
 		}
+		n, ok := literalAtEnd(end)
+		if !ok || isSyncLiteral(end) {
+			return nil
+		}
+		lit, midLine = n, false
 	}
 }
 
@@ -371,7 +539,7 @@ func (c *conn) startTLS(tag string, rest []byte) error {
 	c.nc, c.isTLS = tc, true
 	c.mu.Unlock()
 	c.br = bufio.NewReader(tc)
-	c.lit, c.inCmd = 0, false
+	c.lit, c.syncLit, c.inCmd, c.nTail = 0, 0, false, 0
 	return nil
 }
 
@@ -387,7 +555,10 @@ func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.capsDue && len(c.held) == 0 {
+	if c.litTag != "" && c.litFate == litWaiting {
+		c.noteLiteralFate(p)
+	}
+	if !c.capsDue && len(c.held) == 0 && c.refusedTag == "" {
 		return c.current().Write(p)
 	}
 	buf := append(c.held, p...)
@@ -395,7 +566,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	out := make([]byte, 0, k+32)
 	for rest := buf[:k]; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n') + 1
-		out = c.amendCaps(out, rest[:i])
+		if c.refusedTag != "" && bytes.HasPrefix(rest, []byte(c.refusedTag+" BAD ")) {
+			// what checkBufferedLiteral says, which beta.8 drops
+			out = append(out, c.refusedTag+" NO [TOOBIG] Literals are limited to 4096 bytes for this command\r\n"...)
+			c.refusedTag = ""
+		} else {
+			out = c.amendCaps(out, rest[:i])
+		}
 		rest = rest[i:]
 	}
 	c.held = append([]byte(nil), buf[k:]...)
