@@ -109,7 +109,7 @@ func TestWalkMaildirPlain(t *testing.T) {
 func TestWalkMaildirConverted(t *testing.T) {
 	needPeers(t)
 	mboxCorpusFiles(t)
-	script := filepath.Join("testdata", "peers", "dovecot", "mbox2maildir.py") // a copy of shared/peers/dovecot
+	script := filepath.Join("..", "bench", "dovecot", "mbox2maildir.py") // the project's copy of shared/peers/dovecot's
 	if _, err := os.Stat(script); err != nil {
 		missing(t, "no %s", script)
 	}

@@ -34,37 +34,7 @@ func TestServeSMTPToIMAPIdle(t *testing.T) {
 		}
 	}()
 
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", imapPort), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	until := func(prefix string) []string {
-		t.Helper()
-		var lines []string
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("waiting for %q: %v (read %q)\n%s", prefix, err, lines, s.log())
-			}
-			lines = append(lines, strings.TrimRight(l, "\r\n"))
-			if strings.HasPrefix(l, prefix) {
-				return lines
-			}
-		}
-	}
-	send := func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
-	until("* OK")
-	send("a LOGIN reader x")
-	until("a OK")
-	send("b SELECT dev")
-	if lines := until("b OK"); !strings.Contains(strings.Join(lines, "\n"), "* 0 EXISTS") {
-		t.Fatalf("SELECT dev: %q", lines)
-	}
-	send("c IDLE")
-	until("+")
+	until, send := idleOnEmpty(t, s, imapPort, "dev")
 
 	msg := "From: a@example.org\r\nTo: dev@example.org\r\nSubject: idle test\r\nMessage-ID: <idle@example.org>\r\n\r\nhello\r\n"
 	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", smtpPort), nil, "a@example.org", []string{"dev@example.org"}, []byte(msg)); err != nil {
@@ -81,4 +51,44 @@ func TestServeSMTPToIMAPIdle(t *testing.T) {
 	}
 	s.stop(t)
 	until("* BYE")
+}
+
+// idleOnEmpty logs in to serve s's IMAP port, selects mailbox (which must
+// be empty) and starts IDLE as tag c. until reads lines until one starts
+// with prefix (20 s at most) and returns them; send writes one command
+// line. The connection closes with the test.
+func idleOnEmpty(t *testing.T, s *server, imapPort int, mailbox string) (until func(prefix string) []string, send func(line string)) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", imapPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := bufio.NewReader(c)
+	until = func(prefix string) []string {
+		t.Helper()
+		var lines []string
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v (read %q)\n%s", prefix, err, lines, s.log())
+			}
+			lines = append(lines, strings.TrimRight(l, "\r\n"))
+			if strings.HasPrefix(l, prefix) {
+				return lines
+			}
+		}
+	}
+	send = func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
+	until("* OK")
+	send("a LOGIN reader x")
+	until("a OK")
+	send("b SELECT " + mailbox)
+	if lines := until("b OK"); !strings.Contains(strings.Join(lines, "\n"), "* 0 EXISTS") {
+		t.Fatalf("SELECT %s: %q", mailbox, lines)
+	}
+	send("c IDLE")
+	until("+")
+	return until, send
 }

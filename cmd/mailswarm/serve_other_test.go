@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,37 +90,7 @@ addresses = ["dev@example.org"]
 		return nil
 	}
 
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", imapPort), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	until := func(prefix string) []string {
-		t.Helper()
-		var lines []string
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("waiting for %q: %v (read %q)\n%s", prefix, err, lines, s.log())
-			}
-			lines = append(lines, strings.TrimRight(l, "\r\n"))
-			if strings.HasPrefix(l, prefix) {
-				return lines
-			}
-		}
-	}
-	send := func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
-	until("* OK")
-	send("a LOGIN reader x")
-	until("a OK")
-	send("b SELECT dev")
-	if lines := until("b OK"); !strings.Contains(strings.Join(lines, "\n"), "* 0 EXISTS") {
-		t.Fatalf("SELECT dev: %q", lines)
-	}
-	send("c IDLE")
-	until("+")
+	until, send := idleOnEmpty(t, s, imapPort, "dev")
 
 	msg := "From: a@example.org\r\nTo: dev@example.org\r\nSubject: delivered\r\nMessage-ID: <deliver@example.org>\r\n\r\nhello\r\n"
 	if code, stderr := deliver(t, data, "dev", []byte(msg)); code != 0 {
