@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -27,7 +28,9 @@ import (
 //	                                  this node's web seed
 //	GET /lists/NAME/packs/F           a pack (Range requests): the web seed
 //	GET /lists/NAME/packs/BUNDLE/F    the same file as a bundle's member
-//	GET /lists/NAME/status            what `mailswarm swarm status` shows
+//	GET /lists/NAME/status            what `mailswarm swarm status` shows,
+//	                                  without server paths unless asked
+//	                                  with the list's StatusToken
 //
 // Only files the current manifest names are served: retired slices and
 // leftovers are 404.
@@ -268,10 +271,22 @@ func (m *Manifest) names(bundle, file string) bool {
 }
 
 func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := n.Status(r.PathValue("list"))
+	name := r.PathValue("list")
+	nl := n.list(name)
+	if nl == nil {
+		http.NotFound(w, r)
+		return
+	}
+	st, err := n.Status(name)
 	if err != nil {
 		http.NotFound(w, r)
 		return
+	}
+	// Absolute paths tell strangers the server's layout (home, user
+	// names); the operator's `swarm status` proves it holds list.key.
+	tok := r.Header.Get(StatusTokenHeader)
+	if tok == "" || !hmac.Equal([]byte(tok), []byte(statusToken(nl.origin.priv, nl.origin.Dir()))) {
+		st = st.withoutPaths()
 	}
 	writeJSON(w, st)
 }

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,5 +82,37 @@ func TestManifestLongPollWaitOverflow(t *testing.T) {
 	}
 	if m, err := ParseManifest(r.body, tn.l.PublicKey()); err != nil || m.Seq != seq+1 {
 		t.Fatalf("wait=1e10: got %v: %v", m, err)
+	}
+}
+
+// The public status has no server paths; the node's own command line
+// (holding list.key, in the same directory) gets them.
+func TestStatusHTTPHidesPaths(t *testing.T) {
+	tn := startTestNode(t, 2)
+	dir, err := filepath.Abs(tn.node.list("demo").origin.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, b := httpGet(t, tn.url+"/lists/demo/status")
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(`"infohash"`)) {
+		t.Fatalf("status: %s\n%s", resp.Status, b)
+	}
+	if bytes.Contains(b, []byte(dir)) || bytes.Contains(b, []byte(`"path"`)) || bytes.Contains(b, []byte(`"dir"`)) {
+		t.Errorf("public status shows server paths:\n%s", b)
+	}
+	// With the list's token: the paths, as `swarm status` shows them.
+	tok, err := StatusToken(tn.l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, b = httpGet(t, tn.url+"/lists/demo/status", StatusTokenHeader, tok)
+	var st Status
+	if err := json.Unmarshal(b, &st); err != nil || resp.StatusCode != http.StatusOK || st.Dir != dir ||
+		len(st.Packs) == 0 || st.Packs[0].Path == "" {
+		t.Errorf("status with the token: %s, dir %q (want %q), %v", resp.Status, st.Dir, dir, err)
+	}
+	// A wrong token is no token.
+	if _, b := httpGet(t, tn.url+"/lists/demo/status", StatusTokenHeader, strings.Repeat("0", len(tok))); bytes.Contains(b, []byte(dir)) {
+		t.Error("a wrong token got the paths")
 	}
 }
