@@ -37,7 +37,13 @@ import (
 
 const maxLongPoll = 300 * time.Second
 
-// Handler returns the node's HTTP handler.
+// longPollRetryAfter is the Retry-After, in seconds, of a long-poll
+// refused over the cap.
+const longPollRetryAfter = 10
+
+// Handler returns the node's HTTP handler. Every write of an answer has a
+// deadline HTTPLimits.WriteStall ahead (on a server whose connections
+// take deadlines); serve it with HTTPServer for the other limits.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /lists/{$}", n.serveLists)
@@ -47,7 +53,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /lists/{list}/packs/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/packs/{bundle}/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/status", n.serveStatus)
-	return mux
+	return withWriteStall(mux, n.opts.HTTP.WriteStall)
 }
 
 func (n *Node) serveLists(w http.ResponseWriter, r *http.Request) {
@@ -103,6 +109,7 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	polling := false
 	for {
 		n.mu.Lock()
 		m, changed := nl.manifest, nl.changed
@@ -129,6 +136,22 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusNotModified)
 			}
 			return
+		}
+		if !polling {
+			// Each waiting poll holds a connection and a goroutine for
+			// up to 300 s: capped in all and per client. Over the cap
+			// the client is told when to come back (RFC 9110 §15.6.4,
+			// §10.2.3) rather than answered at once, which a poller
+			// would take as "poll again now".
+			client := clientKey(r.RemoteAddr)
+			lim := n.opts.HTTP
+			if !n.polls.acquire(client, lim.MaxLongPolls, lim.MaxLongPollsPerClient) {
+				w.Header().Set("Retry-After", strconv.Itoa(longPollRetryAfter))
+				http.Error(w, "too many long-polls waiting: retry later", http.StatusServiceUnavailable)
+				return
+			}
+			defer n.polls.release(client)
+			polling = true
 		}
 		select {
 		case <-changed:

@@ -70,7 +70,7 @@ func TestManifestLongPollWaitOverflow(t *testing.T) {
 		resp.Body.Close()
 		done <- result{resp.StatusCode, b}
 	}()
-	time.Sleep(200 * time.Millisecond) // the poll is waiting (before the fix, it had its 304)
+	waitPolls(t, tn.node, 1, done) // before the fix it had its 304 at once
 	addAt(t, tn.l, 100, tn.now.Add(time.Minute))
 	tn.now = tn.now.Add(2 * time.Minute)
 	if _, err := tn.node.Publish("demo"); err != nil {
