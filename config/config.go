@@ -39,6 +39,20 @@ type Config struct {
 	// BitTorrent configures the swarm: seeding, DHT, trackers, web seed
 	// and the slice interval.
 	BitTorrent BitTorrent
+
+	// HTTPLimits are the HTTP listener's caps ([http] max_conns, ...).
+	HTTPLimits HTTPLimits
+}
+
+// HTTPLimits cap the HTTP listener, which a public mirror opens to
+// anyone; 0 means the server's default (swarm.HTTPLimits: 512
+// connections but at most a quarter of the descriptor limit, 16 per
+// client, 128 long-polls, 8 per client). A client is an IP address (IPv6:
+// a /64): behind a reverse proxy on the same host every client is the
+// proxy, so raise the per-client caps there.
+type HTTPLimits struct {
+	MaxConns, MaxConnsPerClient         int
+	MaxLongPolls, MaxLongPollsPerClient int
 }
 
 // BitTorrent configures the swarm node.

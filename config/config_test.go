@@ -91,6 +91,18 @@ func TestLoadGood(t *testing.T) {
 				t.Errorf("Load(empty) = %+v, want Default()", c)
 			}
 		}},
+		{"http caps", `
+[http]
+listen = "0.0.0.0:80"
+max_conns = 300
+max_conns_per_client = 4
+max_long_polls = 50
+max_long_polls_per_client = 0
+`, func(t *testing.T, c *Config) {
+			if c.HTTP.Listen != "0.0.0.0:80" || c.HTTPLimits != (HTTPLimits{MaxConns: 300, MaxConnsPerClient: 4, MaxLongPolls: 50}) {
+				t.Errorf("HTTP, HTTPLimits = %+v, %+v", c.HTTP, c.HTTPLimits)
+			}
+		}},
 		{"bittorrent", `
 [bittorrent]
 listen = "0.0.0.0:6881"
@@ -234,6 +246,11 @@ func TestLoadBad(t *testing.T) {
 			`bittorrent.dht_bootstrap[0]: "nohost" is not host:port`,
 			`bittorrent.trackers[0]: "ftp://t" is not an http, https or udp announce URL`,
 			`bittorrent.web_seed: "example.org" is not an http or https URL`,
+		}},
+		{"bad http caps", "[http]\nmax_conns = -1\nmax_long_polls = \"many\"\nmax_sessions = 3", []string{
+			"http.max_conns: want an integer from 0",
+			"http.max_long_polls: want an integer from 0",
+			"http.max_sessions: unknown key",
 		}},
 		{"short slice interval", "[bittorrent]\nslice_interval = \"10ms\"", []string{"bittorrent.slice_interval: must be at least 1s"}},
 		{"bad users", "[[user]]\nname = \"\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"", []string{

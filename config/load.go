@@ -52,6 +52,9 @@ func (e *Error) Error() string {
 //	[smtp] [lmtp] [imap] [imaps] [http]
 //	  listen             "host:port", "" turns the listener off
 //	  tls_cert, tls_key  PEM files, both or neither
+//	[http]
+//	  max_conns, max_conns_per_client            integers ≥ 0, 0 = default
+//	  max_long_polls, max_long_polls_per_client  integers ≥ 0, 0 = default
 //	[[list]]             name, addresses; any [[list]] replaces the default list
 //	[[user]]             name, password_hash
 //	[bittorrent]
@@ -145,7 +148,7 @@ func (l *loader) top(raw map[string]any) {
 		case "imap":
 			l.listener(k, v, &l.c.IMAP)
 		case "http":
-			l.listener(k, v, &l.c.HTTP)
+			l.http(k, v)
 		case "imaps":
 			l.listener(k, v, &l.c.IMAPS)
 		case "imap_anonymous":
@@ -276,6 +279,38 @@ func (l *loader) listener(path string, v any, dst *Listener) {
 			}
 		}
 	}
+}
+
+// http reads [http]: a listener's keys and the HTTP caps.
+func (l *loader) http(path string, v any) {
+	m, ok := l.table(path, v)
+	if !ok {
+		return
+	}
+	rest := map[string]any{}
+	for _, k := range sortedKeys(m) {
+		val := m[k]
+		var dst *int
+		switch k {
+		case "max_conns":
+			dst = &l.c.HTTPLimits.MaxConns
+		case "max_conns_per_client":
+			dst = &l.c.HTTPLimits.MaxConnsPerClient
+		case "max_long_polls":
+			dst = &l.c.HTTPLimits.MaxLongPolls
+		case "max_long_polls_per_client":
+			dst = &l.c.HTTPLimits.MaxLongPollsPerClient
+		default:
+			rest[k] = val
+			continue
+		}
+		if n, ok := val.(int64); ok && n >= 0 && n <= 1<<30 {
+			*dst = int(n)
+		} else {
+			l.problem(join(path, k), "want an integer from 0 (the default) to 1073741824, have %v", val)
+		}
+	}
+	l.listener(path, rest, &l.c.HTTP)
 }
 
 func (l *loader) bittorrent(path string, v any) {

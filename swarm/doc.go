@@ -18,7 +18,9 @@
 //     publishing at each slice interval (and after a 1 s linger for a quiet
 //     list's first post) on archive events, the HTTP side (http.go: the
 //     manifest with long-poll, torrents with this node's web seed, packs
-//     with Range requests), and DHT announces plus the newest manifest as a
+//     with Range requests; httpserve.go: its limits, HTTPLimits, for a
+//     listener open to anyone: connection caps, timeouts, a deadline on
+//     each write, long-poll caps), and DHT announces plus the newest manifest as a
 //     BEP 44 item under the list key (dhtput.go).
 //   - StatusOf and CheckPublished: what `swarm status` prints and what
 //     `verify` checks of the published files against the manifest.

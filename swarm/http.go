@@ -1,9 +1,11 @@
 package swarm
 
 import (
+	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,14 +28,22 @@ import (
 //	                                  this node's web seed
 //	GET /lists/NAME/packs/F           a pack (Range requests): the web seed
 //	GET /lists/NAME/packs/BUNDLE/F    the same file as a bundle's member
-//	GET /lists/NAME/status            what `mailswarm swarm status` shows
+//	GET /lists/NAME/status            what `mailswarm swarm status` shows,
+//	                                  without server paths unless asked
+//	                                  with the list's StatusToken
 //
 // Only files the current manifest names are served: retired slices and
 // leftovers are 404.
 
 const maxLongPoll = 300 * time.Second
 
-// Handler returns the node's HTTP handler.
+// longPollRetryAfter is the Retry-After, in seconds, of a long-poll
+// refused over the cap.
+const longPollRetryAfter = 10
+
+// Handler returns the node's HTTP handler. Every write of an answer has a
+// deadline HTTPLimits.WriteStall ahead (on a server whose connections
+// take deadlines); serve it with HTTPServer for the other limits.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /lists/{$}", n.serveLists)
@@ -43,7 +53,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /lists/{list}/packs/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/packs/{bundle}/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/status", n.serveStatus)
-	return mux
+	return withWriteStall(mux, n.opts.HTTP.WriteStall)
 }
 
 func (n *Node) serveLists(w http.ResponseWriter, r *http.Request) {
@@ -89,14 +99,17 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 	var wait time.Duration
 	if s := r.URL.Query().Get("wait"); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || v < 0 {
-			http.Error(w, "wait: want seconds", http.StatusBadRequest)
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			http.Error(w, "wait: want a finite number of seconds, 0 to 300", http.StatusBadRequest)
 			return
 		}
-		wait = min(time.Duration(v*float64(time.Second)), maxLongPoll)
+		// Clamp before converting: 1e10 s is past what a Duration holds
+		// (292 years) and converted to a negative one, an immediate 304.
+		wait = time.Duration(min(v, maxLongPoll.Seconds()) * float64(time.Second))
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	polling := false
 	for {
 		n.mu.Lock()
 		m, changed := nl.manifest, nl.changed
@@ -123,6 +136,22 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusNotModified)
 			}
 			return
+		}
+		if !polling {
+			// Each waiting poll holds a connection and a goroutine for
+			// up to 300 s: capped in all and per client. Over the cap
+			// the client is told when to come back (RFC 9110 §15.6.4,
+			// §10.2.3) rather than answered at once, which a poller
+			// would take as "poll again now".
+			client := clientKey(r.RemoteAddr)
+			lim := n.opts.HTTP
+			if !n.polls.acquire(client, lim.MaxLongPolls, lim.MaxLongPollsPerClient) {
+				w.Header().Set("Retry-After", strconv.Itoa(longPollRetryAfter))
+				http.Error(w, "too many long-polls waiting: retry later", http.StatusServiceUnavailable)
+				return
+			}
+			defer n.polls.release(client)
+			polling = true
 		}
 		select {
 		case <-changed:
@@ -216,7 +245,29 @@ func (n *Node) servePack(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-git-packed-objects")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	if tooManyRanges(r.Header.Get("Range")) {
+		// ServeContent answers every range asked for, each a part with
+		// its own headers: 250,000 one-byte ranges in a 1 MB request
+		// made a 37.7 MB answer. A web seed (BEP 19) asks for one range
+		// a request. RFC 9110 §14.2 lets a server ignore Range ("a set
+		// of many small ranges ... indications of either a broken
+		// client or a deliberate denial-of-service attack"): the whole
+		// pack as a plain 200 is a correct answer any client handles
+		// (a 416 would say the ranges miss the file, which is false),
+		// and it is no more than anyone gets with a plain GET.
+		r.Header.Del("Range")
+	}
 	http.ServeContent(w, r, file, fi.ModTime(), f)
+}
+
+// maxRanges is the most ranges one request gets answered as asked; a web
+// seed asks for one, a reader of a multipart answer a few.
+const maxRanges = 4
+
+// tooManyRanges reports whether a Range header asks for more than
+// maxRanges ranges (it counts without parsing the rest).
+func tooManyRanges(h string) bool {
+	return strings.Count(h, ",") >= maxRanges
 }
 
 // names reports whether m names pack file (as a member of bundle when
@@ -243,10 +294,22 @@ func (m *Manifest) names(bundle, file string) bool {
 }
 
 func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := n.Status(r.PathValue("list"))
+	name := r.PathValue("list")
+	nl := n.list(name)
+	if nl == nil {
+		http.NotFound(w, r)
+		return
+	}
+	st, err := n.Status(name)
 	if err != nil {
 		http.NotFound(w, r)
 		return
+	}
+	// Absolute paths tell strangers the server's layout (home, user
+	// names); the operator's `swarm status` proves it holds list.key.
+	tok := r.Header.Get(StatusTokenHeader)
+	if tok == "" || !hmac.Equal([]byte(tok), []byte(statusToken(nl.origin.priv, nl.origin.Dir()))) {
+		st = st.withoutPaths()
 	}
 	writeJSON(w, st)
 }

@@ -63,6 +63,10 @@ type Options struct {
 	Logger *slog.Logger
 	// NoSync skips fsync (benchmarks and tests only).
 	NoSync bool
+	// HTTP are the limits of the HTTP listener (HTTPServer,
+	// HTTPListener, and the long-polls of Handler); zero fields mean
+	// their defaults.
+	HTTP HTTPLimits
 }
 
 // Node publishes and seeds every list of an archive it is the origin of,
@@ -73,6 +77,9 @@ type Node struct {
 	log  *slog.Logger
 	cl   *torrent.Client
 	comp *completion
+	// polls counts the manifest long-polls waiting, in all and per
+	// client (HTTPLimits.MaxLongPolls).
+	polls *clientCounts
 
 	mu      sync.Mutex
 	lists   map[string]*nodeList
@@ -97,10 +104,11 @@ type nodeList struct {
 // torrents; Run publishes and keeps them current.
 func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	n := &Node{a: a, lists: map[string]*nodeList{}, skipped: map[string]bool{}, dirs: map[metainfo.Hash]string{},
-		comp: newCompletion()}
+		comp: newCompletion(), polls: newClientCounts()}
 	if opts != nil {
 		n.opts = *opts
 	}
+	n.opts.HTTP = n.opts.HTTP.withDefaults()
 	if n.opts.Now == nil {
 		n.opts.Now = time.Now
 	}

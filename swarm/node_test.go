@@ -31,12 +31,20 @@ type testNode struct {
 	node *Node
 	url  string // http://127.0.0.1:PORT
 	now  time.Time
+	ln   *capListener // the HTTP listener
 }
 
 // startTestNode archives messages over several days of October and
 // November 2026 (the open day is 2026-11-23) and starts a node that has
 // published them.
 func startTestNode(t testing.TB, perDay int) *testNode {
+	t.Helper()
+	return startTestNodeWith(t, perDay, HTTPLimits{}, nil)
+}
+
+// startTestNodeWith is startTestNode with HTTP limits; wrap, when not nil,
+// wraps the TCP listener under the node's HTTPListener.
+func startTestNodeWith(t testing.TB, perDay int, lim HTTPLimits, wrap func(net.Listener) net.Listener) *testNode {
 	t.Helper()
 	a, l := testList(t)
 	n := 1
@@ -54,12 +62,16 @@ func startTestNode(t testing.TB, perDay int) *testNode {
 		t.Fatal(err)
 	}
 	tn.url = "http://" + ln.Addr().String()
-	tn.node, err = NewNode(a, &Options{WebSeedBase: tn.url, Now: func() time.Time { return tn.now }, NoSync: true})
+	tn.node, err = NewNode(a, &Options{WebSeedBase: tn.url, Now: func() time.Time { return tn.now }, NoSync: true, HTTP: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tn.node.Close() })
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: tn.node.Handler()}}
+	if wrap != nil {
+		ln = wrap(ln)
+	}
+	tn.ln = tn.node.HTTPListener(ln).(*capListener)
+	srv := &httptest.Server{Listener: tn.ln, Config: tn.node.HTTPServer(t.Context())}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	if _, err := tn.node.Publish("demo"); err != nil {

@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,13 +15,15 @@ import (
 )
 
 // Status is what `mailswarm swarm status --json` prints for a list. The
-// JSON names are a contract scripts rely on: add, never rename.
+// JSON names are a contract scripts rely on: add, never rename. Over
+// public HTTP (GET /lists/NAME/status) dir and every path are left out:
+// server paths are for the operator's command line (see StatusToken).
 type Status struct {
 	List        string `json:"list"`
 	Key         string `json:"key"` // hex ed25519 public key
 	Seq         int64  `json:"seq"` // manifest sequence; 0 before the first publish
 	ManifestURL string `json:"manifest_url,omitempty"`
-	Dir         string `json:"dir"` // the list's swarm directory (absolute, as every path here)
+	Dir         string `json:"dir,omitempty"` // the list's swarm directory (absolute, as every path here)
 	// Seeding says whether a running node reported the live figures
 	// (peers, bytes_up, listen); otherwise they are zero.
 	Seeding bool     `json:"seeding"`
@@ -35,7 +39,7 @@ type Status struct {
 type Item struct {
 	Kind         string   `json:"kind"`            // "slice", "day" or "bundle"
 	Name         string   `json:"name"`            // file name (bundle: torrent name)
-	Path         string   `json:"path"`            // the file (bundle: the directory of its files)
+	Path         string   `json:"path,omitempty"`  // the file (bundle: the directory of its files)
 	Files        []string `json:"files,omitempty"` // bundle: member file names
 	Epoch        int      `json:"epoch"`
 	Day          string   `json:"day,omitempty"`   // YYYY-MM-DD (packs)
@@ -136,6 +140,47 @@ func (n *Node) Status(list string) (Status, error) {
 		live(&st.Bundles[i])
 	}
 	return st, nil
+}
+
+// withoutPaths returns st without its server paths (dir, every path): the
+// status strangers see over HTTP.
+func (st Status) withoutPaths() Status {
+	st.Dir = ""
+	for _, items := range []*[]Item{&st.Packs, &st.Bundles} {
+		c := append([]Item(nil), *items...)
+		for i := range c {
+			c[i].Path = ""
+		}
+		*items = c
+	}
+	return st
+}
+
+// StatusTokenHeader is the request header of a status token.
+const StatusTokenHeader = "X-Mailswarm-Status-Token"
+
+// StatusToken returns the token with which `swarm status` asks the node
+// serving list for its status with server paths (GET
+// /lists/NAME/status, header StatusTokenHeader). It is an HMAC of the
+// list's swarm directory under a key derived from list.key: only who can
+// read list.key (the operator) can make it, and it matches only the node
+// serving this very directory, so the live figures shown are this list's.
+func StatusToken(list *archive.List) (string, error) {
+	priv, err := archive.ReadPrivateKey(list.Dir())
+	if err != nil {
+		return "", err
+	}
+	return statusToken(priv, filepath.Join(list.Dir(), swarmDir)), nil
+}
+
+func statusToken(priv ed25519.PrivateKey, dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	k := sha256.Sum256(append([]byte("mailswarm status token\x00"), priv.Seed()...))
+	mac := hmac.New(sha256.New, k[:])
+	mac.Write([]byte(dir))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // CheckPublished verifies list's published state on disk: the manifest's

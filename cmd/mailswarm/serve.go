@@ -146,7 +146,13 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 		WebSeedBase:   cfg.WebSeedBase(),
 		UploadRate:    bt.UploadLimit,
 		SliceInterval: bt.SliceInterval,
-		Logger:        slog.Default().With("part", "swarm"),
+		HTTP: swarm.HTTPLimits{
+			MaxConns:              cfg.HTTPLimits.MaxConns,
+			MaxConnsPerClient:     cfg.HTTPLimits.MaxConnsPerClient,
+			MaxLongPolls:          cfg.HTTPLimits.MaxLongPolls,
+			MaxLongPollsPerClient: cfg.HTTPLimits.MaxLongPollsPerClient,
+		},
+		Logger: slog.Default().With("part", "swarm"),
 	})
 	if err != nil {
 		b.close()
@@ -235,6 +241,11 @@ func newParts(cfg *config.Config, a *archive.Archive, b *bound) (p *parts, err e
 		if b.imaps != nil {
 			p.serves = append(p.serves, served{"imaps", b.imaps, p.imap.ServeTLS})
 		}
+	}
+	if p.httpLn != nil {
+		// The connection caps count TCP connections: under TLS, which
+		// wraps them.
+		p.httpLn = b.node.HTTPListener(p.httpLn)
 	}
 	if p.httpLn != nil && cfg.HTTP.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
@@ -354,9 +365,7 @@ func startSwarm(node *swarm.Node, httpLn net.Listener) (stop func(context.Contex
 	// Requests run under ctx: stopping ends the manifest long-polls too.
 	ctx, cancel := context.WithCancel(context.Background())
 	if httpLn != nil {
-		srv = &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second,
-			BaseContext: func(net.Listener) context.Context { return ctx },
-			ErrorLog:    slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}
+		srv = node.HTTPServer(ctx) // timeouts and write deadlines: swarm.HTTPLimits
 		wg.Go(func() {
 			if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				slog.Error("listener stopped", "listener", "http", "err", err)

@@ -67,8 +67,14 @@ func (w lockedBuffer) Write(p []byte) (int, error) {
 // accepts (serve opens its listeners one after another).
 func startServe(t *testing.T, cfg string, ports ...int) *server {
 	t.Helper()
+	return startServeCmd(t, exec.Command(buildBinary(t), "serve", "--config", cfg), ports...)
+}
+
+// startServeCmd is startServe running cmd (serve under a wrapper).
+func startServeCmd(t *testing.T, cmd *exec.Cmd, ports ...int) *server {
+	t.Helper()
 	s := &server{stderr: new(bytes.Buffer), mu: new(sync.Mutex)}
-	s.cmd = exec.Command(buildBinary(t), "serve", "--config", cfg)
+	s.cmd = cmd
 	s.cmd.Stderr = lockedBuffer{s.mu, s.stderr}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

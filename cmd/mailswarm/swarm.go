@@ -163,7 +163,10 @@ func runSwarmStatus(ctx context.Context, args []string) error {
 }
 
 // liveStatus asks the node serving HTTP at base for list's status; it is
-// used only when it is about this very list (same key and directory).
+// used only when it is about this very list (same key and directory). The
+// request carries the list's status token, without which the node leaves
+// out its paths (and so the answer is not used): reading list.key is what
+// sets the operator apart from strangers.
 func liveStatus(ctx context.Context, base string, l *archive.List) (swarm.Status, bool) {
 	var st swarm.Status
 	if base == "" {
@@ -175,6 +178,11 @@ func liveStatus(ctx context.Context, base string, l *archive.List) (swarm.Status
 	if err != nil {
 		return st, false
 	}
+	tok, err := swarm.StatusToken(l)
+	if err != nil {
+		return st, false
+	}
+	req.Header.Set(swarm.StatusTokenHeader, tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return st, false

@@ -192,8 +192,13 @@ addresses = ["dev@example.org"]
 		t.Fatalf("status: %v\n%s", err, stderr)
 	}
 	var st swarm.Status
-	if err := json.Unmarshal(out, &st); err != nil || !st.Seeding || st.Listen == "" || len(st.Packs) != 1 {
+	if err := json.Unmarshal(out, &st); err != nil || !st.Seeding || st.Listen == "" || len(st.Packs) != 1 ||
+		!filepath.IsAbs(st.Dir) || !filepath.IsAbs(st.Packs[0].Path) {
 		t.Errorf("status of a serving node: %s (%v)", out, err)
+	}
+	// Over public HTTP the same status has no server paths.
+	if _, b := get(base + "/lists/dev/status"); !strings.Contains(string(b), `"seeding": true`) || strings.Contains(string(b), data) {
+		t.Errorf("public status shows the data directory %s:\n%s", data, b)
 	}
 }
 

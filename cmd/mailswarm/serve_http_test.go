@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mailswarm/internal/peertest"
+)
+
+// Under a limit of 256 descriptors, 300 keep-alive HTTP clients do not
+// stop SMTP and IMAP from answering: HTTP's default cap is a quarter of
+// the limit (before, HTTP took descriptors until accept4 failed with
+// "too many open files" on every listener).
+func TestServeHTTPCannotStarveSMTP(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux)")
+	}
+	data := t.TempDir()
+	smtpPort, imapPort, httpPort := peertest.FreePort(t), peertest.FreePort(t), peertest.FreePort(t)
+	cfg := filepath.Join(t.TempDir(), "mailswarm.toml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "data = %q\n[smtp]\nlisten = \"127.0.0.1:%d\"\n[imap]\nlisten = \"127.0.0.1:%d\"\n"+
+		"[http]\nlisten = \"127.0.0.1:%d\"\n[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n",
+		data, smtpPort, imapPort, httpPort), 0o644)
+	srv := startServeCmd(t, exec.Command(prlimit, "--nofile=256:256", "--", buildBinary(t), "serve", "--config", cfg),
+		smtpPort, imapPort, httpPort)
+	defer srv.stop(t)
+
+	// 300 clients from 127.0.0.1 to 127.0.0.15 (20 each: over the cap
+	// per client too), each a request and then idle on keep-alive.
+	served := 0
+	for i := range 300 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%15))}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))
+		if err != nil {
+			continue
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /lists/ HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		served++
+	}
+	t.Logf("%d of 300 HTTP connections served and held", served)
+	if served > 256/4 {
+		t.Errorf("%d HTTP connections held, want at most 64 (a quarter of 256 descriptors)", served)
+	}
+	for _, l := range []struct {
+		name   string
+		port   int
+		prefix string
+	}{{"smtp", smtpPort, "220 "}, {"imap", imapPort, "* OK"}} {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", l.port), 5*time.Second)
+		if err != nil {
+			t.Errorf("%s: %v", l.name, err)
+			continue
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.HasPrefix(line, l.prefix) {
+			t.Errorf("%s greeting with the HTTP clients holding on: %q, %v\n%s", l.name, line, err, srv.log())
+		}
+	}
+}
