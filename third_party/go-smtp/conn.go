@@ -1044,10 +1044,15 @@ func (c *Conn) handleBdat(arg string) {
 
 		c.dataResult = make(chan error, 1)
 
+		// Taken now: Close and reset clear them while the goroutine may
+		// not have started yet (a nil session panicked here when the
+		// client hung up right after the first chunk).
+		session, status, rcpts := c.Session(), c.bdatStatus, c.recipients
+
 		go func() {
 			defer func() {
 				if err := recover(); err != nil {
-					c.handlePanic(err, c.bdatStatus)
+					c.handlePanic(err, status)
 
 					c.dataResult <- errPanic
 					r.CloseWithError(errPanic)
@@ -1056,16 +1061,16 @@ func (c *Conn) handleBdat(arg string) {
 
 			var err error
 			if !c.server.LMTP {
-				err = c.Session().Data(r)
+				err = session.Data(r)
 			} else {
-				lmtpSession, ok := c.Session().(LMTPSession)
+				lmtpSession, ok := session.(LMTPSession)
 				if !ok {
-					err = c.Session().Data(r)
-					for _, rcpt := range c.recipients {
-						c.bdatStatus.SetStatus(rcpt, err)
+					err = session.Data(r)
+					for _, rcpt := range rcpts {
+						status.SetStatus(rcpt, err)
 					}
 				} else {
-					err = lmtpSession.LMTPData(r, c.bdatStatus)
+					err = lmtpSession.LMTPData(r, status)
 				}
 			}
 
@@ -1080,7 +1085,21 @@ func (c *Conn) handleBdat(arg string) {
 	}()
 
 	chunk := io.LimitReader(c.text.R, int64(size))
-	_, err = io.Copy(c.bdatPipe, chunk)
+	n, err := io.Copy(c.bdatPipe, chunk)
+	if err == nil && n < int64(size) {
+		// io.LimitReader ends without an error when the connection
+		// does: the chunk, and so the message, is incomplete and must
+		// not reach the backend as if it were whole.
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && (err == io.ErrUnexpectedEOF || isNetError(err)) {
+		// The connection broke inside the chunk: fail the message in
+		// the backend and hang up (RFC 5321 section 3.8).
+		c.bdatPipe.CloseWithError(err)
+		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Connection broken during message transfer")
+		c.Close()
+		return
+	}
 	if err != nil {
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
@@ -1256,6 +1275,12 @@ func (c *Conn) handleDataLMTP() {
 	if !<-done {
 		c.Close()
 	}
+}
+
+// isNetError reports whether err came from the connection.
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 func dataErrorToStatus(err error) (code int, enchCode EnhancedCode, msg string) {

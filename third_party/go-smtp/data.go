@@ -122,10 +122,21 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 				r.state = stateEOF
 				continue
 			}
-			r.state = stateData
+			// Not ".\r\n": the dot was a stuffing dot, the held
+			// \r is data. Emit it and read c again (as net/textproto
+			// does); a lost \r would change the message.
+			r.r.UnreadByte()
+			c = '\r'
+			r.state = stateCR
 		case stateCR:
 			if c == '\n' {
 				r.state = stateBeginLine
+				break
+			}
+			if c == '\r' {
+				// "\r\r\n": this \r may be the one that ends the
+				// line; leaving stateCR would miss a "\r\n.\r\n"
+				// that follows.
 				break
 			}
 			r.state = stateData
