@@ -167,6 +167,11 @@ password_hash = "$2a$10$abc"
 				t.Errorf("Lists = %+v, want the default", c.Lists)
 			}
 		}},
+		{"postmaster", "postmaster = \"admin\"\n[[list]]\nname = \"admin\"\naddresses = [\"admin@lists.example.org\"]", func(t *testing.T, c *Config) {
+			if c.Postmaster != "admin" {
+				t.Errorf("Postmaster = %q, want admin", c.Postmaster)
+			}
+		}},
 		{"integer size", `max_message_size = 1048576`, func(t *testing.T, c *Config) {
 			if c.MaxMessageSize != 1<<20 {
 				t.Errorf("MaxMessageSize = %d, want %d", c.MaxMessageSize, 1<<20)
@@ -235,6 +240,8 @@ func TestLoadBad(t *testing.T) {
 			`bittorrent.trackers[0]: "ftp://t" is not an http, https or udp announce URL`,
 			`bittorrent.web_seed: "example.org" is not an http or https URL`,
 		}},
+		{"postmaster not a list", `postmaster = "admin"`, []string{`postmaster: "admin" is not the name of a [[list]]`}},
+		{"postmaster not a string", `postmaster = true`, []string{`postmaster: want a string`}},
 		{"short slice interval", "[bittorrent]\nslice_interval = \"10ms\"", []string{"bittorrent.slice_interval: must be at least 1s"}},
 		{"bad users", "[[user]]\nname = \"\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"", []string{
 			"user[0].name: missing",

@@ -7,6 +7,7 @@
 // the real error is logged once, here, at the edge. The replies:
 //
 //	unknown recipient                 550 5.1.1
+//	postmaster, none configured       550 5.1.1 (Options.Postmaster)
 //	message over Options.MaxSize      552 5.3.4 (connection stays usable)
 //	line over Options.MaxLineLength   500 5.6.0
 //	Deliver error, temporary/unknown  451 4.3.0
