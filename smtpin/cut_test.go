@@ -139,3 +139,24 @@ func TestCutShortBetweenChunks(t *testing.T) {
 		t.Fatalf("%d deliveries of an unfinished message, want 0", n)
 	}
 }
+
+// TestBDATTimeout: a client that stalls inside a BDAT chunk gets 421 4.4.2
+// and is disconnected, like one that stalls in DATA; nothing is delivered.
+// (go-smtp v0.26.0 answered 554 5.0.0, a permanent failure, and read on.)
+func TestBDATTimeout(t *testing.T) {
+	d := &fakeDeliverer{}
+	s, addr := start(t, d, &Options{ReadTimeout: 300 * time.Millisecond, DataTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.hello()
+	c.cmd("MAIL FROM:<a@example.org>", "250 ")
+	c.cmd("RCPT TO:<demo@localhost>", "250 ")
+	c.send("BDAT 100 LAST\r\nSubject: slow\r\n")
+	c.expect("421 4.4.2")
+	if _, err := c.r.ReadByte(); err == nil {
+		t.Fatal("connection still open after 421")
+	}
+	waitNoConns(t, s)
+	if n := len(d.deliveries()); n != 0 {
+		t.Fatalf("%d deliveries of a broken message, want 0", n)
+	}
+}
