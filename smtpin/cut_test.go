@@ -90,8 +90,8 @@ func testCutShort(t *testing.T, lmtp bool, mode, how string) {
 			t.Fatal(err)
 		}
 		rest, _ := io.ReadAll(c.r)
-		if strings.Contains(string(rest), "250 ") {
-			t.Errorf("cut-short message answered %q", rest)
+		if !strings.HasPrefix(string(rest), "421 4.4.2 ") || strings.Contains(string(rest), "250 ") {
+			t.Errorf("cut-short message answered %q, want 421 4.4.2", rest)
 		}
 		tc.Close()
 	case "RST":

@@ -1,6 +1,8 @@
 package smtpin
 
 import (
+	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +44,20 @@ func TestDotStuffing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLongCommandLine: a command line over MaxLineLength gets 500 5.4.0 and
+// the connection closes; the rest of the line is never read as commands.
+func TestLongCommandLine(t *testing.T) {
+	d := &fakeDeliverer{}
+	_, addr := start(t, d, &Options{MaxLineLength: 1000})
+	c := dialRaw(t, addr)
+	c.hello()
+	c.send("NOOP " + strings.Repeat("x", 2000) + "MAIL FROM:<a@example.org>\r\n")
+	c.expect("500 5.4.0")
+	// EOF or a reset (the server closed with input unread), and no reply.
+	if rest, _ := io.ReadAll(c.r); len(rest) != 0 {
+		t.Fatalf("after 500: %q, want the connection closed", rest)
 	}
 }
