@@ -1094,8 +1094,10 @@ func (c *Conn) handleBdat(arg string) {
 	}
 	if err != nil && (err == io.ErrUnexpectedEOF || isNetError(err)) {
 		// The connection broke inside the chunk: fail the message in
-		// the backend, wait for it, and hang up (RFC 5321 section 3.8).
-		c.bdatPipe.CloseWithError(err)
+		// the backend (with ErrDataReset, as when the connection ends
+		// between chunks), wait for it, and hang up (RFC 5321 section
+		// 3.8).
+		c.bdatPipe.CloseWithError(ErrDataReset)
 		<-c.dataResult
 		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Connection broken during message transfer")
 		c.Close()

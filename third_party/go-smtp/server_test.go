@@ -1902,3 +1902,57 @@ func TestServerMTPRIORITY(t *testing.T) {
 		t.Fatalf("MTPriority: want %d, got %d", expectedPriority, *opts.MTPriority)
 	}
 }
+
+func TestServer_Chunking_LastCutShort(t *testing.T) {
+	be, s, c, scanner := testServerAuthenticated(t)
+	defer s.Close()
+	defer c.Close()
+	be.dataErrors = make(chan error, 10)
+
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+	scanner.Scan()
+	io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+	scanner.Scan()
+
+	io.WriteString(c, "BDAT 8 LAST\r\n")
+	io.WriteString(c, "Hey <")
+	// The client goes away (FIN) but still reads.
+	c.(*net.TCPConn).CloseWrite()
+
+	if err := <-be.dataErrors; err != smtp.ErrDataReset {
+		t.Fatal("Backend received a different error:", err)
+	}
+	if len(be.messages) != 0 {
+		t.Fatal("Incomplete message delivered:", be.messages)
+	}
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "421 ") {
+		t.Fatal("Invalid BDAT response:", scanner.Text())
+	}
+}
+
+func TestServer_DotCR(t *testing.T) {
+	be, s, c, scanner := testServerAuthenticated(t)
+	defer s.Close()
+	defer c.Close()
+
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+	scanner.Scan()
+	io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+	scanner.Scan()
+	io.WriteString(c, "DATA\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "354 ") {
+		t.Fatal("Invalid DATA response:", scanner.Text())
+	}
+	// ".\rB": a stuffing dot, then a CR that is data. "C\r\r\n.\r\n":
+	// a CR before the CRLF, then the end of data.
+	io.WriteString(c, "A\r\n.\rB\r\nC\r\r\n.\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "250 ") {
+		t.Fatal("Invalid DATA response:", scanner.Text())
+	}
+	if want := "A\r\n\rB\r\nC\r\r\n"; len(be.messages) != 1 || string(be.messages[0].Data) != want {
+		t.Fatalf("Invalid mail data: %d messages, want one of %q", len(be.messages), want)
+	}
+}
