@@ -1,12 +1,16 @@
 package smtpin
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"mailswarm/internal/peertest"
 )
 
 // cutMsg is the message the probe sent: 72,099 bytes, cut after 24,033.
@@ -158,5 +162,47 @@ func TestBDATTimeout(t *testing.T) {
 	waitNoConns(t, s)
 	if n := len(d.deliveries()); n != 0 {
 		t.Fatalf("%d deliveries of a broken message, want 0", n)
+	}
+}
+
+// TestCutShortTLS: under STARTTLS, a client that ends its side with a TLS
+// close_notify inside a BDAT chunk or DATA (the TLS layer then reports a
+// clean EOF) gets nothing delivered either, and a 421 4.4.2.
+func TestCutShortTLS(t *testing.T) {
+	srvTLS, cliTLS := peertest.TLSPair(t)
+	for _, mode := range []string{"BDAT", "DATA"} {
+		t.Run(mode, func(t *testing.T) {
+			d := &fakeDeliverer{}
+			s, addr := start(t, d, &Options{TLS: srvTLS})
+			c := dialRaw(t, addr)
+			c.hello()
+			c.cmd("STARTTLS", "220 ")
+			tc := tls.Client(c.nc, cliTLS)
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c = &rawClient{t: t, nc: tc, r: bufio.NewReader(tc)}
+			c.cmd("EHLO test.example", "250 ")
+			c.cmd("MAIL FROM:<a@example.org>", "250 ")
+			c.cmd("RCPT TO:<demo@localhost>", "250 ")
+			if mode == "BDAT" {
+				c.send(fmt.Sprintf("BDAT %d LAST\r\n", len(cutMsg)) + cutMsg[:cutAt])
+			} else {
+				c.cmd("DATA", "354 ")
+				c.send(cutMsg[:cutAt])
+			}
+			if err := tc.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			rest, _ := io.ReadAll(c.r)
+			if !strings.HasPrefix(string(rest), "421 4.4.2 ") {
+				t.Errorf("cut-short message answered %q, want 421 4.4.2", rest)
+			}
+			tc.Close()
+			waitNoConns(t, s)
+			if got := d.deliveries(); len(got) != 0 {
+				t.Fatalf("cut-short message delivered: %d bytes of %d", len(got[0].raw), len(cutMsg))
+			}
+		})
 	}
 }
