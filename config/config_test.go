@@ -230,6 +230,8 @@ func TestLoadBad(t *testing.T) {
 		{"negative size", `max_message_size = "-5MB"`, []string{"max_message_size: must be positive"}},
 		{"size not a size", `max_message_size = "lots"`, []string{`max_message_size: "lots" is not a size`}},
 		{"empty data", `data = ""`, []string{"data: must not be empty"}},
+		{"postmaster not a list", `postmaster = "admin"`, []string{`postmaster: "admin" is not the name of a [[list]]`}},
+		{"postmaster not a string", `postmaster = true`, []string{`postmaster: want a string`}},
 		{"bad bittorrent", "[bittorrent]\nlisten = \"x\"\ndht = 1\ndht_bootstrap = [\"nohost\"]\ntrackers = [\"ftp://t\"]\n" +
 			"web_seed = \"example.org\"\nslice_interval = \"soon\"\nseeds = 3", []string{
 			"bittorrent.dht: want a boolean",
@@ -240,8 +242,6 @@ func TestLoadBad(t *testing.T) {
 			`bittorrent.trackers[0]: "ftp://t" is not an http, https or udp announce URL`,
 			`bittorrent.web_seed: "example.org" is not an http or https URL`,
 		}},
-		{"postmaster not a list", `postmaster = "admin"`, []string{`postmaster: "admin" is not the name of a [[list]]`}},
-		{"postmaster not a string", `postmaster = true`, []string{`postmaster: want a string`}},
 		{"short slice interval", "[bittorrent]\nslice_interval = \"10ms\"", []string{"bittorrent.slice_interval: must be at least 1s"}},
 		{"bad users", "[[user]]\nname = \"\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"", []string{
 			"user[0].name: missing",
