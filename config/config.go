@@ -30,6 +30,12 @@ type Config struct {
 	// without authentication.
 	Networks []netip.Prefix
 
+	// Postmaster names the list that receives SMTP and LMTP mail for the
+	// postmaster (RFC 5321 section 4.5.1: <postmaster>, postmaster@ a
+	// list's domain). A list's mail is published, so empty, the default,
+	// refuses such mail with a 550 that says why.
+	Postmaster string
+
 	// Lists are the mailing lists this process archives.
 	Lists []List
 

@@ -179,6 +179,11 @@ password_hash = "$2a$10$abc"
 				t.Errorf("Lists = %+v, want the default", c.Lists)
 			}
 		}},
+		{"postmaster", "postmaster = \"admin\"\n[[list]]\nname = \"admin\"\naddresses = [\"admin@lists.example.org\"]", func(t *testing.T, c *Config) {
+			if c.Postmaster != "admin" {
+				t.Errorf("Postmaster = %q, want admin", c.Postmaster)
+			}
+		}},
 		{"integer size", `max_message_size = 1048576`, func(t *testing.T, c *Config) {
 			if c.MaxMessageSize != 1<<20 {
 				t.Errorf("MaxMessageSize = %d, want %d", c.MaxMessageSize, 1<<20)
@@ -237,6 +242,8 @@ func TestLoadBad(t *testing.T) {
 		{"negative size", `max_message_size = "-5MB"`, []string{"max_message_size: must be positive"}},
 		{"size not a size", `max_message_size = "lots"`, []string{`max_message_size: "lots" is not a size`}},
 		{"empty data", `data = ""`, []string{"data: must not be empty"}},
+		{"postmaster not a list", `postmaster = "admin"`, []string{`postmaster: "admin" is not the name of a [[list]]`}},
+		{"postmaster not a string", `postmaster = true`, []string{`postmaster: want a string`}},
 		{"bad bittorrent", "[bittorrent]\nlisten = \"x\"\ndht = 1\ndht_bootstrap = [\"nohost\"]\ntrackers = [\"ftp://t\"]\n" +
 			"web_seed = \"example.org\"\nslice_interval = \"soon\"\nseeds = 3", []string{
 			"bittorrent.dht: want a boolean",

@@ -48,6 +48,7 @@ func (e *Error) Error() string {
 //	data                 string, the data directory
 //	max_message_size     integer bytes or a string with a unit: "64MiB", "10MB"
 //	networks             array of CIDR strings; replaces the default
+//	postmaster           name of the [[list]] that gets postmaster mail (default none: 550)
 //	imap_anonymous       boolean: AUTHENTICATE ANONYMOUS, read-only (default false)
 //	[smtp] [lmtp] [imap] [imaps] [http]
 //	  listen             "host:port", "" turns the listener off
@@ -141,6 +142,10 @@ func (l *loader) top(raw map[string]any) {
 			}
 		case "networks":
 			l.c.Networks = l.networks(k, v)
+		case "postmaster":
+			if s, ok := l.str(k, v); ok {
+				l.c.Postmaster = s
+			}
 		case "smtp":
 			l.listener(k, v, &l.c.SMTP)
 		case "lmtp":

@@ -133,6 +133,10 @@ func (c *Config) problems() []string {
 		}
 	}
 
+	if _, ok := names[c.Postmaster]; c.Postmaster != "" && !ok {
+		add("postmaster", "%q is not the name of a [[list]]", c.Postmaster)
+	}
+
 	users := map[string]int{}
 	for i, u := range c.Users {
 		path := fmt.Sprintf("user[%d]", i)

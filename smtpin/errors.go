@@ -18,6 +18,11 @@ import (
 var (
 	// RFC 3463 X.1.1: bad destination mailbox address.
 	errUnknownRcpt = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such list here"}
+	// RFC 5321 section 4.5.1 wants postmaster mail accepted, but all that
+	// is accepted here is published: without Options.Postmaster, a
+	// polite refusal (X.1.1: no such mailbox) beats a public archive of
+	// abuse reports and bounces.
+	errNoPostmaster = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No postmaster mailbox here: this server only archives public mailing lists, and mail to postmaster would be published; write to the list owner instead"}
 	// RFC 3463 X.3.0: other or undefined mail system status.
 	errTempFail = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again later"}
 	// RFC 3463 X.6.0: other or undefined media error.

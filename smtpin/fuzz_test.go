@@ -27,20 +27,10 @@ func (h *panicWatch) Handle(_ context.Context, r slog.Record) error {
 		text += " " + a.Value.String()
 		return true
 	})
-	if strings.Contains(text, "panic") && !knownBDATRace(text) {
+	if strings.Contains(text, "panic") {
 		h.seen.Store(&text)
 	}
 	return nil
-}
-
-// knownBDATRace matches a panic go-smtp v0.25.1 recovers itself: when the
-// client hangs up right after a BDAT chunk, Conn.Close clears the session
-// before handleBdat's goroutine calls c.Session().Data (conn.go:1059). The
-// client is gone by then and nothing is delivered or answered, so it is
-// harmless; it is logged with its stack and ignored here.
-func knownBDATRace(text string) bool {
-	return strings.Contains(text, "nil pointer dereference") &&
-		strings.Contains(text, "handleBdat.func1()")
 }
 
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9][ -]`)

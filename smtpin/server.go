@@ -59,6 +59,12 @@ type Options struct {
 	MaxLineLength int
 	// WriteTimeout bounds each reply write. Zero: 1 minute.
 	WriteTimeout time.Duration
+	// Postmaster is the list that receives mail for the postmaster (RFC
+	// 5321 section 4.5.1): RCPT TO:<postmaster>, and postmaster@ Hostname
+	// or the domain of any list address, unless that address is a list's
+	// own. Whatever a list receives is published, so there is no default.
+	// Zero: such recipients get 550 5.1.1 with a text saying why.
+	Postmaster string
 }
 
 // Defaults applied to zero Options fields.
@@ -78,8 +84,11 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	lists map[string]string
-	nets  []netip.Prefix
-	srv   *smtp.Server
+	// domains are the domains of Hostname and of every list address,
+	// lower-case: postmaster@ any of them is the postmaster.
+	domains map[string]bool
+	nets    []netip.Prefix
+	srv     *smtp.Server
 
 	// ctx is cancelled when the server gives up on deliveries in progress
 	// (Shutdown's deadline or Close).
@@ -116,12 +125,13 @@ func New(d Deliverer, opts *Options) *Server {
 		o.MaxLineLength = DefaultMaxLineLength
 	}
 	s := &Server{
-		d:     d,
-		opts:  o,
-		log:   o.Logger,
-		lists: make(map[string]string),
-		nets:  o.Networks,
-		conns: make(map[*conn]struct{}),
+		d:       d,
+		opts:    o,
+		log:     o.Logger,
+		lists:   make(map[string]string),
+		domains: map[string]bool{strings.ToLower(o.Hostname): true},
+		nets:    o.Networks,
+		conns:   make(map[*conn]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -132,6 +142,11 @@ func New(d Deliverer, opts *Options) *Server {
 	}
 	for addr, list := range o.Lists {
 		s.lists[canonAddr(addr)] = list
+	}
+	for addr := range s.lists {
+		if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+			s.domains[addr[i+1:]] = true
+		}
 	}
 	if len(s.nets) == 0 {
 		s.nets = []netip.Prefix{

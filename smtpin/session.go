@@ -87,7 +87,15 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if ss.closing() {
 		return errShuttingDown
 	}
-	list, ok := ss.s.lists[canonAddr(to)]
+	addr := canonAddr(to)
+	list, ok := ss.s.lists[addr]
+	if !ok && ss.s.isPostmaster(addr) {
+		if ss.s.opts.Postmaster == "" {
+			ss.log.Info("postmaster recipient refused: none configured", "rcpt", to)
+			return errNoPostmaster
+		}
+		list, ok = ss.s.opts.Postmaster, true
+	}
 	if !ok {
 		ss.log.Info("unknown recipient", "rcpt", to)
 		return errUnknownRcpt
@@ -98,6 +106,15 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.lists = append(ss.lists, list)
 	}
 	return nil
+}
+
+// isPostmaster reports whether addr (canonical) names the postmaster: the
+// bare "postmaster" RFC 5321 section 4.1.1.3 allows in RCPT, or
+// postmaster@ one of our domains. Elsewhere's postmaster is a relay
+// attempt, an unknown recipient like any other.
+func (s *Server) isPostmaster(addr string) bool {
+	local, domain, found := strings.Cut(addr, "@")
+	return local == "postmaster" && (!found || s.domains[domain])
 }
 
 // canonAddr lower-cases an address and drops surrounding angle brackets.

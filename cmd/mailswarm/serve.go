@@ -316,11 +316,12 @@ func userHashes(cfg *config.Config) map[string]string {
 // newSMTP returns the SMTP (or LMTP) server of listener l.
 func newSMTP(cfg *config.Config, a *archive.Archive, users map[string]string, name string, l config.Listener, lmtp bool) (*smtpin.Server, error) {
 	opts := &smtpin.Options{
-		Lists:    cfg.ListAddresses(),
-		MaxSize:  cfg.MaxMessageSize,
-		Networks: cfg.Networks,
-		Users:    users,
-		LMTP:     lmtp,
+		Lists:      cfg.ListAddresses(),
+		Postmaster: cfg.Postmaster,
+		MaxSize:    cfg.MaxMessageSize,
+		Networks:   cfg.Networks,
+		Users:      users,
+		LMTP:       lmtp,
 		// 451 for storage trouble, 554 5.6.0 for mail that cannot be
 		// archived (empty, over the size limit).
 		IsTempFail: func(err error) bool { return errors.Is(err, archive.ErrTempFail) },
