@@ -21,10 +21,8 @@ import (
 // the limit (before, HTTP took descriptors until accept4 failed with
 // "too many open files" on every listener).
 func TestServeHTTPCannotStarveSMTP(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("no prlimit (util-linux)")
-	}
+	peertest.Need(t, "prlimit") // util-linux
+	prlimit, _ := exec.LookPath("prlimit")
 	data := t.TempDir()
 	smtpPort, imapPort, httpPort := peertest.FreePort(t), peertest.FreePort(t), peertest.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "mailswarm.toml")
