@@ -107,10 +107,7 @@ func idleMain(args []string) error {
 			failed = append(failed, fmt.Sprintf("%s: %v", s.Label, s.Err))
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d run(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
-	}
-	return nil
+	return runsFailed(failed)
 }
 
 func runIdleBench(ctx context.Context, c idleConfig, log io.Writer) ([]idleSide, error) {
@@ -118,15 +115,11 @@ func runIdleBench(ctx context.Context, c idleConfig, log io.Writer) ([]idleSide,
 	if err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp("", "mailswarm-bench-idle-")
+	work, cleanup, err := workDir("mailswarm-bench-idle-", c.Keep, log)
 	if err != nil {
-		return nil, fmt.Errorf("work directory: %w", err)
+		return nil, err
 	}
-	if c.Keep {
-		fmt.Fprintf(log, "bench: work directory %s (kept)\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	var sides []idleSide
 	if c.Baseline != "" {
 		bin, err := mailswarmBinary(ctx, c.Baseline, root, work, log)

@@ -136,10 +136,7 @@ func imapMain(args []string) error {
 			failed = append(failed, fmt.Sprintf("%s: %v", s.Impl, s.Err))
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d run(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
-	}
-	return nil
+	return runsFailed(failed)
 }
 
 // runIMAPBench prepares the input, then loads it into each server in turn,
@@ -155,15 +152,11 @@ func runIMAPBench(ctx context.Context, c imapConfig, log io.Writer) (imapInput, 
 	if _, err := exec.LookPath("python3"); err != nil {
 		return in, nil, errors.New("imap: python3 not in PATH (imap_bench.py needs it)")
 	}
-	work, err := os.MkdirTemp("", "mailswarm-bench-imap-")
+	work, cleanup, err := workDir("mailswarm-bench-imap-", c.Keep, log)
 	if err != nil {
-		return in, nil, fmt.Errorf("work directory: %w", err)
+		return in, nil, err
 	}
-	if c.Keep {
-		fmt.Fprintf(log, "bench: work directory %s (kept)\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	in, err = prepareIMAPInput(ctx, c, root, work, log)
 	if err != nil {
 		return in, nil, err

@@ -101,10 +101,7 @@ func importMain(args []string) error {
 			}
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d run(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
-	}
-	return nil
+	return runsFailed(failed)
 }
 
 // importRow is one input and each side's result.
@@ -121,15 +118,11 @@ func runImportBench(ctx context.Context, c importConfig, log io.Writer) ([]impor
 	if err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp("", "mailswarm-bench-")
+	work, cleanup, err := workDir("mailswarm-bench-", c.Keep, log)
 	if err != nil {
-		return nil, fmt.Errorf("work directory: %w", err)
+		return nil, err
 	}
-	if c.Keep {
-		fmt.Fprintf(log, "bench: work directory %s (kept)\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 
 	inputs, err := prepareInputs(ctx, c, root, work, log)
 	if err != nil {

@@ -230,3 +230,27 @@ func initPIInbox(ctx context.Context, dir string, tools ...string) (inbox string
 	}
 	return inbox, env, nil
 }
+
+// workDir makes a fresh work directory for one bench run (prefix as for
+// os.MkdirTemp). cleanup removes it, unless keep, when its path is logged
+// instead.
+func workDir(prefix string, keep bool, log io.Writer) (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("work directory: %w", err)
+	}
+	if keep {
+		fmt.Fprintf(log, "bench: work directory %s (kept)\n", dir)
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// runsFailed is the error for the runs of a bench command that failed
+// (each "label: error"), or nil when none did.
+func runsFailed(failed []string) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d run(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
+}

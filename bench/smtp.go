@@ -87,10 +87,7 @@ func smtpMain(args []string) error {
 			failed = append(failed, fmt.Sprintf("%s: %v", r.Impl, r.Err))
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d run(s) failed:\n  %s", len(failed), strings.Join(failed, "\n  "))
-	}
-	return nil
+	return runsFailed(failed)
 }
 
 func runSMTPBench(ctx context.Context, c smtpConfig, log io.Writer) ([]smtpResult, error) {
@@ -102,15 +99,11 @@ func runSMTPBench(ctx context.Context, c smtpConfig, log io.Writer) ([]smtpResul
 	if err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp("", "mailswarm-bench-smtp-")
+	work, cleanup, err := workDir("mailswarm-bench-smtp-", c.Keep, log)
 	if err != nil {
-		return nil, fmt.Errorf("work directory: %w", err)
+		return nil, err
 	}
-	if c.Keep {
-		fmt.Fprintf(log, "bench: work directory %s (kept)\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	mbox := filepath.Join(work, fmt.Sprintf("synthetic-%d.mbox", c.N))
 	fmt.Fprintf(log, "bench: generating %d messages with gen_mbox.py\n", c.N)
 	cmd := exec.CommandContext(ctx, "python3", filepath.Join(shared, "peers", "gen_mbox.py"), mbox, "-n", strconv.Itoa(c.N))

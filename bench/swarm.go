@@ -106,15 +106,11 @@ func runSwarmBench(ctx context.Context, c swarmConfig, log io.Writer) (swarmRepo
 	if err != nil {
 		return rep, err
 	}
-	work, err := os.MkdirTemp("", "mailswarm-bench-swarm-")
+	work, cleanup, err := workDir("mailswarm-bench-swarm-", c.Keep, log)
 	if err != nil {
-		return rep, fmt.Errorf("work directory: %w", err)
+		return rep, err
 	}
-	if c.Keep {
-		fmt.Fprintf(log, "bench: work directory %s (kept)\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer cleanup()
 	gen := filepath.Join(shared, "peers", "gen_mbox.py")
 	if !c.SkipThroughput {
 		lt := filepath.Join(root, "internal", "peertest", "bittorrent", "lt_tool.py")
