@@ -179,7 +179,7 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 	}
 	flags, err := ss.fetchFlags(spans, options)
 	if err != nil {
-		return internalError(err)
+		return ss.internalError(err)
 	}
 	p := planFetch(options, inspectWriter(w, options))
 	p.flags = flags
@@ -200,7 +200,7 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 			if errors.As(err, &ie) {
 				return err
 			}
-			return internalError(err)
+			return ss.internalError(err)
 		}
 	}
 	return bw.Flush()

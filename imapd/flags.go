@@ -190,7 +190,7 @@ func (ss *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, store *i
 		werr = m.Close()
 	})
 	if err != nil {
-		return internalError(err)
+		return ss.internalError(err)
 	}
 	return werr
 }

@@ -166,7 +166,7 @@ func (sr *searcher) eval(c *imap.SearchCriteria, within uidSet) (uidSet, error) 
 	colRange := func(col string, min, max int64) error {
 		nums, err := ss.st.l.NumsIn(ss.ctx, col, min, max, lo, hi)
 		if err != nil {
-			return internalError(err)
+			return sr.ss.internalError(err)
 		}
 		and(ss.inView(nums))
 		return nil
@@ -310,7 +310,7 @@ func (sr *searcher) withFlag(f imap.Flag, has bool) (uidSet, error) {
 	if sr.flags == nil {
 		var err error
 		if sr.flags, err = ss.flagsIn([]span{{1, max(ss.v.maxUID(), 1)}}); err != nil {
-			return nil, internalError(err)
+			return nil, sr.ss.internalError(err)
 		}
 	}
 	bit, system := systemFlags[imap.Flag(name)]
@@ -350,7 +350,7 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 	if usable {
 		nums, ok, err := l.SearchCandidates(ss.ctx, indexField, needle)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, sr.ss.internalError(err)
 		}
 		if ok {
 			cands = ss.inView(nums)
@@ -383,7 +383,7 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 			return nil
 		})
 		if err != nil {
-			return nil, internalError(err)
+			return nil, sr.ss.internalError(err)
 		}
 		return out, nil
 	}
@@ -393,7 +393,7 @@ func (sr *searcher) text(field int, name, needle string, within uidSet) (uidSet,
 	}
 	matched, err := l.MatchNums(ss.ctx, nums, field, name, folded)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, sr.ss.internalError(err)
 	}
 	for _, n := range matched {
 		out = append(out, uint32(n))

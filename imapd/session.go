@@ -78,8 +78,20 @@ var errReadOnly = &imap.Error{
 	Text: "Mailing-list archives are read-only",
 }
 
-func internalError(err error) error {
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Internal error: " + err.Error()}
+// errInternal is what a client hears when the server fails; the cause
+// (an SQL error, a file path) is for the log, not for the client.
+var errInternal = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Internal error, logged on the server"}
+
+// internalError logs err in one line with the user, the mailbox and the
+// command, and answers the generic errInternal.
+func (ss *session) internalError(err error) error {
+	cmd := ""
+	if ss.wire != nil {
+		cmd = ss.wire.commandName()
+	}
+	ss.s.log.Error("imapd: internal error", "user", ss.user, "mailbox", ss.mailbox, "command", cmd,
+		"remote", ss.conn.NetConn().RemoteAddr().String(), "err", err)
+	return errInternal
 }
 
 // Login: any name and password on loopback, else a configured user.
@@ -278,7 +290,7 @@ func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string,
 	}
 	refs, err := ss.mailboxes()
 	if err != nil {
-		return internalError(err)
+		return ss.internalError(err)
 	}
 	for _, r := range refs {
 		name := ss.canonical(r)
@@ -341,7 +353,7 @@ func (ss *session) Status(name string, options *imap.StatusOptions) (*imap.Statu
 		if ref.st != nil && !ss.anonymous {
 			seen, err := ss.countFlag(ref.st, v, archive.FlagSeen)
 			if err != nil {
-				return nil, internalError(err)
+				return nil, ss.internalError(err)
 			}
 			unseen -= seen
 		}

@@ -57,11 +57,12 @@ type conn struct {
 
 	// Read side: only imapserver's goroutine reads.
 	br      *bufio.Reader
-	pend    []byte // rest of a line being handed out
-	lit     int64  // literal bytes to pass through
-	syncLit int64  // a synchronizing literal announced, "+" not yet seen
-	inCmd   bool   // the next line continues a command (after a literal)
-	tag     string // the tag of the command being read
+	pend    []byte       // rest of a line being handed out
+	lit     int64        // literal bytes to pass through
+	syncLit int64        // a synchronizing literal announced, "+" not yet seen
+	inCmd   bool         // the next line continues a command (after a literal)
+	tag     string       // the tag of the command being read
+	name    atomic.Value // string: the name of the command being read (for logs)
 	tail    [32]byte
 	nTail   int // tail[:nTail]: the end of a line longer than br's buffer, so far
 
@@ -198,6 +199,12 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 }
 
+// commandName is the name of the command being answered, for log lines.
+func (c *conn) commandName() string {
+	s, _ := c.name.Load().(string)
+	return s
+}
+
 // awaitLiteral starts watching what imapserver writes for the
 // synchronizing literal the line handed out last announces, in the
 // command tagged tag.
@@ -248,6 +255,11 @@ func (c *conn) command(line []byte, full bool) (handled bool, err error) {
 	}
 	c.setCapsDue(false) // every earlier command is answered
 	c.tag = tag
+	if f := bytes.Fields(rest); name == "UID" && len(f) > 0 {
+		c.name.Store("UID " + strings.ToUpper(string(f[0])))
+	} else {
+		c.name.Store(name)
+	}
 	c.wmu.Lock()
 	c.refusedTag = "" // answered, whatever imapserver said
 	c.wmu.Unlock()
