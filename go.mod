@@ -106,3 +106,5 @@ require (
 replace github.com/anacrolix/go-utp => ./third_party/go-utp
 
 replace github.com/emersion/go-smtp => ./third_party/go-smtp
+
+replace github.com/emersion/go-imap/v2 => ./third_party/go-imap
