@@ -270,12 +270,13 @@ func TestIDTooBig(t *testing.T) {
 
 // TestIDRefusedLiteral: imapserver refuses a synchronizing literal over
 // 4096 octets outside APPEND without sending "+", so the client never
-// sends it, and the next bytes are commands again. beta.8 drops its own
-// NO [TOOBIG] and waits for more of the command; the layer ends the
-// command and gives the client that NO. Before, nothing was answered:
-// the layer waited for the 5000 bytes to pass through, then would have
-// passed the next commands through unseen (ID to imapserver, BAD;
-// CAPABILITY not amended).
+// sends it, and the next bytes are commands again. beta.8 as released
+// dropped its own NO [TOOBIG] and waited for more of the command (the
+// connection layer used to end the command for it; the carried go-imap
+// answers at once). Before either, nothing was answered: the layer
+// waited for the 5000 bytes to pass through, then would have passed the
+// next commands through unseen (ID to imapserver, BAD; CAPABILITY not
+// amended).
 func TestIDRefusedLiteral(t *testing.T) {
 	ts := newTestServer(t, synthetic(2), nil)
 	rc := dialRaw(t, ts.addr)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"runtime/debug"
@@ -33,9 +34,10 @@ import (
 //
 // A literal's octets pass through unread. A non-synchronizing one
 // ("{n+}") follows its line at once; a synchronizing one only once
-// imapserver has written "+": beta.8 refuses one over 4096 octets outside
-// APPEND without it (checkBufferedLiteral; the error is dropped and the
-// parser goes on), and so may any command answered before its literal.
+// imapserver has written "+": it refuses one over 4096 octets outside
+// APPEND with a tagged NO [TOOBIG] instead (checkBufferedLiteral; the
+// carried go-imap answers at once, third_party/go-imap/MAILSWARM.md),
+// and so may any command answered before its literal.
 
 // maxIDLiteral bounds a literal in ID (RFC 2971 §3.3: values up to 1024
 // octets).
@@ -47,6 +49,10 @@ const maxIDLiteral = 4096
 // octets even quoted with every octet escaped; imapserver caps its own
 // commands at 50 KiB.
 const maxIDCommand = 64 << 10
+
+// errLiteralStuck ends a connection on which imapserver asked for more of
+// a command whose synchronizing literal it neither accepted nor refused.
+var errLiteralStuck = errors.New("imapd: a synchronizing literal neither accepted nor refused")
 
 type conn struct {
 	s    *Server
@@ -81,14 +87,11 @@ type conn struct {
 	held    []byte // an incomplete line while capsDue
 	litTag  string // tag of a command whose synchronizing literal waits, or ""
 	litFate int    // what imapserver wrote since (litWaiting...)
-	// refusedTag: the command whose literal imapserver refused without
-	// saying so; its BAD is rewritten.
-	refusedTag string
 }
 
 // What imapserver did with a synchronizing literal (conn.litFate).
 const (
-	litWaiting  = iota // nothing yet: it refused it and parses on
+	litWaiting  = iota // nothing yet
 	litGo              // it wrote "+": the client sends it
 	litAnswered        // it answered the command: the client does not
 )
@@ -148,15 +151,11 @@ func (c *conn) Read(p []byte) (int, error) {
 			case litAnswered: // the client's next line is a command
 				c.inCmd = false
 			default:
-				// Refused while parsing: imapserver wants more of the
-				// command, the client waits for "+". An end of line
-				// ends the command (BAD, a syntax error, which Write
-				// turns into the NO [TOOBIG] imapserver meant) and the
-				// client's next line is a command again.
-				c.pend, c.inCmd = []byte("\r\n"), false
-				c.wmu.Lock()
-				c.refusedTag = c.tag
-				c.wmu.Unlock()
+				// imapserver wants more of the command while the
+				// client waits for "+": the carried go-imap never does
+				// (it refuses at once); beta.8 as released did, and
+				// both sides then waited for the other.
+				return 0, errLiteralStuck
 			}
 			continue
 		}
@@ -260,9 +259,6 @@ func (c *conn) command(line []byte, full bool) (handled bool, err error) {
 	} else {
 		c.name.Store(name)
 	}
-	c.wmu.Lock()
-	c.refusedTag = "" // answered, whatever imapserver said
-	c.wmu.Unlock()
 	switch name {
 	case "ID":
 		return true, c.id(tag, line, full)
@@ -570,7 +566,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.litTag != "" && c.litFate == litWaiting {
 		c.noteLiteralFate(p)
 	}
-	if !c.capsDue && len(c.held) == 0 && c.refusedTag == "" {
+	if !c.capsDue && len(c.held) == 0 {
 		return c.current().Write(p)
 	}
 	buf := append(c.held, p...)
@@ -578,13 +574,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	out := make([]byte, 0, k+32)
 	for rest := buf[:k]; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n') + 1
-		if c.refusedTag != "" && bytes.HasPrefix(rest, []byte(c.refusedTag+" BAD ")) {
-			// what checkBufferedLiteral says, which beta.8 drops
-			out = append(out, c.refusedTag+" NO [TOOBIG] Literals are limited to 4096 bytes for this command\r\n"...)
-			c.refusedTag = ""
-		} else {
-			out = c.amendCaps(out, rest[:i])
-		}
+		out = c.amendCaps(out, rest[:i])
 		rest = rest[i:]
 	}
 	c.held = append([]byte(nil), buf[k:]...)

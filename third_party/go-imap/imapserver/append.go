@@ -69,7 +69,16 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		appendLimit = int64(appendLimitSession.AppendLimit())
 	}
 
+	// mailswarm: before login, no literal is accepted (the client got
+	// "+" and its octets were read, up to 100 MiB, before the state was
+	// checked)
+	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
+		c.refusedLiteral = nonSync
+		return err
+	}
+
 	if lit.Size() > appendLimit {
+		c.refusedLiteral = nonSync // mailswarm
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,

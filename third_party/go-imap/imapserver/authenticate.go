@@ -25,7 +25,7 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 			return dec.Err()
 		}
 		var err error
-		initialResp, err = internal.DecodeSASL(initialRespStr)
+		initialResp, err = decodeSASL(initialRespStr) // mailswarm: BAD, as for a later response
 		if err != nil {
 			return err
 		}
@@ -96,7 +96,18 @@ func (c *Conn) handleAuthenticate(tag string, dec *imapwire.Decoder) error {
 		if err != nil {
 			return err
 		} else if isPrefix {
-			return fmt.Errorf("SASL response too long")
+			// mailswarm: the rest of the line is this response, not commands
+			for isPrefix && err == nil {
+				_, isPrefix, err = c.br.ReadLine()
+			}
+			if err != nil {
+				return err
+			}
+			return &imap.Error{
+				Type: imap.StatusResponseTypeBad,
+				Code: imap.ResponseCodeTooBig,
+				Text: "SASL response too long",
+			}
 		} else if string(encodedResp) == "*" {
 			return &imap.Error{
 				Type: imap.StatusResponseTypeBad,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +47,10 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// refusedLiteral: the command being read announced a
+	// non-synchronizing literal that was refused (mailswarm).
+	refusedLiteral bool
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -194,6 +199,7 @@ func (c *Conn) serve() {
 }
 
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
+	c.refusedLiteral = false
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
 		return fmt.Errorf("in command: %w", dec.Err())
@@ -290,13 +296,43 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	dec.DiscardLine()
-
 	var (
 		resp    *imap.StatusResponse
 		imapErr *imap.Error
 		decErr  *imapwire.DecoderExpectError
 	)
+	if errors.Is(dec.Err(), imapwire.ErrMaxSize) {
+		// mailswarm: the decoder stopped inside the line; the rest of
+		// it belongs to this command and is never read as commands.
+		if err := c.discardLine(); err != nil {
+			return err
+		}
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeTooBig,
+			Text: fmt.Sprintf("Command line too long (limit %d bytes)", maxCommandSize),
+		}
+		return c.writeStatusResp(tag, resp)
+	}
+	dec.DiscardLine()
+
+	if c.refusedLiteral {
+		// mailswarm: a non-synchronizing literal the client sends
+		// whatever the answer: its octets are not commands, and reading
+		// them all would cost what the refusal saves.
+		// RFC 7888 section 4: BAD, the literal is not part of a
+		// command the server can answer.
+		resp = &imap.StatusResponse{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeTooBig, Text: "Literal refused"}
+		if errors.As(err, &imapErr) {
+			resp.Code, resp.Text = imapErr.Code, imapErr.Text
+		}
+		if err := c.writeStatusResp(tag, resp); err != nil {
+			return err
+		}
+		c.state = imap.ConnStateLogout
+		return c.Bye("Refused literal not read, closing the connection")
+	}
+
 	if errors.As(err, &imapErr) {
 		resp = (*imap.StatusResponse)(imapErr)
 	} else if errors.As(err, &decErr) {
@@ -304,6 +340,18 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Type: imap.StatusResponseTypeBad,
 			Code: imap.ResponseCodeClientBug,
 			Text: "Syntax error: " + decErr.Message,
+		}
+	} else if err != nil && dec.Err() != nil && isConnError(dec.Err()) {
+		// mailswarm: the connection failed or timed out mid-command:
+		// nobody is there to read an answer.
+		return err
+	} else if err != nil && dec.Err() != nil {
+		// mailswarm: a value the client sent is malformed (a number
+		// set, a modified UTF-7 mailbox name): its mistake, not ours.
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeClientBug,
+			Text: "Syntax error: " + printable(dec.Err().Error(), 200),
 		}
 	} else if err != nil {
 		c.server.logger().Printf("handling %v command: %v", name, err)
@@ -388,8 +436,86 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 	return c.session.Unsubscribe(name)
 }
 
+// discardLine reads and drops the rest of the line the decoder stopped
+// in (mailswarm), holding no more than the reader's buffer. A line that
+// ends in a non-synchronizing literal goes on after it: its octets are
+// dropped too, up to maxCommandSize, beyond which the connection is
+// closed. A synchronizing literal ends the command: the client waits for
+// a "+" it does not get.
+func (c *Conn) discardLine() error {
+	var tail []byte // the end of the line so far, for a literal at its end
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return err
+		}
+		tail = append(tail, line...)
+		if len(tail) > 32 {
+			tail = tail[len(tail)-32:]
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		size, nonSync, ok := literalAtEnd(tail)
+		if !ok || !nonSync {
+			return nil
+		}
+		if size > maxCommandSize {
+			c.state = imap.ConnStateLogout
+			return c.Bye("Command line too long, closing the connection")
+		}
+		if _, err := io.CopyN(io.Discard, c.br, size); err != nil {
+			return err
+		}
+		tail = tail[:0]
+	}
+}
+
+// literalAtEnd parses the literal announced at the end of a line
+// ("{n}\r\n", "{n+}\r\n").
+func literalAtEnd(line []byte) (size int64, nonSync, ok bool) {
+	s := strings.TrimRight(string(line), "\r\n")
+	if !strings.HasSuffix(s, "}") {
+		return 0, false, false
+	}
+	i := strings.LastIndexByte(s, '{')
+	if i < 0 {
+		return 0, false, false
+	}
+	digits := s[i+1 : len(s)-1]
+	digits, nonSync = strings.CutSuffix(digits, "+")
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 || digits == "" || digits[0] == '+' {
+		return 0, false, false
+	}
+	return n, nonSync, true
+}
+
+// isConnError reports whether err is the connection failing rather than
+// the client's bytes being wrong (mailswarm).
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
+// printable returns s with bytes outside printable ASCII replaced and cut
+// to n bytes, for a response text (mailswarm).
+func printable(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	b := []byte(s)
+	for i, ch := range b {
+		if ch < 0x20 || ch > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 	if size > 4096 {
+		c.refusedLiteral = c.refusedLiteral || nonSync // mailswarm
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
@@ -402,6 +528,7 @@ func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 
 func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
 	if nonSync && size > 4096 && !c.server.options.caps().Has(imap.CapLiteralPlus) {
+		c.refusedLiteral = true // mailswarm
 		return &imap.Error{
 			Type: imap.StatusResponseTypeBad,
 			Text: "Non-synchronizing literals are limited to 4096 bytes",

@@ -24,7 +24,8 @@ func DecodeDateTime(dec *imapwire.Decoder) (time.Time, error) {
 	}
 	t, err := time.Parse(DateTimeLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("in date-time: %v", err) // TODO: use imapwire.DecodeExpectError?
+		dec.Expect(false, "date-time") // mailswarm: a client error
+		return time.Time{}, fmt.Errorf("in date-time: %w", dec.Err())
 	}
 	return t, err
 }
@@ -47,7 +48,8 @@ func ExpectDate(dec *imapwire.Decoder) (time.Time, error) {
 	}
 	t, err := time.Parse(DateLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("in date: %v", err) // use imapwire.DecodeExpectError?
+		dec.Expect(false, "date") // mailswarm: a client error
+		return time.Time{}, fmt.Errorf("in date: %w", dec.Err())
 	}
 	return t, nil
 }

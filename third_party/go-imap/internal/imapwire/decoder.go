@@ -2,6 +2,7 @@ package imapwire
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -30,6 +31,10 @@ func IsAtomChar(ch byte) bool {
 func isAStringChar(ch byte) bool {
 	return IsAtomChar(ch) || ch == ']'
 }
+
+// ErrMaxSize is the decoder error once a command is longer than
+// Decoder.MaxSize: the decoder stops inside the line.
+var ErrMaxSize = errors.New("imapwire: max size exceeded")
 
 // DecoderExpectError is an error due to the Decoder.Expect family of methods.
 type DecoderExpectError struct {
@@ -63,6 +68,7 @@ type Decoder struct {
 	crlf      bool
 	listDepth int
 	readBytes int64
+	stopped   bool // mailswarm: a literal was refused; reads fail
 }
 
 // NewDecoder creates a new decoder.
@@ -94,7 +100,10 @@ func (dec *Decoder) returnErr(err error) bool {
 
 func (dec *Decoder) readByte() (byte, bool) {
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+		return 0, dec.returnErr(ErrMaxSize)
+	}
+	if dec.stopped {
+		return 0, false
 	}
 	dec.crlf = false
 	if dec.literal {
@@ -471,7 +480,8 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	}()
 
 	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
+		dec.returnErr(&DecoderExpectError{Message: "exceeded max depth"}) // mailswarm: a client error
+		return false, dec.Err()
 	}
 
 	for {
@@ -577,8 +587,16 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	}
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
+			// mailswarm: the refusal is the command's answer (it was
+			// dropped, and the parser went on reading the rest of the
+			// command while the client waited for "+")
+			// and nothing more of the command is read (a refused
+			// non-synchronizing literal's octets were parsed as the
+			// rest of the command: LOGIN {5000+} logged in with words
+			// taken from it)
 			lit.cancel()
-			return false
+			dec.stopped = true
+			return dec.returnErr(err)
 		}
 	}
 	var sb strings.Builder

@@ -1,0 +1,173 @@
+package imapd_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mailswarm/imapd"
+)
+
+// warnLog records what a server logs at WARN and above.
+type warnLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *warnLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnLog) WithAttrs([]slog.Attr) slog.Handler            { return w }
+func (w *warnLog) WithGroup(string) slog.Handler                 { return w }
+func (w *warnLog) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool { s += " " + a.String(); return true })
+	w.lines = append(w.lines, s)
+	return nil
+}
+
+func (w *warnLog) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.lines...)
+}
+
+// TestClientMistakes: a malformed value in a command is the client's
+// mistake: BAD [CLIENTBUG], nothing logged above INFO. Before (go-imap
+// beta.8 unpatched) each was NO [SERVERBUG] "Internal server error"
+// with a WARN line: bad number sets, invalid modified UTF-7, bad dates,
+// bad SASL base64 in an initial response.
+func TestClientMistakes(t *testing.T) {
+	log := &warnLog{}
+	ts := newTestServer(t, synthetic(3), &imapd.Options{Logger: slog.New(log)})
+	pre := dialRaw(t, ts.addr)
+	pre.until("* OK", 5*time.Second)
+	pre.send("x AUTHENTICATE PLAIN !!!notbase64")
+	if l := pre.until("x ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "x BAD") {
+		t.Errorf("AUTHENTICATE PLAIN with bad base64: %q, want BAD", l)
+	}
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN u p")
+	rc.until("a OK", 5*time.Second)
+	rc.send("s SELECT test")
+	rc.until("s OK", 5*time.Second)
+	for _, cmd := range []string{
+		"FETCH 0 FLAGS",
+		"FETCH 1:99999999999 FLAGS",
+		"UID FETCH 0:* FLAGS",
+		"STATUS &Jjo!- (MESSAGES)",
+		"SELECT &AGE-bad",
+		"SEARCH SINCE 99-Foo-2020",
+		"SEARCH BEFORE 1-Jan-20x6",
+		"SEARCH " + strings.Repeat("(", 1001) + "ALL" + strings.Repeat(")", 1001),
+		"STORE 1 +FLAGS (" + strings.Repeat("(", 1001),
+	} {
+		rc.send("c " + cmd)
+		l := rc.until("c ", 5*time.Second)
+		if last := l[len(l)-1]; !strings.HasPrefix(last, "c BAD") || strings.Contains(last, "SERVERBUG") {
+			t.Errorf("%.40s: %q, want BAD", cmd, last)
+		}
+	}
+	rc.send("n NOOP")
+	rc.until("n OK", 5*time.Second)
+	if w := log.all(); len(w) > 0 {
+		t.Errorf("client mistakes logged as the server's: %q", w)
+	}
+}
+
+// TestOverlongLine: a command line over imapserver's 50 KiB is refused
+// whole: BAD [TOOBIG] once, and nothing of the rest of the line is read
+// as a command. Before, the decoder stopped at 50 KiB and what followed
+// on the line was parsed as new commands: a STATUS placed there ran.
+func TestOverlongLine(t *testing.T) {
+	ts := newTestServer(t, synthetic(3), nil)
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN u p")
+	rc.until("a OK", 5*time.Second)
+	// where beta.8 resumed after stopping at 50 KiB: a command
+	head := "c SEARCH SUBJECT "
+	hidden := "d STATUS test (MESSAGES)"
+	line := head + strings.Repeat("x", 50*1024+2-len(head)) + hidden
+	rc.send(line)
+	l := rc.until("c ", 10*time.Second)
+	if last := l[len(l)-1]; !strings.HasPrefix(last, "c BAD [TOOBIG]") {
+		t.Errorf("over-long SEARCH: %q, want BAD [TOOBIG]", last)
+	}
+	rc.send("e NOOP")
+	l = rc.until("e ", 5*time.Second)
+	for _, s := range l {
+		if strings.HasPrefix(s, "* STATUS") || strings.HasPrefix(s, "d ") || strings.Contains(s, "Unknown command") {
+			t.Errorf("the rest of an over-long line was read as commands: %q", l)
+			break
+		}
+	}
+	if !strings.HasPrefix(l[len(l)-1], "e OK") {
+		t.Errorf("NOOP after an over-long line: %q", l)
+	}
+	// a non-synchronizing literal at the end of the over-long line is
+	// part of it too
+	rc.send(head + strings.Repeat("x", 60000) + " {30+}")
+	rc.send("f STATUS test (MESSAGES)\r\nxxxx")
+	rc.send("g NOOP")
+	l = rc.until("g ", 10*time.Second)
+	if !strings.HasPrefix(l[0], "c BAD [TOOBIG]") || slicesContain(l, "* STATUS") || !strings.HasPrefix(l[len(l)-1], "g OK") {
+		t.Errorf("over-long line ending in a literal: %q", l)
+	}
+}
+
+// TestLiteralRefusals: literals the server will not take are refused at
+// once and never read as commands.
+func TestLiteralRefusals(t *testing.T) {
+	ts := newTestServer(t, synthetic(1), nil)
+
+	// a synchronizing literal over 4 KiB in LOGIN: NO [TOOBIG] at once
+	// (before the connection layer and the patch: a 30 s wait)
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN {4294967295}")
+	if l := rc.until("a ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "a NO [TOOBIG]") {
+		t.Errorf("LOGIN {4294967295}: %q, want NO [TOOBIG]", l)
+	}
+
+	// APPEND before login: refused before "+" (before: "+ Ready for
+	// literal data" and 100 MiB read, then NO)
+	rc.send("b APPEND test {104857600}")
+	l := rc.until("b ", 5*time.Second)
+	if len(l) != 1 || !strings.HasPrefix(l[0], "b BAD") {
+		t.Errorf("APPEND before login: %q, want BAD without +", l)
+	}
+	rc.send("c NOOP")
+	rc.until("c OK", 5*time.Second)
+
+	// a non-synchronizing literal over LITERAL-'s 4096 octets: refused,
+	// and the connection closed rather than its octets read as commands
+	// (before: its lines ran as commands)
+	for _, cmd := range []string{"d LOGIN {5000+}", "d APPEND test {5000+}"} {
+		rc := dialRaw(t, ts.addr)
+		rc.until("* OK", 5*time.Second)
+		rc.send(cmd)
+		rc.trySend(strings.Repeat("e CAPABILITY\r\n", 5000/14))
+		var got []string
+		for range 100 {
+			s, err := rc.readLine(5 * time.Second)
+			if err != nil { // EOF, or a reset: the server closed with our octets unread
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Errorf("%s: still open after %q", cmd, got)
+				}
+				break
+			}
+			got = append(got, s)
+		}
+		refused := len(got) > 0 && strings.HasPrefix(got[0], "d BAD")
+		if !refused || len(got) != 2 || !strings.HasPrefix(got[1], "* BYE") {
+			t.Errorf("%s: %q, want BAD and the connection closed", cmd, got)
+		}
+	}
+}
