@@ -3,8 +3,8 @@ package imapd_test
 import (
 	"context"
 	"errors"
-	"os"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +20,8 @@ type warnLog struct {
 }
 
 func (w *warnLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (w *warnLog) WithAttrs([]slog.Attr) slog.Handler            { return w }
-func (w *warnLog) WithGroup(string) slog.Handler                 { return w }
+func (w *warnLog) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w *warnLog) WithGroup(string) slog.Handler                { return w }
 func (w *warnLog) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
