@@ -1,9 +1,12 @@
 package imapd_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -170,4 +173,92 @@ func TestLiteralRefusals(t *testing.T) {
 			t.Errorf("%s: %q, want BAD and the connection closed", cmd, got)
 		}
 	}
+}
+
+// dialFrom connects to addr from the loopback address local.
+func dialFrom(t *testing.T, local, addr string) *rawConn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// TestPreAuthShare: one address holds at most MaxPreAuthPerClient
+// connections that have not logged in; others are not affected, and a
+// login frees the slot. Before, only the 1,000 connections in all were
+// counted: one address could hold them all without logging in.
+func TestPreAuthShare(t *testing.T) {
+	ts := newTestServer(t, synthetic(1), &imapd.Options{MaxConns: 40, MaxPreAuthPerClient: 3})
+	var held []*rawConn
+	for range 3 {
+		rc := dialFrom(t, "127.0.0.1", ts.addr)
+		rc.until("* OK", 5*time.Second)
+		held = append(held, rc)
+	}
+	over := dialFrom(t, "127.0.0.1", ts.addr)
+	if l, _ := over.readLine(5 * time.Second); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Fatalf("fourth connection from one address not logged in: %q, want BYE", l)
+	}
+	other := dialFrom(t, "127.0.0.2", ts.addr)
+	other.until("* OK", 5*time.Second)
+	held[0].send("a LOGIN u p")
+	held[0].until("a OK", 5*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for { // the logged-in connection no longer counts (its slot is freed as LOGIN is answered)
+		rc := dialFrom(t, "127.0.0.1", ts.addr)
+		l, _ := rc.readLine(5 * time.Second)
+		if strings.HasPrefix(l, "* OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a login: %q, want a greeting", l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLoginTimeout: a connection that does not log in is closed after
+// LoginTimeout whatever it sends (before: a NOOP every 29 s held it
+// forever); one that logged in is not.
+func TestLoginTimeout(t *testing.T) {
+	ts := newTestServer(t, synthetic(1), &imapd.Options{LoginTimeout: time.Second})
+	in := dialRaw(t, ts.addr)
+	in.until("* OK", 5*time.Second)
+	in.send("a LOGIN u p")
+	in.until("a OK", 5*time.Second)
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	var got []string
+	closed := false
+	for i := range 100 { // NOOP every 100 ms, for at most 10 s
+		if err := rc.trySend(fmt.Sprintf("n%d NOOP", i)); err != nil {
+			closed = true
+			break
+		}
+		l, err := rc.tryUntil(fmt.Sprintf("n%d ", i), 5*time.Second)
+		got = append(got, l...)
+		if err != nil {
+			closed = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !closed || !slicesContainPrefix(got, "* BYE") {
+		t.Fatalf("NOOPs without login: closed %v, read %q; want BYE and the connection closed", closed, got)
+	}
+	in.send("b NOOP")
+	in.until("b OK", 5*time.Second)
+}
+
+func slicesContainPrefix(lines []string, p string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
 }

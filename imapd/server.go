@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mailswarm/archive"
+	"mailswarm/internal/netlimit"
 )
 
 // Options configure a Server.
@@ -31,12 +32,32 @@ type Options struct {
 	Anonymous bool
 	// TLS enables STARTTLS (and is what ServeTLS uses for implicit TLS).
 	TLS *tls.Config
-	// MaxConns bounds concurrent connections (default 1000); beyond it a
-	// client gets BYE at once.
+	// MaxConns bounds concurrent connections; beyond it a client gets
+	// BYE at once. 0 means 1000, lowered to a quarter of the process's
+	// descriptor limit (RLIMIT_NOFILE): under a limit of 1,024, 1,000
+	// IMAP connections alone would leave SMTP, HTTP, BitTorrent and the
+	// archive's files nothing.
 	MaxConns int
+	// MaxPreAuthPerClient bounds the connections one client address
+	// (IPv6: its /64) holds before logging in; beyond it the client gets
+	// BYE at once. 0 means a quarter of MaxConns (at least 16, at most
+	// MaxConns): one address cannot fill the server with connections
+	// that never log in. Behind a proxy on the same host every client
+	// has its address: raise it there.
+	MaxPreAuthPerClient int
+	// LoginTimeout is how long a connection may stay without logging in,
+	// whatever it sends meanwhile (a NOOP every 29 s held a slot
+	// forever); then it gets BYE and is closed. 0 means 60 s.
+	LoginTimeout time.Duration
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxConns     = 1000
+	DefaultLoginTimeout = 60 * time.Second
+)
 
 // Server serves the lists of an archive over IMAP.
 type Server struct {
@@ -48,6 +69,7 @@ type Server struct {
 	mu       sync.Mutex
 	lists    map[string]*listState
 	conns    int
+	preAuth  map[string]int // connections not logged in, by client key
 	sessions map[*session]struct{}
 	closed   bool
 
@@ -61,13 +83,23 @@ type Server struct {
 // New returns a server for a's lists. It follows the archive's events so
 // that IDLE sees new mail as soon as it is archived.
 func New(a *archive.Archive, opts *Options) (*Server, error) {
-	s := &Server{a: a, lists: map[string]*listState{}, sessions: map[*session]struct{}{}, eventsDone: make(chan struct{})}
+	s := &Server{a: a, lists: map[string]*listState{}, preAuth: map[string]int{},
+		sessions: map[*session]struct{}{}, eventsDone: make(chan struct{})}
 	if opts != nil {
 		s.opts = *opts
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.opts.MaxConns <= 0 {
-		s.opts.MaxConns = 1000
+		s.opts.MaxConns = DefaultMaxConns
+		if nofile := netlimit.OpenFileLimit(); nofile > 0 {
+			s.opts.MaxConns = max(1, min(s.opts.MaxConns, nofile/4))
+		}
+	}
+	if s.opts.MaxPreAuthPerClient <= 0 {
+		s.opts.MaxPreAuthPerClient = min(s.opts.MaxConns, max(s.opts.MaxConns/4, 16))
+	}
+	if s.opts.LoginTimeout <= 0 {
+		s.opts.LoginTimeout = DefaultLoginTimeout
 	}
 	s.log = s.opts.Logger
 	if s.log == nil {
@@ -250,18 +282,36 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		key := netlimit.ClientKey(c.RemoteAddr().String())
+		why := ""
 		l.s.mu.Lock()
-		ok := l.s.conns < l.s.opts.MaxConns
-		if ok {
+		switch {
+		case l.s.conns >= l.s.opts.MaxConns:
+			why = "Too many connections"
+		case l.s.preAuth[key] >= l.s.opts.MaxPreAuthPerClient:
+			why = "Too many connections from your address not logged in"
+		default:
 			l.s.conns++
+			l.s.preAuth[key]++
 		}
 		l.s.mu.Unlock()
-		if ok {
-			return newConn(l.s, c), nil
+		if why == "" {
+			return newConn(l.s, c, key), nil
 		}
+		l.s.log.Debug("imapd: connection refused", "remote", c.RemoteAddr().String(), "why", why)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
+		c.Write([]byte("* BYE [UNAVAILABLE] " + why + ", try again later\r\n"))
 		c.Close()
+	}
+}
+
+// endPreAuth stops counting a connection against its address's share of
+// connections not logged in.
+func (s *Server) endPreAuth(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.preAuth[key]--; s.preAuth[key] <= 0 {
+		delete(s.preAuth, key)
 	}
 }
 

@@ -110,10 +110,11 @@ func (ss *session) Login(username, password string) error {
 	return nil
 }
 
-// loggedIn tells the connection layer: STARTTLS is no longer offered.
+// loggedIn tells the connection layer: STARTTLS is no longer offered,
+// the pre-login limits no longer apply.
 func (ss *session) loggedIn() {
 	if ss.wire != nil {
-		ss.wire.authed.Store(true)
+		ss.wire.loggedIn()
 	}
 }
 

@@ -59,7 +59,14 @@ type conn struct {
 	raw  net.Conn // as accepted (a *tls.Conn under ServeTLS)
 	once sync.Once
 
-	authed atomic.Bool // set by the session once logged in
+	authed atomic.Bool // set by the session once logged in (loggedIn)
+
+	// key is the client's address as the per-client share counts it;
+	// preAuth: still counted there. login closes a connection that has
+	// not logged in within Options.LoginTimeout.
+	key     string
+	preAuth atomic.Bool
+	login   *time.Timer
 
 	// Read side: only imapserver's goroutine reads.
 	br      *bufio.Reader
@@ -96,13 +103,45 @@ const (
 	litAnswered        // it answered the command: the client does not
 )
 
-func newConn(s *Server, c net.Conn) *conn {
+func newConn(s *Server, c net.Conn, key string) *conn {
 	_, isTLS := c.(*tls.Conn)
-	return &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true}
+	cn := &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true, key: key}
+	cn.preAuth.Store(true)
+	cn.login = time.AfterFunc(s.opts.LoginTimeout, cn.loginExpired)
+	return cn
+}
+
+// loggedIn: the client has logged in; STARTTLS is no longer offered, and
+// the connection leaves its address's share of those not logged in.
+func (c *conn) loggedIn() {
+	c.authed.Store(true)
+	c.login.Stop()
+	if c.preAuth.CompareAndSwap(true, false) {
+		c.s.endPreAuth(c.key)
+	}
+}
+
+// loginExpired says BYE to a client that has not logged in within
+// Options.LoginTimeout, and closes the connection.
+func (c *conn) loginExpired() {
+	if c.authed.Load() {
+		return
+	}
+	c.s.log.Debug("imapd: login timeout", "remote", c.raw.RemoteAddr().String())
+	c.wmu.Lock()
+	nc := c.current()
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(nc, "* BYE Autologout; log in within "+c.s.opts.LoginTimeout.String()+"\r\n")
+	c.wmu.Unlock()
+	c.Close()
 }
 
 func (c *conn) Close() error {
 	c.once.Do(func() {
+		c.login.Stop()
+		if c.preAuth.CompareAndSwap(true, false) {
+			c.s.endPreAuth(c.key)
+		}
 		c.s.mu.Lock()
 		c.s.conns--
 		c.s.mu.Unlock()

@@ -15,6 +15,8 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+
+	"mailswarm/internal/netlimit"
 )
 
 // The HTTP side of a node (docs/DESIGN.md, "Packs, torrents and the manifest"):
@@ -143,7 +145,7 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 			// the client is told when to come back (RFC 9110 §15.6.4,
 			// §10.2.3) rather than answered at once, which a poller
 			// would take as "poll again now".
-			client := clientKey(r.RemoteAddr)
+			client := netlimit.ClientKey(r.RemoteAddr)
 			lim := n.opts.HTTP
 			if !n.polls.acquire(client, lim.MaxLongPolls, lim.MaxLongPollsPerClient) {
 				w.Header().Set("Retry-After", strconv.Itoa(longPollRetryAfter))

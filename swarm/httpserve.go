@@ -6,9 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
+
+	"mailswarm/internal/netlimit"
 )
 
 // HTTPLimits are the limits of a node's HTTP listener, which a public
@@ -72,7 +73,7 @@ const (
 func (l HTTPLimits) withDefaults() HTTPLimits {
 	if l.MaxConns <= 0 {
 		l.MaxConns = DefaultHTTPMaxConns
-		if nofile := openFileLimit(); nofile > 0 {
+		if nofile := netlimit.OpenFileLimit(); nofile > 0 {
 			l.MaxConns = max(1, min(l.MaxConns, nofile/4))
 		}
 	}
@@ -123,21 +124,6 @@ func (n *Node) HTTPServer(ctx context.Context) *http.Server {
 func (n *Node) HTTPListener(ln net.Listener) net.Listener {
 	return &capListener{Listener: ln, total: n.opts.HTTP.MaxConns, perClient: n.opts.HTTP.MaxConnsPerClient,
 		counts: newClientCounts(), log: n.log}
-}
-
-// clientKey is what the per-client caps count: the IP address, IPv6 by
-// its /64 (one host's usual share).
-func clientKey(addr string) string {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return addr
-	}
-	ip := ap.Addr().Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
 }
 
 // clientCounts counts open things (connections, long-polls) in all and
@@ -198,7 +184,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := clientKey(c.RemoteAddr().String())
+		key := netlimit.ClientKey(c.RemoteAddr().String())
 		if l.counts.acquire(key, l.total, l.perClient) {
 			return &capConn{Conn: c, release: func() { l.counts.release(key) }}, nil
 		}

@@ -10,7 +10,8 @@ import (
 // ("Packages"): imports go one way (cmd → everything; smtpin, swarm →
 // archive; imapd → archive, message; archive → gitstore, message; message
 // and config import nothing of ours; gitstore nothing but
-// internal/durable, which imports nothing of ours), and each third-party
+// internal/durable, which imports nothing of ours; internal/netlimit
+// neither), and each third-party
 // protocol or storage library lives in one package.
 func TestImportDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "mailswarm/...").Output()
@@ -24,12 +25,15 @@ func TestImportDirection(t *testing.T) {
 		// each keeping a copy. durable itself imports nothing of ours.
 		"mailswarm/gitstore":         {"mailswarm/internal/durable"},
 		"mailswarm/internal/durable": {},
-		"mailswarm/message":          {},
-		"mailswarm/config":           {},
-		"mailswarm/archive":          {"mailswarm/gitstore", "mailswarm/message", "mailswarm/internal/durable"},
-		"mailswarm/smtpin":           {"mailswarm/archive"},
-		"mailswarm/imapd":            {"mailswarm/archive", "mailswarm/message"},
-		"mailswarm/swarm":            {"mailswarm/archive", "mailswarm/internal/durable"},
+		// internal/netlimit: the descriptor limit and the per-client
+		// key that the listeners' caps share (swarm's HTTP, imapd).
+		"mailswarm/internal/netlimit": {},
+		"mailswarm/message":           {},
+		"mailswarm/config":            {},
+		"mailswarm/archive":           {"mailswarm/gitstore", "mailswarm/message", "mailswarm/internal/durable"},
+		"mailswarm/smtpin":            {"mailswarm/archive"},
+		"mailswarm/imapd":             {"mailswarm/archive", "mailswarm/message", "mailswarm/internal/netlimit"},
+		"mailswarm/swarm":             {"mailswarm/archive", "mailswarm/internal/durable", "mailswarm/internal/netlimit"},
 	}
 	owner := map[string]string{ // library prefix → the one package that may import it
 		"github.com/go-git/":             "mailswarm/gitstore",

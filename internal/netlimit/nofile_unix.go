@@ -1,12 +1,12 @@
 //go:build unix
 
-package swarm
+package netlimit
 
 import "syscall"
 
-// openFileLimit returns the process's descriptor limit (RLIMIT_NOFILE,
+// OpenFileLimit returns the process's descriptor limit (RLIMIT_NOFILE,
 // the soft one, which Go raises to the hard one at start); 0 if unknown.
-func openFileLimit() int {
+func OpenFileLimit() int {
 	var r syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<30 {
 		return 0
