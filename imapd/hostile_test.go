@@ -262,3 +262,28 @@ func slicesContainPrefix(lines []string, p string) bool {
 	}
 	return false
 }
+
+// TestInternalErrorLogged: a failure of the server is answered with
+// generic text, and logged once with the user, mailbox and command.
+// Before, the NO text carried the error itself (SQL errors, file paths:
+// 11 sites) and nothing was logged.
+func TestInternalErrorLogged(t *testing.T) {
+	log := &warnLog{}
+	ts := newTestServer(t, synthetic(3), &imapd.Options{Logger: slog.New(log)})
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN someone p")
+	rc.until("a OK", 5*time.Second)
+	rc.send("s SELECT test")
+	rc.until("s OK", 5*time.Second)
+	ts.a.Close() // every read of the archive fails from here
+	rc.send("c UID FETCH 1:* (BODY.PEEK[])")
+	l := rc.until("c ", 5*time.Second)
+	if last := l[len(l)-1]; last != "c NO [SERVERBUG] Internal error, logged on the server" {
+		t.Errorf("FETCH on a closed archive: %q", l)
+	}
+	w := log.all()
+	if len(w) != 1 || !strings.Contains(w[0], "user=someone") || !strings.Contains(w[0], "mailbox=test") || !strings.Contains(w[0], "command=UID FETCH") {
+		t.Errorf("logged: %q, want one line with user, mailbox and command", w)
+	}
+}
