@@ -85,6 +85,10 @@ func FuzzSession(f *testing.F) {
 		"a ID (\"k\" {10+}\r\n" + strings.Repeat("0123456789 {10+}\r\n", 4000) + "0123456789)\r\nb ID NIL\r\nc CAPABILITY\r\n",
 		"a LOGIN u p\r\nb SELECT test\r\nc SEARCH SUBJECT {5000}\r\nd ID NIL\r\ne CAPABILITY\r\nf FOO {5}\r\ng ID NIL\r\nh SEARCH SUBJECT {3}\r\nabc\r\n",
 		"a ID (" + strings.Repeat("\"k\" \""+strings.Repeat("v\\\"", 500)+"\" ", 29) + "\"k\" NIL)\r\nb CAPABILITY\r\n",
+		// the carried go-imap's fixes: an over-long line, refused literals, APPEND before login, bad values
+		"a LOGIN u p\r\nc SEARCH SUBJECT " + strings.Repeat("x", 51200) + "d STATUS test (MESSAGES) {4+}\r\nabcd\r\ne NOOP\r\n",
+		"a APPEND test {100}\r\nb LOGIN {5000}\r\nc LOGIN {20+}\r\nd LOGIN u p\r\n\r\ne NOOP\r\n",
+		"a AUTHENTICATE PLAIN !!!\r\nb LOGIN u p\r\nc SELECT &Jjo!-\r\nd FETCH 0:99999999999 FLAGS\r\ne SEARCH SINCE 99-Foo-2020\r\n",
 	} {
 		f.Add([]byte(s))
 	}
