@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,6 +205,16 @@ func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.Selec
 	}
 	if !ss.readOnly {
 		data.PermanentFlags = permanentFlags
+		if ref.st != nil {
+			kws, err := ss.keywordsAtLimit(ref.st)
+			if err != nil {
+				return nil, ss.internalError(err)
+			}
+			if kws != nil {
+				data.Flags = append(slices.Clone(mailboxFlags), kws...)
+				data.PermanentFlags = append(slices.Clone(permanentFlags[:len(permanentFlags)-1]), kws...)
+			}
+		}
 	}
 	if ref.st != nil {
 		data.UIDValidity = ref.st.l.UIDValidity(ss.canonical(ref))
