@@ -206,9 +206,11 @@ func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.Selec
 	if !ss.readOnly {
 		data.PermanentFlags = permanentFlags
 		if ref.st != nil {
+			// The mailbox is selected already: on error, log it and
+			// offer \* (a STORE still meets the limit).
 			kws, err := ss.keywordsAtLimit(ref.st)
 			if err != nil {
-				return nil, ss.internalError(err)
+				ss.internalError(err)
 			}
 			if kws != nil {
 				data.Flags = append(slices.Clone(mailboxFlags), kws...)
