@@ -21,6 +21,12 @@ type Config struct {
 	// IMAPAnonymous allows AUTHENTICATE ANONYMOUS on IMAP: read-only
 	// access to every list, without flags, from anywhere.
 	IMAPAnonymous bool
+	// IMAPRequireLogin makes IMAP clients on loopback log in as a
+	// [[user]] too, as every other client must. Set it when a TLS
+	// terminator (stunnel, haproxy, nginx) or an ssh -L on the same host
+	// forwards remote clients: they all arrive from loopback. A [[user]]
+	// name always needs its password, with or without it.
+	IMAPRequireLogin bool
 
 	// MaxMessageSize is the largest message, in bytes, that SMTP and LMTP
 	// accept (RFC 1870 SIZE).

@@ -184,6 +184,11 @@ password_hash = "$2a$10$abc"
 				t.Errorf("Postmaster = %q, want admin", c.Postmaster)
 			}
 		}},
+		{"imap logins", "imap_require_login = true\nimap_anonymous = true", func(t *testing.T, c *Config) {
+			if !c.IMAPRequireLogin || !c.IMAPAnonymous {
+				t.Errorf("IMAPRequireLogin, IMAPAnonymous = %v, %v, want true, true", c.IMAPRequireLogin, c.IMAPAnonymous)
+			}
+		}},
 		{"integer size", `max_message_size = 1048576`, func(t *testing.T, c *Config) {
 			if c.MaxMessageSize != 1<<20 {
 				t.Errorf("MaxMessageSize = %d, want %d", c.MaxMessageSize, 1<<20)
@@ -264,6 +269,12 @@ func TestLoadBad(t *testing.T) {
 			"user[0].name: missing",
 			"user[0].password_hash: missing",
 			`user[2].name: "b" is also user[1].name`,
+		}},
+		{"imap_require_login not a boolean", `imap_require_login = "yes"`, []string{"imap_require_login: want a boolean, have a string"}},
+		{"user names IMAP cannot take", "[[user]]\nname = \"" + strings.Repeat("a", 256) + "\"\npassword_hash = \"h\"\n" +
+			"[[user]]\nname = \"tab\\there\"\npassword_hash = \"h\"", []string{
+			"user[0].name: 256 octets, more than 255",
+			`user[1].name: "tab\there" has a control character`,
 		}},
 		{"several at once", `
 data = 7

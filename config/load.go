@@ -50,6 +50,8 @@ func (e *Error) Error() string {
 //	networks             array of CIDR strings; replaces the default
 //	postmaster           name of the [[list]] that gets postmaster mail (default none: 550)
 //	imap_anonymous       boolean: AUTHENTICATE ANONYMOUS, read-only (default false)
+//	imap_require_login   boolean: loopback IMAP clients log in as a [[user]] too (default
+//	                     false); set it behind a TLS terminator or ssh -L on the same host
 //	[smtp] [lmtp] [imap] [imaps] [http]
 //	  listen             "host:port", "" turns the listener off
 //	  tls_cert, tls_key  PEM files, both or neither
@@ -57,7 +59,7 @@ func (e *Error) Error() string {
 //	  max_conns, max_conns_per_client            integers ≥ 0, 0 = default
 //	  max_long_polls, max_long_polls_per_client  integers ≥ 0, 0 = default
 //	[[list]]             name, addresses; any [[list]] replaces the default list
-//	[[user]]             name, password_hash
+//	[[user]]             name (1 to 255 octets, no control characters), password_hash
 //	[bittorrent]
 //	  listen             "host:port" for BitTorrent (TCP); default "127.0.0.1:0"
 //	  dht                boolean, join the mainline DHT (default false)
@@ -157,11 +159,9 @@ func (l *loader) top(raw map[string]any) {
 		case "imaps":
 			l.listener(k, v, &l.c.IMAPS)
 		case "imap_anonymous":
-			if b, ok := v.(bool); ok {
-				l.c.IMAPAnonymous = b
-			} else {
-				l.problem(k, "want a boolean, have %s", describe(v))
-			}
+			l.boolean(k, v, &l.c.IMAPAnonymous)
+		case "imap_require_login":
+			l.boolean(k, v, &l.c.IMAPRequireLogin)
 		case "bittorrent":
 			l.bittorrent(k, v)
 		case "list":
@@ -176,6 +176,14 @@ func (l *loader) top(raw map[string]any) {
 		default:
 			l.problem(k, "unknown key")
 		}
+	}
+}
+
+func (l *loader) boolean(path string, v any, dst *bool) {
+	if b, ok := v.(bool); ok {
+		*dst = b
+	} else {
+		l.problem(path, "want a boolean, have %s", describe(v))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // listName is what a list name must look like: it names a directory and a
@@ -146,12 +147,35 @@ func (c *Config) problems() []string {
 			add(path+".name", "%q is also user[%d].name", u.Name, j)
 		} else {
 			users[u.Name] = i
+			if err := checkUserName(u.Name); err != nil {
+				add(path+".name", "%v", err)
+			}
 		}
 		if u.PasswordHash == "" {
 			add(path+".password_hash", "missing")
 		}
 	}
 	return ps
+}
+
+// maxUserName is the longest [[user]] name, in octets: the longest
+// name IMAP logs in (imapd's maxUserName; an email address is at most
+// 254 octets, RFC 5321 section 4.5.3.1.3).
+const maxUserName = 255
+
+// checkUserName accepts the names IMAP logs in: UTF-8 of at most
+// maxUserName octets without control characters.
+func checkUserName(name string) error {
+	if len(name) > maxUserName {
+		return fmt.Errorf("%d octets, more than %d", len(name), maxUserName)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%q is not UTF-8", name)
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("%q has a control character", name)
+	}
+	return nil
 }
 
 // checkListen accepts host:port with a numeric port; an empty host means

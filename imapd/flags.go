@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -45,7 +46,8 @@ func (ss *session) markSeen(spans []span, flags map[uint32]archive.Flags) error 
 	if len(nums) == 0 {
 		return nil
 	}
-	return ss.st.users.Update(ss.ctx, ss.user, nums, archive.FlagsAdd, archive.Flags{Bits: archive.FlagSeen},
+	// \Seen adds no keyword: no limit applies.
+	return ss.st.users.Update(ss.ctx, ss.user, nums, archive.FlagsAdd, archive.Flags{Bits: archive.FlagSeen}, archive.FlagLimits{},
 		func(num int64, f archive.Flags) { flags[uint32(num)] = f })
 }
 
@@ -116,10 +118,22 @@ func toFlags(list []imap.Flag) (archive.Flags, error) {
 			// not a flag clients may set (RFC 3501 section 2.3.2)
 		case strings.HasPrefix(string(fl), `\`):
 			return f, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown system flag " + string(fl)}
+		case len(fl) > maxKeywordLen:
+			return f, errKeywordLen
 		default:
 			f.Keywords = append(f.Keywords, string(fl))
 		}
 	}
+	// Once each, case-insensitively (RFC 9051 section 2.3.2): a 50 KiB
+	// command can hold 25,000 keywords, and archive compares each
+	// article's keywords pairwise.
+	seen := make(map[string]bool, len(f.Keywords))
+	f.Keywords = slices.DeleteFunc(f.Keywords, func(k string) bool {
+		l := strings.ToLower(k)
+		dup := seen[l]
+		seen[l] = true
+		return dup
+	})
 	return f, nil
 }
 
@@ -177,7 +191,8 @@ func (ss *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, store *i
 	}
 	_, uidStore := numSet.(imap.UIDSet)
 	var werr error
-	err = ss.st.users.Update(ss.ctx, ss.user, nums, op, f, func(num int64, nf archive.Flags) {
+	all, _, _ := ss.st.current("")
+	err = ss.st.users.Update(ss.ctx, ss.user, nums, op, f, flagLimits(all.maxUID()), func(num int64, nf archive.Flags) {
 		if store.Silent || werr != nil {
 			return
 		}
@@ -189,6 +204,10 @@ func (ss *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, store *i
 		m.WriteFlags(imapFlags(nf))
 		werr = m.Close()
 	})
+	if lerr := limitError(err); lerr != nil {
+		ss.s.log.Info("imapd: flag limit", "user", ss.user, "list", ss.st.l.Name(), "err", err)
+		return lerr
+	}
 	if err != nil {
 		return ss.internalError(err)
 	}

@@ -43,11 +43,17 @@ func newTestServer(t testing.TB, msgs [][]byte, opts *imapd.Options) *testServer
 }
 
 // start serves the archive with a new server, closed at cleanup.
-func (ts *testServer) start(t testing.TB, opts *imapd.Options) {
+func (ts *testServer) start(t testing.TB, opts *imapd.Options) { ts.startHook(t, opts, nil) }
+
+// startHook is start calling hook, if any, on the server before it serves.
+func (ts *testServer) startHook(t testing.TB, opts *imapd.Options, hook func(*imapd.Server)) {
 	t.Helper()
 	srv, err := imapd.New(ts.a, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -21,11 +22,14 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	// Users maps user names to bcrypt password hashes. Clients that are
-	// not on a loopback address must log in as one of them; on loopback
-	// any name logs in with any password and gets its own flags.
+	// Users maps user names to bcrypt password hashes. A name here always
+	// needs its password. Clients that are not on a loopback address
+	// must log in as one of them; on loopback any other name logs in
+	// with any password and gets its own flags.
 	Users map[string]string
-	// RequireLogin makes loopback clients log in as configured users too.
+	// RequireLogin makes loopback clients log in as configured users
+	// too. Set it when a TLS terminator or an ssh -L on the same host
+	// forwards remote clients: they all arrive from loopback.
 	RequireLogin bool
 	// Anonymous allows AUTHENTICATE ANONYMOUS (RFC 4505): read-only
 	// access without flags, from anywhere.
@@ -78,13 +82,21 @@ type Server struct {
 	ctx        context.Context // canceled by Shutdown
 	cancel     context.CancelFunc
 	warm       sync.WaitGroup
+
+	// compare checks a password against a bcrypt hash
+	// (bcrypt.CompareHashAndPassword; tests count the calls).
+	compare func(hash, password []byte) error
+	// dummyHash is checked for a name that is not configured where a
+	// password is needed: a bcrypt hash of the configured hashes' cost.
+	dummyHash string
 }
 
 // New returns a server for a's lists. It follows the archive's events so
 // that IDLE sees new mail as soon as it is archived.
 func New(a *archive.Archive, opts *Options) (*Server, error) {
 	s := &Server{a: a, lists: map[string]*listState{}, preAuth: map[string]int{},
-		sessions: map[*session]struct{}{}, eventsDone: make(chan struct{})}
+		sessions: map[*session]struct{}{}, eventsDone: make(chan struct{}),
+		compare: bcrypt.CompareHashAndPassword}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -101,14 +113,21 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 	if s.opts.LoginTimeout <= 0 {
 		s.opts.LoginTimeout = DefaultLoginTimeout
 	}
+	var err error
 	s.log = s.opts.Logger
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	cost := 0
 	for name, hash := range s.opts.Users {
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		c, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return nil, fmt.Errorf("imapd: user %s: password hash: %w", name, err)
 		}
+		cost = max(cost, c)
+	}
+	if s.dummyHash, err = dummyHash(cost); err != nil {
+		return nil, err
 	}
 	// LITERAL- and not LITERAL+ (RFC 7888): LITERAL- is LITERAL+ with
 	// non-synchronizing literals of at most 4096 octets, so offering both
@@ -313,6 +332,26 @@ func (s *Server) endPreAuth(key string) {
 	if s.preAuth[key]--; s.preAuth[key] <= 0 {
 		delete(s.preAuth, key)
 	}
+}
+
+// defaultDummyHash is a bcrypt hash (cost 10, bcrypt.DefaultCost) of a
+// random password, for when no user is configured: then no name exists
+// and there is nothing for timing to tell.
+const defaultDummyHash = "$2a$10$wERje3byZrW4xJv5lhTIFeH1STvRNuYf66lbW/t1MGDUeZQohzPI6"
+
+// dummyHash returns a bcrypt hash of a random password at cost (the
+// highest of the configured hashes: with them all of one cost, as
+// usual, an unknown name costs exactly what a wrong password does), or
+// defaultDummyHash when cost is 0.
+func dummyHash(cost int) (string, error) {
+	if cost == 0 {
+		return defaultDummyHash, nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), cost)
+	if err != nil {
+		return "", fmt.Errorf("imapd: dummy password hash: %w", err)
+	}
+	return string(h), nil
 }
 
 // isLoopback reports whether addr is a loopback address.

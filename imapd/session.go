@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
-	"golang.org/x/crypto/bcrypt"
 
 	"mailswarm/archive"
 )
@@ -94,14 +94,25 @@ func (ss *session) internalError(err error) error {
 	return errInternal
 }
 
-// Login: any name and password on loopback, else a configured user.
+// Login checks a name and password. A name in Options.Users always needs
+// its password, wherever the client is: behind a TLS terminator or an
+// ssh -L on the same host every client is on loopback. Any other name
+// logs in with any password on loopback, unless RequireLogin, and gets
+// its own flags. Where a password is needed and the name is unknown, the
+// password is still checked, against a dummy hash of the configured
+// hashes' cost, so that a wrong password and an unknown name take the
+// same time.
 func (ss *session) Login(username, password string) error {
-	if username == "" {
-		return imapserver.ErrAuthFailed
+	if err := checkUserName(username); err != nil {
+		return err
 	}
-	if ss.s.opts.RequireLogin || !isLoopback(ss.conn.NetConn().RemoteAddr()) {
-		hash, ok := ss.s.opts.Users[username]
-		if !ok || bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+	hash, known := ss.s.opts.Users[username]
+	if known || ss.s.opts.RequireLogin || !isLoopback(ss.conn.NetConn().RemoteAddr()) {
+		if !known {
+			hash = ss.s.dummyHash
+		}
+		if err := ss.s.compare([]byte(hash), []byte(password)); err != nil || !known {
+			ss.s.log.Warn("imapd: login failed", "user", username, "remote", ss.conn.NetConn().RemoteAddr().String())
 			return imapserver.ErrAuthFailed
 		}
 	}
@@ -195,6 +206,18 @@ func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.Selec
 	}
 	if !ss.readOnly {
 		data.PermanentFlags = permanentFlags
+		if ref.st != nil {
+			// The mailbox is selected already: on error, log it and
+			// offer \* (a STORE still meets the limit).
+			kws, err := ss.keywordsAtLimit(ref.st)
+			if err != nil {
+				ss.internalError(err)
+			}
+			if kws != nil {
+				data.Flags = append(slices.Clone(mailboxFlags), kws...)
+				data.PermanentFlags = append(slices.Clone(permanentFlags[:len(permanentFlags)-1]), kws...)
+			}
+		}
 	}
 	if ref.st != nil {
 		data.UIDValidity = ref.st.l.UIDValidity(ss.canonical(ref))

@@ -341,7 +341,8 @@ func newSMTP(cfg *config.Config, a *archive.Archive, users map[string]string, na
 // newIMAP returns the server of the IMAP (STARTTLS when it has a
 // certificate) and IMAPS listeners.
 func newIMAP(cfg *config.Config, a *archive.Archive, users map[string]string) (*imapd.Server, error) {
-	opts := &imapd.Options{Users: users, Anonymous: cfg.IMAPAnonymous, Logger: slog.Default().With("listener", "imap")}
+	opts := &imapd.Options{Users: users, RequireLogin: cfg.IMAPRequireLogin, Anonymous: cfg.IMAPAnonymous,
+		Logger: slog.Default().With("listener", "imap")}
 	for _, l := range []config.Listener{cfg.IMAP, cfg.IMAPS} {
 		if l.Listen != "" && l.TLSCert != "" && opts.TLS == nil {
 			cert, err := tls.LoadX509KeyPair(l.TLSCert, l.TLSKey)

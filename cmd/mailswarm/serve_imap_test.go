@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"mailswarm/archive"
+	"mailswarm/config"
 	"mailswarm/internal/peertest"
 )
 
@@ -91,4 +95,45 @@ func idleOnEmpty(t *testing.T, s *server, imapPort int, mailbox string) (until f
 	send("c IDLE")
 	until("+")
 	return until, send
+}
+
+// TestServeIMAPRequireLogin: imap_require_login reaches the IMAP server:
+// with it a loopback client must log in as a [[user]], without it any
+// other name logs in (and a [[user]] name needs its password either way).
+func TestServeIMAPRequireLogin(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, require := range []bool{false, true} {
+		cfg := config.Default()
+		cfg.Users = []config.User{{Name: "alice", PasswordHash: string(hash)}}
+		cfg.IMAPRequireLogin = require
+		srv, err := newIMAP(cfg, a, userHashes(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		for _, tc := range []struct {
+			user, pass string
+			ok         bool
+		}{{"alice", "secret", true}, {"alice", "wrong", false}, {"bob", "any", !require}} {
+			c := peertest.IMAPDial(t, ln.Addr().String())
+			_, status, err := c.Cmd("LOGIN " + tc.user + " " + tc.pass)
+			if (err == nil) != tc.ok {
+				t.Errorf("imap_require_login = %v: LOGIN %s %s: %q, want ok %v", require, tc.user, tc.pass, status, tc.ok)
+			}
+			c.Close()
+		}
+		srv.Close()
+	}
 }
