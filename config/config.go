@@ -54,6 +54,20 @@ type Config struct {
 
 	// HTTPLimits are the HTTP listener's caps ([http] max_conns, ...).
 	HTTPLimits HTTPLimits
+
+	// IMAPLimits are the IMAP listeners' caps ([imap] max_conns, ...).
+	IMAPLimits IMAPLimits
+}
+
+// IMAPLimits cap the IMAP listeners (IMAP and IMAPS together); 0 means
+// the server's default (imapd.Options: 1000 connections but at most a
+// quarter of the descriptor limit; a quarter of that, at least 16, per
+// client address not logged in; 60 s to log in). Behind a proxy on the
+// same host every client has the proxy's address: raise
+// MaxPreAuthPerClient there.
+type IMAPLimits struct {
+	MaxConns, MaxPreAuthPerClient int
+	LoginTimeout                  time.Duration
 }
 
 // HTTPLimits cap the HTTP listener, which a public mirror opens to
@@ -139,6 +153,9 @@ const (
 	DefaultMaxMessageSize = 64 << 20
 	DefaultBitTorrent     = "127.0.0.1:0"
 	DefaultSliceInterval  = time.Minute
+	// DefaultIMAPLoginTimeout is how long an IMAP connection may stay
+	// without logging in (imapd.DefaultLoginTimeout).
+	DefaultIMAPLoginTimeout = 60 * time.Second
 )
 
 // Default returns the embedded default configuration, the one `mailswarm
@@ -159,6 +176,7 @@ func Default() *Config {
 		},
 		Lists:      []List{{Name: "demo", Addresses: []string{"demo@localhost"}}},
 		BitTorrent: BitTorrent{Listen: DefaultBitTorrent, SliceInterval: DefaultSliceInterval},
+		IMAPLimits: IMAPLimits{LoginTimeout: DefaultIMAPLoginTimeout},
 	}
 }
 

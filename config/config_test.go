@@ -103,6 +103,17 @@ max_long_polls_per_client = 0
 				t.Errorf("HTTP, HTTPLimits = %+v, %+v", c.HTTP, c.HTTPLimits)
 			}
 		}},
+		{"imap caps", `
+[imap]
+listen = "127.0.0.1:143"
+max_conns = 200
+max_preauth_per_client = 100
+login_timeout = "2m"
+`, func(t *testing.T, c *Config) {
+			if c.IMAP.Listen != "127.0.0.1:143" || c.IMAPLimits != (IMAPLimits{MaxConns: 200, MaxPreAuthPerClient: 100, LoginTimeout: 2 * time.Minute}) {
+				t.Errorf("IMAP, IMAPLimits = %+v, %+v", c.IMAP, c.IMAPLimits)
+			}
+		}},
 		{"bittorrent", `
 [bittorrent]
 listen = "0.0.0.0:6881"
@@ -263,6 +274,12 @@ func TestLoadBad(t *testing.T) {
 			"http.max_conns: want an integer from 0",
 			"http.max_long_polls: want an integer from 0",
 			"http.max_sessions: unknown key",
+		}},
+		{"bad imap caps", "[imap]\nmax_conns = -1\nmax_preauth_per_client = 1.5\nlogin_timeout = \"-1s\"\nmax_sessions = 3", []string{
+			"imap.login_timeout: \"-1s\" is not a positive duration",
+			"imap.max_conns: want an integer from 0",
+			"imap.max_preauth_per_client: want an integer from 0",
+			"imap.max_sessions: unknown key",
 		}},
 		{"short slice interval", "[bittorrent]\nslice_interval = \"10ms\"", []string{"bittorrent.slice_interval: must be at least 1s"}},
 		{"bad users", "[[user]]\nname = \"\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"", []string{

@@ -55,6 +55,9 @@ func (e *Error) Error() string {
 //	[smtp] [lmtp] [imap] [imaps] [http]
 //	  listen             "host:port", "" turns the listener off
 //	  tls_cert, tls_key  PEM files, both or neither
+//	[imap]
+//	  max_conns, max_preauth_per_client          integers ≥ 0, 0 = default
+//	  login_timeout      duration ("60s"): time to log in before BYE
 //	[http]
 //	  max_conns, max_conns_per_client            integers ≥ 0, 0 = default
 //	  max_long_polls, max_long_polls_per_client  integers ≥ 0, 0 = default
@@ -153,7 +156,7 @@ func (l *loader) top(raw map[string]any) {
 		case "lmtp":
 			l.listener(k, v, &l.c.LMTP)
 		case "imap":
-			l.listener(k, v, &l.c.IMAP)
+			l.imap(k, v)
 		case "http":
 			l.http(k, v)
 		case "imaps":
@@ -324,6 +327,51 @@ func (l *loader) http(path string, v any) {
 		}
 	}
 	l.listener(path, rest, &l.c.HTTP)
+}
+
+// imap reads [imap]: a listener's keys and the IMAP limits.
+func (l *loader) imap(path string, v any) {
+	m, ok := l.table(path, v)
+	if !ok {
+		return
+	}
+	rest := map[string]any{}
+	for _, k := range sortedKeys(m) {
+		val := m[k]
+		var dst *int
+		switch k {
+		case "max_conns":
+			dst = &l.c.IMAPLimits.MaxConns
+		case "max_preauth_per_client":
+			dst = &l.c.IMAPLimits.MaxPreAuthPerClient
+		case "login_timeout":
+			l.c.IMAPLimits.LoginTimeout = l.duration(join(path, k), val)
+			continue
+		default:
+			rest[k] = val
+			continue
+		}
+		if n, ok := val.(int64); ok && n >= 0 && n <= 1<<30 {
+			*dst = int(n)
+		} else {
+			l.problem(join(path, k), "want an integer from 0 (the default) to 1073741824, have %v", val)
+		}
+	}
+	l.listener(path, rest, &l.c.IMAP)
+}
+
+// duration reads a positive duration ("60s", "5m").
+func (l *loader) duration(path string, v any) time.Duration {
+	s, ok := l.str(path, v)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		l.problem(path, "%q is not a positive duration (like \"60s\" or \"5m\")", s)
+		return 0
+	}
+	return d
 }
 
 func (l *loader) bittorrent(path string, v any) {

@@ -342,7 +342,9 @@ func newSMTP(cfg *config.Config, a *archive.Archive, users map[string]string, na
 // certificate) and IMAPS listeners.
 func newIMAP(cfg *config.Config, a *archive.Archive, users map[string]string) (*imapd.Server, error) {
 	opts := &imapd.Options{Users: users, RequireLogin: cfg.IMAPRequireLogin, Anonymous: cfg.IMAPAnonymous,
-		Logger: slog.Default().With("listener", "imap")}
+		MaxConns: cfg.IMAPLimits.MaxConns, MaxPreAuthPerClient: cfg.IMAPLimits.MaxPreAuthPerClient,
+		LoginTimeout: cfg.IMAPLimits.LoginTimeout,
+		Logger:       slog.Default().With("listener", "imap")}
 	for _, l := range []config.Listener{cfg.IMAP, cfg.IMAPS} {
 		if l.Listen != "" && l.TLSCert != "" && opts.TLS == nil {
 			cert, err := tls.LoadX509KeyPair(l.TLSCert, l.TLSKey)

@@ -137,3 +137,45 @@ func TestServeIMAPRequireLogin(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestServeIMAPLimits: the [imap] caps reach the server: one connection
+// not logged in per address, 1 s to log in.
+func TestServeIMAPLimits(t *testing.T) {
+	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	cfg := config.Default()
+	cfg.IMAPLimits = config.IMAPLimits{MaxPreAuthPerClient: 1, LoginTimeout: time.Second}
+	srv, err := newIMAP(cfg, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	greeting := func() (*bufio.Reader, net.Conn) {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return bufio.NewReader(c), c
+	}
+	first, _ := greeting()
+	if l, _ := first.ReadString('\n'); !strings.HasPrefix(l, "* OK") {
+		t.Fatalf("first connection: %q", l)
+	}
+	second, _ := greeting()
+	if l, _ := second.ReadString('\n'); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Errorf("second connection not logged in from one address with max_preauth_per_client = 1: %q", l)
+	}
+	if l, err := first.ReadString('\n'); !strings.HasPrefix(l, "* BYE") {
+		t.Errorf("after login_timeout = 1s: %q, %v; want BYE", l, err)
+	}
+}
