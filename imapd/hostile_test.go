@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"mailswarm/imapd"
 )
@@ -285,5 +289,49 @@ func TestInternalErrorLogged(t *testing.T) {
 	w := log.all()
 	if len(w) != 1 || !strings.Contains(w[0], "user=someone") || !strings.Contains(w[0], "mailbox=test") || !strings.Contains(w[0], "command=UID FETCH") {
 		t.Errorf("logged: %q, want one line with user, mailbox and command", w)
+	}
+}
+
+// TestLoginBrakes: password checks run one at a time on a 2-core machine
+// (half the cores), and a failed login is answered no sooner than
+// LoginFailureDelay. Before, 8 clients guessing at once ran 8 bcrypt
+// checks at once, and a wrong password was answered at once.
+func TestLoginBrakes(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, synthetic(1), nil)
+	ts.srv.Close() // serve with the hook in place from the start
+	var running, most atomic.Int64
+	ts.startHook(t, &imapd.Options{Users: map[string]string{"alice": string(hash)}, RequireLogin: true,
+		LoginFailureDelay: 300 * time.Millisecond}, func(s *imapd.Server) {
+		imapd.SetCompare(s, func(h, p []byte) error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(50 * time.Millisecond)
+			return bcrypt.CompareHashAndPassword(h, p)
+		})
+	})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			rc := dialRaw(t, ts.addr)
+			rc.tryUntil("* OK", 5*time.Second)
+			start := time.Now()
+			rc.trySend(fmt.Sprintf("a LOGIN alice wrong%d", i))
+			l, err := rc.tryUntil("a ", 20*time.Second)
+			if err != nil || !strings.HasPrefix(l[len(l)-1], "a NO") {
+				t.Errorf("wrong password: %q, %v", l, err)
+			} else if d := time.Since(start); d < 300*time.Millisecond {
+				t.Errorf("wrong password answered after %v, before LoginFailureDelay (300ms)", d)
+			}
+		})
+	}
+	wg.Wait()
+	if want := int64(max(1, runtime.GOMAXPROCS(0)/2)); most.Load() > want {
+		t.Errorf("%d password checks ran at once, want at most %d", most.Load(), want)
 	}
 }

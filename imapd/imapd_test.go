@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"mailswarm/archive"
 	"mailswarm/imapd"
@@ -48,7 +49,14 @@ func (ts *testServer) start(t testing.TB, opts *imapd.Options) { ts.startHook(t,
 // startHook is start calling hook, if any, on the server before it serves.
 func (ts *testServer) startHook(t testing.TB, opts *imapd.Options, hook func(*imapd.Server)) {
 	t.Helper()
-	srv, err := imapd.New(ts.a, opts)
+	o := imapd.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.LoginFailureDelay == 0 { // tests that fail logins need not wait 2 s each
+		o.LoginFailureDelay = time.Millisecond
+	}
+	srv, err := imapd.New(ts.a, &o)
 	if err != nil {
 		t.Fatal(err)
 	}

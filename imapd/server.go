@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,10 @@ type Options struct {
 	// that never log in. Behind a proxy on the same host every client
 	// has its address: raise it there.
 	MaxPreAuthPerClient int
+	// LoginFailureDelay is how long a failed login waits before its
+	// answer (0 means 2 s, Dovecot's auth_failure_delay): one
+	// connection guesses at most one password per delay.
+	LoginFailureDelay time.Duration
 	// LoginTimeout is how long a connection may stay without logging in,
 	// whatever it sends meanwhile (a NOOP every 29 s held a slot
 	// forever); then it gets BYE and is closed. 0 means 60 s.
@@ -61,6 +66,8 @@ type Options struct {
 const (
 	DefaultMaxConns     = 1000
 	DefaultLoginTimeout = 60 * time.Second
+	// DefaultLoginFailureDelay is Dovecot's auth_failure_delay.
+	DefaultLoginFailureDelay = 2 * time.Second
 )
 
 // Server serves the lists of an archive over IMAP.
@@ -86,6 +93,7 @@ type Server struct {
 	// compare checks a password against a bcrypt hash
 	// (bcrypt.CompareHashAndPassword; tests count the calls).
 	compare func(hash, password []byte) error
+	checks  chan struct{} // a slot per password check running
 	// dummyHash is checked for a name that is not configured where a
 	// password is needed: a bcrypt hash of the configured hashes' cost.
 	dummyHash string
@@ -113,6 +121,14 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 	if s.opts.LoginTimeout <= 0 {
 		s.opts.LoginTimeout = DefaultLoginTimeout
 	}
+	if s.opts.LoginFailureDelay <= 0 {
+		s.opts.LoginFailureDelay = DefaultLoginFailureDelay
+	}
+	// Password checks run on at most half the cores at once (at least
+	// one): a bcrypt check at cost 10 takes 77 ms of a core here, so
+	// without a bound 26 failing logins a second, from as many
+	// connections, take both cores of a small node from SMTP and IMAP.
+	s.checks = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	var err error
 	s.log = s.opts.Logger
 	if s.log == nil {
@@ -322,6 +338,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		c.Write([]byte("* BYE [UNAVAILABLE] " + why + ", try again later\r\n"))
 		c.Close()
 	}
+}
+
+// checkPassword runs one bcrypt check when a slot is free (Options and
+// Server.checks); ctx ends the wait.
+func (s *Server) checkPassword(ctx context.Context, hash, password []byte) error {
+	select {
+	case s.checks <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.checks }()
+	return s.compare(hash, password)
 }
 
 // endPreAuth stops counting a connection against its address's share of

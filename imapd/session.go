@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -111,8 +112,12 @@ func (ss *session) Login(username, password string) error {
 		if !known {
 			hash = ss.s.dummyHash
 		}
-		if err := ss.s.compare([]byte(hash), []byte(password)); err != nil || !known {
+		if err := ss.s.checkPassword(ss.s.ctx, []byte(hash), []byte(password)); err != nil || !known {
 			ss.s.log.Warn("imapd: login failed", "user", username, "remote", ss.conn.NetConn().RemoteAddr().String())
+			select { // the brake on guessing (Options.LoginFailureDelay)
+			case <-time.After(ss.s.opts.LoginFailureDelay):
+			case <-ss.s.ctx.Done():
+			}
 			return imapserver.ErrAuthFailed
 		}
 	}
