@@ -140,7 +140,7 @@ func runIMAPLoadBench(ctx context.Context, c imapLoadConfig, log io.Writer) ([]i
 	}
 	bin, err := mailswarmBinary(ctx, c.Bin, root, work, log)
 	if err != nil {
-		return sides, err
+		return nil, err
 	}
 	sides = append(sides, imapLoadSide{Label: "this", Bin: bin})
 	for i := range sides {
