@@ -131,3 +131,17 @@ func TestPrepareInputs(t *testing.T) {
 		t.Errorf("prepareInputs = %+v, want 20 synthetic and 2500 easy-ham messages", ins)
 	}
 }
+
+// testBinary builds ./cmd/mailswarm once for the calling test.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	root, err := peertest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := mailswarmBinary(t.Context(), "", root, t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}

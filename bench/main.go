@@ -6,12 +6,15 @@
 //	go run ./bench import [-n 10000] [-mbox FILE]... [-skip-pi] [-skip-ours]
 //	                      [-bin PATH] [-pi-opts "--no-fsync"] [-shared DIR] [-keep]
 //	go run ./bench smtp [-n 5000] [-conns 16] [-pi-n 500] [-skip-pi]
-//	                    [-bin PATH] [-shared DIR] [-keep]
+//	                    [-bin PATH] [-baseline PATH] [-shared DIR] [-keep]
 //	go run ./bench imap [-n 10000] [-mbox FILE] [-repeat 3] [-skip-pi]
 //	                    [-skip-dovecot] [-subject-word W] [-body-word W]
 //	                    [-bin PATH] [-shared DIR] [-keep]
 //	go run ./bench idle [-rates 10,100,1000] [-duration 10s] [-max 5000] [-senders 32]
 //	                    [-ingest-n 3000] [-conns 16] [-bin PATH] [-baseline PATH] [-keep]
+//	go run ./bench imapload [-n 1000] [-clients 200] [-duration 60s] [-rate 20]
+//	                        [-senders 4] [-sources 1] [-bin PATH] [-baseline PATH]
+//	                        [-shared DIR] [-keep]
 //	go run ./bench swarm [-mib 512] [-repeat 3] [-cut-n 10000] [-days 5000]
 //	                     [-skip-throughput] [-skip-cut] [-skip-rss] [-shared DIR] [-keep]
 //
@@ -32,7 +35,9 @@
 // p99 latency (MAIL FROM to the reply after DATA), fsyncs per message from
 // serve's shutdown line and the count `mailswarm stats` archived. Beside
 // it, public-inbox-mda delivers the first -pi-n of the same messages into
-// a fresh v2 inbox with -conns workers, one process per message.
+// a fresh v2 inbox with -conns workers, one process per message. With
+// -baseline, a second mailswarm binary delivers the same messages over
+// the same connections first, in a row of its own.
 //
 // imap: IMAP reads of the same messages from three servers, one after the
 // other, each driven by bench/imap_bench.py (a copy of
@@ -58,6 +63,20 @@
 // as fast as they go, as smtp does. With -baseline, a second binary (built
 // from the commit before a change) runs the same first, and the tables
 // show both side by side.
+//
+// imapload: many IMAP clients at once, as imapd's TestManyClients runs
+// them in process, against `mailswarm serve`. -n gen_mbox.py messages are
+// imported with `mailswarm import` into a fresh data directory; serve
+// (SMTP and IMAP) runs on it while -clients clients, each logged in as
+// one of 20 users with the list selected, send in turn for -duration a
+// UID FETCH of 51 envelopes, a FETCH of one whole message with its
+// BODYSTRUCTURE, a UID SEARCH BODY and an IDLE of up to 2 s; meanwhile
+// new mail arrives over -senders SMTP connections at -rate msg/s. Then a
+// row per binary: commands/s, p50 and p99 latency of the commands but
+// IDLE (and per kind), IDLEs that heard of new mail, commands answered
+// NO or BAD, clients cut off, and serve's peak and final RSS. -sources
+// spreads the clients over loopback addresses 127.0.0.1 to .N. With
+// -baseline, a second binary runs the same first.
 //
 // swarm: the BitTorrent side, in one run. Throughput: a list of
 // gen_mbox.py mail plus messages with 1 MiB random base64 attachments over
@@ -101,6 +120,7 @@ commands:
   smtp     mailswarm serve SMTP ingest vs public-inbox-mda (go run ./bench smtp -h)
   imap     IMAP reads: mailswarm serve vs Dovecot vs public-inbox-imapd (go run ./bench imap -h)
   idle     IMAP IDLE latency at steady SMTP rates and ingest throughput, -baseline beside (go run ./bench idle -h)
+  imapload 200 IMAP clients fetching, searching and idling while mail arrives, -baseline beside (go run ./bench imapload -h)
   swarm    seeding vs libtorrent, cutting a busy day, a node with 5,000 torrents (go run ./bench swarm -h)
 `)
 	os.Exit(2)
@@ -120,6 +140,8 @@ func main() {
 		err = imapMain(os.Args[2:])
 	case "idle":
 		err = idleMain(os.Args[2:])
+	case "imapload":
+		err = imapLoadMain(os.Args[2:])
 	case "swarm":
 		err = swarmMain(os.Args[2:])
 	case "swarm-node": // the node child of the swarm benchmark

@@ -35,8 +35,11 @@ type smtpConfig struct {
 	Conns  int
 	SkipPI bool
 	Bin    string
-	Shared string
-	Keep   bool
+	// Baseline is a second mailswarm binary (e.g. built from the commit
+	// before a change), run first on the same messages; "" runs none.
+	Baseline string
+	Shared   string
+	Keep     bool
 }
 
 // smtpResult is one side's delivery of its messages.
@@ -61,6 +64,7 @@ func smtpMain(args []string) error {
 	fs.IntVar(&c.Conns, "conns", 16, "parallel SMTP connections / public-inbox-mda workers")
 	fs.BoolVar(&c.SkipPI, "skip-pi", false, "do not run public-inbox-mda")
 	fs.StringVar(&c.Bin, "bin", "", "mailswarm binary to run (default: go build ./cmd/mailswarm)")
+	fs.StringVar(&c.Baseline, "baseline", "", "a second mailswarm binary (e.g. built from the commit before a change), run first on the same messages and shown above")
 	fs.StringVar(&c.Shared, "shared", "", "shared directory (default: $MAILSWARM_SHARED or ../shared)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory")
 	if err := fs.Parse(args); err != nil {
@@ -122,15 +126,34 @@ func runSMTPBench(ctx context.Context, c smtpConfig, log io.Writer) ([]smtpResul
 	fmt.Fprintf(log, "bench: %d messages\n", len(msgs))
 
 	var results []smtpResult
-	bin, err := mailswarmBinary(ctx, c.Bin, root, work, log)
-	if err != nil {
-		results = append(results, smtpResult{Impl: "mailswarm", Err: err, Kept: -1, Fsyncs: -1})
-	} else {
-		fmt.Fprintf(log, "bench: mailswarm serve, %d messages over %d SMTP connections\n", len(msgs), c.Conns)
-		results = append(results, runOursSMTP(ctx, bin, filepath.Join(work, "ours"), msgs, c.Conns))
+	// With a baseline, both binaries deliver the same messages over the
+	// same connections in this one run, the baseline first.
+	type side struct{ impl, bin, dir string }
+	var sides []side
+	impl := "mailswarm"
+	if c.Baseline != "" {
+		bin, err := mailswarmBinary(ctx, c.Baseline, root, work, log)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		sides = append(sides, side{"mailswarm baseline", bin, "ours-baseline"})
+		impl = "mailswarm this"
 	}
-	if err := ctx.Err(); err != nil {
-		return results, err
+	bin, buildErr := mailswarmBinary(ctx, c.Bin, root, work, log)
+	if buildErr == nil {
+		sides = append(sides, side{impl, bin, "ours"})
+	}
+	for _, s := range sides {
+		fmt.Fprintf(log, "bench: %s serve (%s), %d messages over %d SMTP connections\n", s.impl, s.bin, len(msgs), c.Conns)
+		r := runOursSMTP(ctx, s.bin, filepath.Join(work, s.dir), msgs, c.Conns)
+		r.Impl = s.impl
+		results = append(results, r)
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+	}
+	if buildErr != nil {
+		results = append(results, smtpResult{Impl: impl, Err: buildErr, Kept: -1, Fsyncs: -1})
 	}
 	if !c.SkipPI {
 		pm := msgs[:min(c.PIN, len(msgs))]

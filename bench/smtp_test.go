@@ -1,9 +1,12 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"mailswarm/internal/peertest"
 )
 
 func TestPercentile(t *testing.T) {
@@ -58,6 +61,36 @@ func TestSplitMboxrd(t *testing.T) {
 	for i := range want {
 		if string(msgs[i]) != want[i] {
 			t.Errorf("message %d = %q, want %q", i, msgs[i], want[i])
+		}
+	}
+}
+
+// TestSMTPBench runs the SMTP ingest benchmark briefly with the same
+// binary as baseline: a row for each, baseline first, every message kept.
+func TestSMTPBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs mailswarm serve twice")
+	}
+	peertest.Need(t, "python3")
+	bin := testBinary(t)
+	c := smtpConfig{N: 40, Conns: 4, SkipPI: true, Bin: bin, Baseline: bin, Shared: peertest.SharedDir(t)}
+	rs, err := runSMTPBench(t.Context(), c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Impl != "mailswarm baseline" || rs[1].Impl != "mailswarm this" {
+		t.Fatalf("results = %+v, want mailswarm baseline, mailswarm this", rs)
+	}
+	for _, r := range rs {
+		if r.Err != nil || r.Kept != 40 || r.Failed != 0 || len(r.Latencies) != 40 || r.Appends != 40 {
+			t.Errorf("%s: err %v, kept %d, failed %d, %d latencies, %d appends; want 40 kept, none failed",
+				r.Impl, r.Err, r.Kept, r.Failed, len(r.Latencies), r.Appends)
+		}
+	}
+	table := renderSMTPTable(rs)
+	for _, want := range []string{"| mailswarm baseline | 40 | 4 |", "| mailswarm this | 40 | 4 |"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
 }
