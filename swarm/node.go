@@ -221,7 +221,7 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	if n.opts.UploadRate > 0 {
 		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(n.opts.UploadRate), int(max(n.opts.UploadRate, 256<<10)))
 	}
-	cfg.Slogger = n.log.With("part", "bittorrent")
+	cfg.Slogger = slog.New(newLimitedLog(n.log.Handler())).With("part", "bittorrent")
 	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   filepath.Join(n.a.Dir(), "lists"),
 		TorrentDirMaker: n.torrentDir,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -133,4 +134,64 @@ func (l *peerListener) acceptFailed(err error) {
 	}
 	l.log.Warn("bittorrent: accept", "err", err, "open", l.counts.open())
 	l.errLoggedAt = time.Now()
+}
+
+// The BitTorrent client's log is rate limited: anacrolix logs some peer
+// misbehaviour once per message (a request longer than
+// peerRequestBuffer is a WARN line each time, and a peer may send
+// thousands a second), so a stranger could otherwise fill the disk.
+const (
+	peerLogBurst = 100             // lines at once
+	peerLogEvery = 1 * time.Second // then one line per this
+)
+
+// limitedLog is a slog.Handler passing at most peerLogBurst records at
+// once and one per peerLogEvery after that; it counts what it drops and
+// says so in the next record it passes.
+type limitedLog struct {
+	slog.Handler
+	st *limitedLogState // shared by the handlers WithAttrs and WithGroup make
+}
+
+type limitedLogState struct {
+	mu      sync.Mutex
+	tokens  float64
+	last    time.Time
+	dropped int
+}
+
+func newLimitedLog(h slog.Handler) *limitedLog {
+	return &limitedLog{Handler: h, st: &limitedLogState{tokens: peerLogBurst}}
+}
+
+func (l *limitedLog) Handle(ctx context.Context, r slog.Record) error {
+	st := l.st
+	st.mu.Lock()
+	now := time.Now()
+	if !st.last.IsZero() {
+		st.tokens = min(peerLogBurst, st.tokens+float64(now.Sub(st.last))/float64(peerLogEvery))
+	}
+	st.last = now
+	if st.tokens < 1 {
+		st.dropped++
+		st.mu.Unlock()
+		return nil
+	}
+	st.tokens--
+	dropped := st.dropped
+	st.dropped = 0
+	st.mu.Unlock()
+	if dropped > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("log_lines_dropped", dropped))
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
+func (l *limitedLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &limitedLog{Handler: l.Handler.WithAttrs(as), st: l.st}
+}
+
+func (l *limitedLog) WithGroup(name string) slog.Handler {
+	return &limitedLog{Handler: l.Handler.WithGroup(name), st: l.st}
 }

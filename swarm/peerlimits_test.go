@@ -2,9 +2,11 @@ package swarm
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -171,5 +173,55 @@ func TestPeerDialerCap(t *testing.T) {
 	}
 	if n := p.counts.open(); n != 0 {
 		t.Errorf("%d counted after a close and a failed dial", n)
+	}
+}
+
+// countHandler counts the records it gets and keeps the last.
+type countHandler struct {
+	n    *atomic.Int32
+	last *slog.Record
+	mu   *sync.Mutex
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n.Add(1)
+	*h.last = r
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// The BitTorrent client's log passes a burst, then about a line a second:
+// 10,000 WARN lines (a peer's oversized requests, one line each in
+// anacrolix) do not all reach the log, and the next line that passes says
+// how many were dropped.
+func TestPeerLogLimited(t *testing.T) {
+	h := countHandler{n: new(atomic.Int32), last: new(slog.Record), mu: new(sync.Mutex)}
+	lim := newLimitedLog(h)
+	log := slog.New(lim).With("part", "bittorrent")
+	start := time.Now()
+	for i := range 10000 {
+		log.Warn("peer request length exceeds MaxAllocPeerRequestDataPerConn", "i", i)
+	}
+	most := peerLogBurst + int(time.Since(start)/peerLogEvery) + 1
+	if n := int(h.n.Load()); n > most {
+		t.Errorf("%d of 10,000 lines logged, want at most %d", n, most)
+	}
+	lim.st.mu.Lock()
+	lim.st.tokens = 1 // as if a second had passed
+	lim.st.mu.Unlock()
+	log.Warn("after")
+	var dropped int64
+	h.last.Attrs(func(a slog.Attr) bool {
+		if a.Key == "log_lines_dropped" {
+			dropped = a.Value.Int64()
+		}
+		return true
+	})
+	if passed := int64(h.n.Load()) - 1; dropped == 0 || passed+dropped != 10000 {
+		t.Errorf("the next line says %d dropped, %d passed: want 10,000 in all", dropped, passed)
 	}
 }
