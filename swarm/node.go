@@ -202,6 +202,13 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	cfg.DisablePEX = !n.opts.DHT
 	cfg.NoDHT = !n.opts.DHT
 	cfg.PeriodicallyAnnounceTorrentsToDht = false
+	// BEP 44 items others put here: kept two hours (anacrolix/dht's
+	// default; anacrolix/torrent leaves it at 0, so every item was
+	// expired when read), at most dhtMaxItems of them (dhtitems.go).
+	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
+		c.Store = newDHTItems(dhtMaxItems)
+		c.Exp = dhtItemLife
+	}
 	if len(n.opts.DHTBootstrap) > 0 {
 		boot := slices.Clone(n.opts.DHTBootstrap)
 		cfg.DhtStartingNodes = func(network string) dht.StartingNodesGetter {
