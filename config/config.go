@@ -99,6 +99,11 @@ type BitTorrent struct {
 	UploadLimit int64
 	// SliceInterval is how often an open day's new mail becomes a slice.
 	SliceInterval time.Duration
+	// MaxConns and MaxConnsPerClient cap the BitTorrent connections, in
+	// all and per client address; 0 means the node's default
+	// (swarm.PeerLimits: 512 but at most a quarter of the descriptor
+	// limit, 16 per client).
+	MaxConns, MaxConnsPerClient int
 }
 
 // WebSeedBase returns the web seed base URL in effect ("" for none).

@@ -123,10 +123,12 @@ trackers = ["udp://tracker.example.org:1337/announce"]
 web_seed = "https://lists.example.org/"
 upload_limit = "10MiB"
 slice_interval = "5m"
+max_conns = 100
+max_conns_per_client = 4
 `, func(t *testing.T, c *Config) {
 			want := BitTorrent{Listen: "0.0.0.0:6881", DHT: true, DHTBootstrap: []string{"router.example.org:6881"},
 				Trackers: []string{"udp://tracker.example.org:1337/announce"}, WebSeed: "https://lists.example.org/",
-				UploadLimit: 10 << 20, SliceInterval: 5 * time.Minute}
+				UploadLimit: 10 << 20, SliceInterval: 5 * time.Minute, MaxConns: 100, MaxConnsPerClient: 4}
 			if !reflect.DeepEqual(c.BitTorrent, want) {
 				t.Errorf("bittorrent = %+v, want %+v", c.BitTorrent, want)
 			}
@@ -280,6 +282,10 @@ func TestLoadBad(t *testing.T) {
 			"imap.max_conns: want an integer from 0",
 			"imap.max_preauth_per_client: want an integer from 0",
 			"imap.max_sessions: unknown key",
+		}},
+		{"bad bittorrent caps", "[bittorrent]\nmax_conns = -1\nmax_conns_per_client = \"many\"", []string{
+			"bittorrent.max_conns: want an integer from 0",
+			"bittorrent.max_conns_per_client: want an integer from 0",
 		}},
 		{"short slice interval", "[bittorrent]\nslice_interval = \"10ms\"", []string{"bittorrent.slice_interval: must be at least 1s"}},
 		{"bad users", "[[user]]\nname = \"\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"\n[[user]]\nname = \"b\"\npassword_hash = \"h\"", []string{

@@ -71,6 +71,7 @@ func (e *Error) Error() string {
 //	  web_seed           base URL of this node's HTTP, for the torrents' web seed
 //	  upload_limit       bytes per second (size syntax, "10MiB"); 0 = none
 //	  slice_interval     duration ("60s", "5m"): how often new mail is sliced
+//	  max_conns, max_conns_per_client            integers ≥ 0, 0 = default
 //
 // A key not given keeps its default. Unknown keys are errors. Every
 // problem found is reported at once in one *Error. A file that cannot be
@@ -408,6 +409,16 @@ func (l *loader) bittorrent(path string, v any) {
 		case "upload_limit":
 			if n, ok := l.size(p, m[k]); ok {
 				bt.UploadLimit = n
+			}
+		case "max_conns", "max_conns_per_client":
+			dst := &bt.MaxConns
+			if k == "max_conns_per_client" {
+				dst = &bt.MaxConnsPerClient
+			}
+			if n, ok := m[k].(int64); ok && n >= 0 && n <= 1<<30 {
+				*dst = int(n)
+			} else {
+				l.problem(p, "want an integer from 0 (the default) to 1073741824, have %v", m[k])
 			}
 		case "slice_interval":
 			if s, ok := l.str(p, m[k]); ok {

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	peer_store "github.com/anacrolix/dht/v2/peer-store"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"golang.org/x/time/rate"
 )
 
 // With the DHT on, the node announces only its newest torrents (the open
@@ -129,5 +131,90 @@ func TestDHTAnnouncesNewestAndManifest(t *testing.T) {
 	if it.Seq != m.Seq || ptr.Seq != m.Seq || !bytes.Equal(ptr.Hash, h[:]) ||
 		!bep44.Verify(l.PublicKey(), nil, it.Seq, vb, it.Sig[:]) {
 		t.Errorf("item seq %d, pointer %+v; manifest seq %d hash %x", it.Seq, ptr, m.Seq, h)
+	}
+}
+
+// With the DHT on, the node stores the BEP 44 items others put (for
+// two hours), at most dhtMaxItems (lowered to 16 here): after 40 puts of
+// distinct items from a DHT node on 127.0.0.1, the last is served and the
+// first is gone. Before, every item put was kept in a map without a cap
+// and none was ever served: anacrolix/torrent makes its DHT server with
+// an expiry of 0, so an item was already expired when read, and deleted
+// only then.
+func TestDHTItemsCapped(t *testing.T) {
+	defer func(n int) { dhtMaxItems = n }(dhtMaxItems)
+	dhtMaxItems = 16
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its own send limiter; the node's replies share anacrolix/dht's
+	// global one (250/s, burst 25, a reply over it dropped): the
+	// stranger goes at most 100 queries a second.
+	stranger, err := dht.NewServer(&dht.ServerConfig{Conn: conn, NoSecurity: true,
+		SendLimiter:   rate.NewLimiter(rate.Inf, 0),
+		StartingNodes: func() ([]dht.Addr, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	a, l := testList(t)
+	addAt(t, l, 1, day("2026-11-23", 1))
+	node, err := NewNode(a, &Options{DHT: true, DHTBootstrap: []string{conn.LocalAddr().String()},
+		Now: func() time.Time { return day("2026-11-23", 12) }, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	servers := node.Client().DhtServers()
+	if len(servers) != 1 {
+		t.Fatalf("%d DHT servers", len(servers))
+	}
+	to := dht.NewAddr(servers[0].Addr().(*net.UDPAddr))
+	ctx := t.Context()
+	item := func(i int) *bep44.Put { return &bep44.Put{V: fmt.Sprintf("stranger's item %d", i)} }
+	get := func(i int) bool {
+		r := stranger.Get(ctx, to, item(i).Target(), nil, dht.QueryRateLimiting{})
+		if r.Err != nil {
+			t.Fatalf("get %d: %v", i, r.Err)
+		}
+		return r.Reply.R != nil && len(r.Reply.R.V) > 0
+	}
+	for i := range 40 {
+		time.Sleep(20 * time.Millisecond)
+		r := stranger.Get(ctx, to, item(i).Target(), nil, dht.QueryRateLimiting{})
+		if r.Err != nil || r.Reply.R == nil || r.Reply.R.Token == nil {
+			t.Fatalf("get %d for a token: %v", i, r.Err)
+		}
+		if r := stranger.Put(ctx, to, *item(i), *r.Reply.R.Token, dht.QueryRateLimiting{}); r.Err != nil || r.Reply.E != nil {
+			t.Fatalf("put %d: %v %v", i, r.Err, r.Reply.E)
+		}
+	}
+	if !get(39) {
+		t.Error("the last item put is not stored")
+	}
+	if get(0) {
+		t.Error("the first of 40 items is still stored with a cap of 16")
+	}
+}
+
+// The item store never holds more than its cap, whatever mix of puts,
+// deletes and puts again of the same targets.
+func TestDHTItemsStoreBound(t *testing.T) {
+	s := newDHTItems(8)
+	for i := range 1000 {
+		p := bep44.Put{V: fmt.Sprintf("item %d", i%50)}
+		s.Put(p.ToItem())
+		if i%3 == 0 {
+			q := bep44.Put{V: fmt.Sprintf("item %d", (i+7)%50)}
+			s.Del(q.Target())
+		}
+		if len(s.items) > 8 || len(s.order) > 16 {
+			t.Fatalf("after %d puts: %d items, %d places", i+1, len(s.items), len(s.order))
+		}
+	}
+	last := bep44.Put{V: "item 49"}
+	if _, err := s.Get(last.Target()); err != nil {
+		t.Errorf("the last item put: %v", err)
 	}
 }

@@ -20,8 +20,10 @@
 //     manifest with long-poll, torrents with this node's web seed, packs
 //     with Range requests; httpserve.go: its limits, HTTPLimits, for a
 //     listener open to anyone: connection caps, timeouts, a deadline on
-//     each write, long-poll caps), and DHT announces plus the newest manifest as a
-//     BEP 44 item under the list key (dhtput.go).
+//     each write, long-poll caps), the BitTorrent side's limits (peerlimits.go,
+//     PeerLimits: its own TCP listener and dialer, capped in all and per
+//     client, and a rate-limited client log), and DHT announces plus the
+//     newest manifest as a BEP 44 item under the list key (dhtput.go).
 //   - StatusOf and CheckPublished: what `swarm status` prints and what
 //     `verify` checks of the published files against the manifest.
 //

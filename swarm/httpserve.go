@@ -123,7 +123,7 @@ func (n *Node) HTTPServer(ctx context.Context) *http.Server {
 // most one descriptor more than the cap.
 func (n *Node) HTTPListener(ln net.Listener) net.Listener {
 	return &capListener{Listener: ln, total: n.opts.HTTP.MaxConns, perClient: n.opts.HTTP.MaxConnsPerClient,
-		counts: newClientCounts(), log: n.log}
+		counts: newClientCounts(), log: n.log, name: "http"}
 }
 
 // clientCounts counts open things (connections, long-polls) in all and
@@ -172,10 +172,12 @@ type capListener struct {
 	total, perClient int
 	counts           *clientCounts
 	log              *slog.Logger
+	name             string // of the listener, in log lines
 
-	mu       sync.Mutex
-	refused  int       // since the last log line
-	loggedAt time.Time // of the last log line
+	mu          sync.Mutex
+	refused     int       // since the last log line
+	loggedAt    time.Time // of the last log line
+	errLoggedAt time.Time // of the last accept error logged
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -201,7 +203,7 @@ func (l *capListener) refusedOne(client string) {
 	if time.Since(l.loggedAt) < time.Minute {
 		return
 	}
-	l.log.Warn("http: connections refused over the cap", "refused", l.refused, "open", l.counts.open(),
+	l.log.Warn(l.name+": connections refused over the cap", "refused", l.refused, "open", l.counts.open(),
 		"max", l.total, "max_per_client", l.perClient, "client", client)
 	l.refused, l.loggedAt = 0, time.Now()
 }

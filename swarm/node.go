@@ -67,6 +67,9 @@ type Options struct {
 	// HTTPListener, and the long-polls of Handler); zero fields mean
 	// their defaults.
 	HTTP HTTPLimits
+	// Peers are the limits of the BitTorrent connections, accepted and
+	// dialed; zero fields mean their defaults.
+	Peers PeerLimits
 }
 
 // Node publishes and seeds every list of an archive it is the origin of,
@@ -80,6 +83,10 @@ type Node struct {
 	// polls counts the manifest long-polls waiting, in all and per
 	// client (HTTPLimits.MaxLongPolls).
 	polls *clientCounts
+	// peers counts the BitTorrent connections (Options.Peers) and ln
+	// is the BitTorrent listener, ours: anacrolix's own has no cap.
+	peers *peerConns
+	ln    net.Listener
 
 	mu      sync.Mutex
 	lists   map[string]*nodeList
@@ -109,6 +116,8 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 		n.opts = *opts
 	}
 	n.opts.HTTP = n.opts.HTTP.withDefaults()
+	n.opts.Peers = n.opts.Peers.withDefaults()
+	n.peers = &peerConns{lim: n.opts.Peers, counts: newClientCounts()}
 	if n.opts.Now == nil {
 		n.opts.Now = time.Now
 	}
@@ -128,18 +137,27 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	}
 	n.cl, err = torrent.NewClient(cfg)
 	if err != nil {
+		n.ln.Close()
 		return nil, fmt.Errorf("swarm: bittorrent client: %w", err)
 	}
+	// Peers reach the client through our capped listener, and it dials
+	// through our counting dialer (clientConfig turned its own TCP off).
+	n.cl.AddListener(n.peers.listener(n.ln, n.log))
+	network := "tcp"
+	if cfg.DisableIPv6 {
+		network = "tcp4"
+	}
+	n.cl.AddDialer(&peerDialer{p: n.peers, network: network})
 	names := n.opts.Lists
 	if len(names) == 0 {
 		if names, err = a.Names(); err != nil {
-			n.cl.Close()
+			n.Close()
 			return nil, fmt.Errorf("swarm: %w", err)
 		}
 	}
 	for _, name := range names {
 		if err := n.addList(name); err != nil {
-			n.cl.Close()
+			n.Close()
 			return nil, err
 		}
 	}
@@ -155,16 +173,42 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	if err != nil || p < 0 || p > 65535 {
 		return nil, fmt.Errorf("swarm: listen %q: bad port", n.opts.Listen)
 	}
+	// The TCP listener is ours, capped (PeerLimits, peerlimits.go):
+	// anacrolix's accepts without a cap. The client listens on no TCP
+	// port of its own; the DHT's UDP socket, when on, takes the same
+	// port (its announces give the UDP port as the peer port).
+	n.ln, err = net.Listen("tcp", n.opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("swarm: listen: %w", err)
+	}
 	cfg := torrent.NewDefaultClientConfig()
+	cfg.DisableTCP = true
 	cfg.DisableUTP = true // TCP only: see third_party/go-utp
 	cfg.ListenHost = func(string) string { return host }
-	cfg.ListenPort = p
+	cfg.ListenPort = n.ln.Addr().(*net.TCPAddr).Port
 	cfg.DisableIPv6 = net.ParseIP(host) != nil && net.ParseIP(host).To4() != nil
+	// Bounds for strangers (docs/SECURITY.md, "BitTorrent"): at most
+	// MaxConns connections in all however many torrents (one per pack
+	// and bundle) and the per-torrent caps, anacrolix's defaults,
+	// within it; a handshake in 4 s; the piece data read ahead for one
+	// peer's requests at most peerRequestBuffer.
+	cfg.EstablishedConnsPerTorrent = min(50, n.opts.Peers.MaxConns)
+	cfg.HalfOpenConnsPerTorrent = min(25, max(1, n.opts.Peers.MaxConns/4))
+	cfg.TotalHalfOpenConns = min(100, max(1, n.opts.Peers.MaxConns/2))
+	cfg.HandshakesTimeout = peerHandshakeTimeout
+	cfg.MaxAllocPeerRequestDataPerConn = peerRequestBuffer
 	cfg.Seed = true
 	cfg.NoDefaultPortForwarding = true
 	cfg.DisablePEX = !n.opts.DHT
 	cfg.NoDHT = !n.opts.DHT
 	cfg.PeriodicallyAnnounceTorrentsToDht = false
+	// BEP 44 items others put here: kept two hours (anacrolix/dht's
+	// default; anacrolix/torrent leaves it at 0, so every item was
+	// expired when read), at most dhtMaxItems of them (dhtitems.go).
+	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
+		c.Store = newDHTItems(dhtMaxItems)
+		c.Exp = dhtItemLife
+	}
 	if len(n.opts.DHTBootstrap) > 0 {
 		boot := slices.Clone(n.opts.DHTBootstrap)
 		cfg.DhtStartingNodes = func(network string) dht.StartingNodesGetter {
@@ -184,7 +228,7 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	if n.opts.UploadRate > 0 {
 		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(n.opts.UploadRate), int(max(n.opts.UploadRate, 256<<10)))
 	}
-	cfg.Slogger = n.log.With("part", "bittorrent")
+	cfg.Slogger = slog.New(newLimitedLog(n.log.Handler())).With("part", "bittorrent")
 	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   filepath.Join(n.a.Dir(), "lists"),
 		TorrentDirMaker: n.torrentDir,
@@ -542,10 +586,13 @@ func (n *Node) Torrent(list, name string) *torrent.Torrent {
 	return nil
 }
 
-// Close stops the BitTorrent client.
+// Close stops the BitTorrent client and closes its listener.
 func (n *Node) Close() error {
 	n.cl.Close()
 	<-n.cl.Closed()
+	// After the client: its accept loop, woken by the close, sees the
+	// client closed and ends (before, it would retry at once, forever).
+	n.ln.Close()
 	return nil
 }
 

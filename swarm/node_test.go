@@ -46,6 +46,13 @@ func startTestNode(t testing.TB, perDay int) *testNode {
 // wraps the TCP listener under the node's HTTPListener.
 func startTestNodeWith(t testing.TB, perDay int, lim HTTPLimits, wrap func(net.Listener) net.Listener) *testNode {
 	t.Helper()
+	return startTestNodeOpts(t, perDay, Options{HTTP: lim}, wrap)
+}
+
+// startTestNodeOpts is startTestNodeWith with options (WebSeedBase, Now
+// and NoSync are set here).
+func startTestNodeOpts(t testing.TB, perDay int, opts Options, wrap func(net.Listener) net.Listener) *testNode {
+	t.Helper()
 	a, l := testList(t)
 	n := 1
 	for _, d := range []string{"2026-10-30", "2026-10-31", "2026-11-02", "2026-11-23"} {
@@ -62,7 +69,8 @@ func startTestNodeWith(t testing.TB, perDay int, lim HTTPLimits, wrap func(net.L
 		t.Fatal(err)
 	}
 	tn.url = "http://" + ln.Addr().String()
-	tn.node, err = NewNode(a, &Options{WebSeedBase: tn.url, Now: func() time.Time { return tn.now }, NoSync: true, HTTP: lim})
+	opts.WebSeedBase, opts.Now, opts.NoSync = tn.url, func() time.Time { return tn.now }, true
+	tn.node, err = NewNode(a, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

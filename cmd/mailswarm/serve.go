@@ -152,6 +152,7 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 			MaxLongPolls:          cfg.HTTPLimits.MaxLongPolls,
 			MaxLongPollsPerClient: cfg.HTTPLimits.MaxLongPollsPerClient,
 		},
+		Peers:  swarm.PeerLimits{MaxConns: bt.MaxConns, MaxConnsPerClient: bt.MaxConnsPerClient},
 		Logger: slog.Default().With("part", "swarm"),
 	})
 	if err != nil {
