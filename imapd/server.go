@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -50,12 +51,15 @@ type Server struct {
 	conns    int
 	sessions map[*session]struct{}
 	closed   bool
+	drained  chan struct{} // closed when the last session ends after Shutdown
 
 	stopEvents func()
 	eventsDone chan struct{}
 	ctx        context.Context // canceled by Shutdown
 	cancel     context.CancelFunc
 	warm       sync.WaitGroup
+
+	searchReads atomic.Int64 // messages SEARCH has read (for tests)
 }
 
 // New returns a server for a's lists. It follows the archive's events so
@@ -193,19 +197,30 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	return s.Serve(tls.NewListener(ln, s.opts.TLS))
 }
 
-// Shutdown stops accepting, says BYE to every client and closes them.
-// go-imap closes all connections at once; ctx bounds the wait.
+// Shutdown stops accepting, cancels the commands running, says BYE to
+// every client and closes them (go-imap closes all connections at once),
+// then waits until every session has ended, so that none still reads the
+// archive once Shutdown returns; ctx bounds the wait.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	already := s.closed
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	sessions := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
+	drained := make(chan struct{})
+	if len(s.sessions) == 0 {
+		close(drained)
+	} else {
+		s.drained = drained
+	}
 	s.mu.Unlock()
-	if already {
-		return nil
+	for _, ss := range sessions {
+		ss.cancel() // a SEARCH stops at its next message or key
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -222,6 +237,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-done:
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

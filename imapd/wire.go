@@ -3,6 +3,7 @@ package imapd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -55,6 +56,14 @@ type conn struct {
 
 	authed atomic.Bool // set by the session once logged in
 
+	// ctx is canceled when the client hangs up during a command (peer.go)
+	// or the connection is closed; the session's work runs under it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watchMu  sync.Mutex
+	watch    *time.Timer // checkPeer, while watching
+	watching bool        // imapserver is not reading: a command may run
+
 	// Read side: only imapserver's goroutine reads.
 	br      *bufio.Reader
 	pend    []byte       // rest of a line being handed out
@@ -95,10 +104,13 @@ const (
 
 func newConn(s *Server, c net.Conn) *conn {
 	_, isTLS := c.(*tls.Conn)
-	return &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true, ctx: ctx, cancel: cancel}
 }
 
 func (c *conn) Close() error {
+	c.cancel()
+	c.idle()
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		c.s.conns--
@@ -123,8 +135,18 @@ func (c *conn) SetReadDeadline(t time.Time) error  { return c.current().SetReadD
 func (c *conn) SetWriteDeadline(t time.Time) error { return c.current().SetWriteDeadline(t) }
 
 // Read hands imapserver the client's bytes, one line or literal at a
-// time, answering ID and STARTTLS on the way.
+// time, answering ID and STARTTLS on the way. Between two Reads
+// imapserver may be answering a command: the peer is watched (peer.go).
 func (c *conn) Read(p []byte) (int, error) {
+	c.idle()
+	n, err := c.read(p)
+	if err == nil {
+		c.busy()
+	}
+	return n, err
+}
+
+func (c *conn) read(p []byte) (int, error) {
 	for {
 		if len(c.pend) > 0 {
 			n := copy(p, c.pend)
