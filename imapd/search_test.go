@@ -1,7 +1,9 @@
 package imapd_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"mailswarm/imapd"
+	"mailswarm/internal/peertest"
 )
 
 // orKeys is "OR k1 OR k2 ... k(n)" for the keys given.
@@ -33,7 +36,12 @@ func twoLetterBodies(n int) []string {
 // selected logs in on a raw connection and selects "test".
 func selected(t *testing.T, addr string) *rawConn {
 	t.Helper()
-	rc := dialRaw(t, addr)
+	return selectOn(t, dialRaw(t, addr))
+}
+
+// selectOn logs in on rc and selects "test".
+func selectOn(t *testing.T, rc *rawConn) *rawConn {
+	t.Helper()
 	rc.until("* OK", 5*time.Second)
 	rc.send("a LOGIN u p")
 	rc.until("a OK", 5*time.Second)
@@ -118,11 +126,16 @@ func slowList() [][]byte {
 	return msgs
 }
 
-// startSlowSearch sends slowSearch and waits until the server reads
-// messages for it.
+// startSlowSearch sends slowSearch on a new connection and waits until
+// the server reads messages for it.
 func startSlowSearch(t *testing.T, ts *testServer) (rc *rawConn, before, total int64) {
 	t.Helper()
-	rc = selected(t, ts.addr)
+	return startSlowSearchOn(t, ts, selected(t, ts.addr))
+}
+
+// startSlowSearchOn is startSlowSearch on rc, selected.
+func startSlowSearchOn(t *testing.T, ts *testServer, rc *rawConn) (_ *rawConn, before, total int64) {
+	t.Helper()
 	before = ts.srv.SearchReads()
 	cmd, reads := slowSearch()
 	rc.send(cmd)
@@ -162,10 +175,35 @@ func TestSearchClientGone(t *testing.T) {
 			t.Fatalf("%s: session still open 60 s after the client hung up", how)
 		}
 		if n := ts.srv.SearchReads(); n >= total {
-			t.Errorf("%s: the search read all its %d messages after the client hung up", how, total)
+			t.Errorf("%s: the search read all its %d messages after the client hung up", how, total-before)
 		} else {
 			t.Logf("%s: stopped after %d reads of %d", how, n-before, total-before)
 		}
+	}
+}
+
+// TestSearchClientGoneTLS: the same under implicit TLS, where the
+// socket to watch is under the TLS layer.
+func TestSearchClientGoneTLS(t *testing.T) {
+	serverTLS, clientTLS := peertest.TLSPair(t)
+	ts := newTestServer(t, slowList(), &imapd.Options{TLS: serverTLS})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.srv.ServeTLS(ln)
+	c, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := selectOn(t, &rawConn{t: t, c: c, r: bufio.NewReader(c)})
+	_, before, total := startSlowSearchOn(t, ts, rc)
+	c.Close() // close_notify, then FIN
+	if !waitSessions(ts.srv, 60*time.Second) {
+		t.Fatal("session still open 60 s after the client hung up")
+	}
+	if n := ts.srv.SearchReads(); n >= total {
+		t.Errorf("the search read all its %d messages after the client hung up", total-before)
 	}
 }
 
