@@ -116,10 +116,12 @@ const (
 	// maxSearchTextKeys bounds the distinct text keys (BODY, TEXT,
 	// HEADER, FROM, TO, CC, BCC, SUBJECT): each may read every message
 	// in scope (needles under three characters, header fields the index
-	// leaves out). A repeated key counts once and reads each message
-	// once (searcher.memo). 32 keys that all miss the index scan a 71k
-	// list 32 times: about 7 s of one core, where the probe took 3.5
-	// minutes of two.
+	// leaves out, or needles whose trigrams are in every message). A
+	// repeated key counts once and reads each message once
+	// (searcher.textOnce). 32 two-letter BODY keys read a 71k list of
+	// small messages 32 times: 37.7 s of CPU on the loaded two-core test
+	// machine, as much as 32 SEARCHes of one key, and stopped within
+	// some 100 ms when the client hangs up (peer.go).
 	maxSearchTextKeys = 32
 	// maxSearchDepth bounds the nesting of OR and NOT (a parenthesised
 	// list adds none): Thunderbird nests one OR per alternative. Each
