@@ -1,5 +1,8 @@
 package imapd
 
+// golang.org/x/sys/unix was already in the module graph (indirect, through
+// x/crypto, x/term and others); package syscall has neither poll(2) nor
+// POLLRDHUP on every Linux port (linux/arm64 has only ppoll).
 import "golang.org/x/sys/unix"
 
 // fdPeerClosed: POLLRDHUP (Linux 2.6.17) reports the peer's FIN even
