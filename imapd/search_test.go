@@ -237,3 +237,22 @@ func TestSearchShutdown(t *testing.T) {
 		t.Errorf("the search read all its %d messages after Shutdown", total)
 	}
 }
+
+// TestSearchOrAll: an OR whose first side matches everything matches
+// everything. Before, "OR ALL BODY xylophone1" answered only the
+// messages with xylophone1 (the first side's "every message" was taken
+// for none).
+func TestSearchOrAll(t *testing.T) {
+	ts := newTestServer(t, synthetic(5), nil)
+	c := ts.dial(t, "u")
+	mustCmd(t, c, "SELECT test")
+	for _, q := range []string{"SEARCH OR ALL BODY xylophone1", "SEARCH OR BODY xylophone1 ALL", "SEARCH NOT OR ALL BODY xylophone1"} {
+		want := "SEARCH 1 2 3 4 5\n"
+		if strings.HasPrefix(q, "SEARCH NOT") {
+			want = "SEARCH\n"
+		}
+		if out := rawStrings(mustCmd(t, c, q)); !strings.Contains(out, want) {
+			t.Errorf("%s: %q, want %q", q, out, want)
+		}
+	}
+}
