@@ -192,6 +192,9 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options 
 			if ss.stopping.Load() {
 				return errShuttingDown
 			}
+			if ss.ctx.Err() != nil { // the client hung up
+				return errCanceled
+			}
 			return ss.writeMessage(bw, &p, r)
 		})
 		if err != nil {

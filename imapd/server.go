@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -83,6 +84,7 @@ type Server struct {
 	preAuth  map[string]int // connections not logged in, by client key
 	sessions map[*session]struct{}
 	closed   bool
+	drained  chan struct{} // closed when the last session ends after Shutdown
 
 	stopEvents func()
 	eventsDone chan struct{}
@@ -97,6 +99,8 @@ type Server struct {
 	// dummyHash is checked for a name that is not configured where a
 	// password is needed: a bcrypt hash of the configured hashes' cost.
 	dummyHash string
+
+	searchReads atomic.Int64 // messages SEARCH has read (for tests)
 }
 
 // New returns a server for a's lists. It follows the archive's events so
@@ -260,19 +264,30 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	return s.Serve(tls.NewListener(ln, s.opts.TLS))
 }
 
-// Shutdown stops accepting, says BYE to every client and closes them.
-// go-imap closes all connections at once; ctx bounds the wait.
+// Shutdown stops accepting, cancels the commands running, says BYE to
+// every client and closes them (go-imap closes all connections at once),
+// then waits until every session has ended, so that none still reads the
+// archive once Shutdown returns; ctx bounds the wait.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	already := s.closed
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	sessions := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
+	drained := make(chan struct{})
+	if len(s.sessions) == 0 {
+		close(drained)
+	} else {
+		s.drained = drained
+	}
 	s.mu.Unlock()
-	if already {
-		return nil
+	for _, ss := range sessions {
+		ss.cancel() // a SEARCH stops at its next message or key
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -289,6 +304,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-done:
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

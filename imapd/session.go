@@ -24,7 +24,11 @@ type session struct {
 	s    *Server
 	conn *imapserver.Conn
 	wire *conn // the connection layer under conn (nil if none)
-	ctx  context.Context
+	// ctx is canceled when the client hangs up (wire.go, peer.go), the
+	// session ends or the server shuts down: commands check it between
+	// messages and keys and pass it to the archive.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	user      string // flags are kept per user name
 	anonymous bool   // AUTHENTICATE ANONYMOUS: read-only, no flags
@@ -51,23 +55,32 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	ss := &session{s: s, conn: c}
+	parent := context.Background()
+	if ss.wire, _ = c.NetConn().(*conn); ss.wire != nil {
+		parent = ss.wire.ctx
+	}
+	ss.ctx, ss.cancel = context.WithCancel(parent)
 	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	defer s.mu.Unlock()
+	if s.closed { // checked with the adding, so Shutdown sees every session
+		ss.cancel()
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	ss := &session{s: s, conn: c, ctx: context.Background()}
-	ss.wire, _ = c.NetConn().(*conn)
-	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
-	s.mu.Unlock()
 	return ss, nil, nil
 }
 
+// Close is called by imapserver once the connection's goroutine is done
+// with the session: no command of it runs any more.
 func (ss *session) Close() error {
+	ss.cancel()
 	ss.s.mu.Lock()
 	delete(ss.s.sessions, ss)
+	if len(ss.s.sessions) == 0 && ss.s.drained != nil {
+		close(ss.s.drained)
+		ss.s.drained = nil
+	}
 	ss.s.mu.Unlock()
 	return nil
 }
@@ -83,12 +96,22 @@ var errReadOnly = &imap.Error{
 // (an SQL error, a file path) is for the log, not for the client.
 var errInternal = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Internal error, logged on the server"}
 
+// errCanceled answers a command stopped because the client hung up or
+// the server shuts down; nobody is likely to read it.
+var errCanceled = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+	Text: "Command canceled: connection closing"}
+
 // internalError logs err in one line with the user, the mailbox and the
-// command, and answers the generic errInternal.
+// command, and answers the generic errInternal; once the session's ctx is
+// canceled the error is that (logged at debug level), not the server's.
 func (ss *session) internalError(err error) error {
 	cmd := ""
 	if ss.wire != nil {
 		cmd = ss.wire.commandName()
+	}
+	if ss.ctx.Err() != nil {
+		ss.s.log.Debug("imapd: command canceled", "user", ss.user, "mailbox", ss.mailbox, "command", cmd, "err", err)
+		return errCanceled
 	}
 	ss.s.log.Error("imapd: internal error", "user", ss.user, "mailbox", ss.mailbox, "command", cmd,
 		"remote", ss.conn.NetConn().RemoteAddr().String(), "err", err)

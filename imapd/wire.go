@@ -3,6 +3,7 @@ package imapd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -68,6 +69,14 @@ type conn struct {
 	preAuth atomic.Bool
 	login   *time.Timer
 
+	// ctx is canceled when the client hangs up during a command (peer.go)
+	// or the connection is closed; the session's work runs under it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watchMu  sync.Mutex
+	watch    *time.Timer // checkPeer, while watching
+	watching bool        // imapserver is not reading: a command may run
+
 	// Read side: only imapserver's goroutine reads.
 	br      *bufio.Reader
 	pend    []byte       // rest of a line being handed out
@@ -105,7 +114,9 @@ const (
 
 func newConn(s *Server, c net.Conn, key string) *conn {
 	_, isTLS := c.(*tls.Conn)
-	cn := &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true, key: key}
+	ctx, cancel := context.WithCancel(context.Background())
+	cn := &conn{s: s, raw: c, nc: c, isTLS: isTLS, br: bufio.NewReader(c), capsDue: true, key: key,
+		ctx: ctx, cancel: cancel}
 	cn.preAuth.Store(true)
 	cn.login = time.AfterFunc(s.opts.LoginTimeout, cn.loginExpired)
 	return cn
@@ -137,6 +148,8 @@ func (c *conn) loginExpired() {
 }
 
 func (c *conn) Close() error {
+	c.cancel()
+	c.idle()
 	c.once.Do(func() {
 		c.login.Stop()
 		if c.preAuth.CompareAndSwap(true, false) {
@@ -165,8 +178,18 @@ func (c *conn) SetReadDeadline(t time.Time) error  { return c.current().SetReadD
 func (c *conn) SetWriteDeadline(t time.Time) error { return c.current().SetWriteDeadline(t) }
 
 // Read hands imapserver the client's bytes, one line or literal at a
-// time, answering ID and STARTTLS on the way.
+// time, answering ID and STARTTLS on the way. Between two Reads
+// imapserver may be answering a command: the peer is watched (peer.go).
 func (c *conn) Read(p []byte) (int, error) {
+	c.idle()
+	n, err := c.read(p)
+	if err == nil {
+		c.busy()
+	}
+	return n, err
+}
+
+func (c *conn) read(p []byte) (int, error) {
 	for {
 		if len(c.pend) > 0 {
 			n := copy(p, c.pend)
