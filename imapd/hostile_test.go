@@ -127,6 +127,18 @@ func TestOverlongLine(t *testing.T) {
 	if !strings.HasPrefix(l[0], "c BAD [TOOBIG]") || slicesContain(l, "* STATUS") || !strings.HasPrefix(l[len(l)-1], "g OK") {
 		t.Errorf("over-long line ending in a literal: %q", l)
 	}
+	// and with the limit falling inside the literal's announcement
+	// ("{3" | "0+}"): before, the decoder had eaten its start and the
+	// literal's lines ran as commands
+	for n := 50*1024 - 30; n < 50*1024+10; n++ {
+		rc.send(head + strings.Repeat("x", n-len(head)) + " SUBJECT {30+}")
+		rc.send("f STATUS test (MESSAGES)\r\nxxxx")
+		rc.send("g NOOP")
+		l = rc.until("g ", 10*time.Second)
+		if slicesContain(l, "* STATUS") || strings.HasPrefix(l[0], "f ") || !strings.HasPrefix(l[len(l)-1], "g OK") {
+			t.Fatalf("line of %d bytes ending in a literal: %q", n+len(" SUBJECT {30+}"), l)
+		}
+	}
 }
 
 // TestLiteralRefusals: literals the server will not take are refused at
@@ -152,6 +164,16 @@ func TestLiteralRefusals(t *testing.T) {
 	}
 	rc.send("c NOOP")
 	rc.until("c OK", 5*time.Second)
+
+	// a malformed APPEND after login gets an answer (go-imap returned a
+	// nil error there: no answer at all, the client waited for ever)
+	rc.send("l LOGIN u p")
+	rc.until("l OK", 5*time.Second)
+	rc.send("m APPEND test {3+}")
+	rc.send("abc garbage")
+	if l := rc.until("m ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "m BAD") {
+		t.Errorf("APPEND with garbage after its literal: %q, want BAD", l)
+	}
 
 	// a non-synchronizing literal over LITERAL-'s 4096 octets: refused,
 	// and the connection closed rather than its octets read as commands

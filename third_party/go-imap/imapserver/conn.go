@@ -304,7 +304,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	if errors.Is(dec.Err(), imapwire.ErrMaxSize) {
 		// mailswarm: the decoder stopped inside the line; the rest of
 		// it belongs to this command and is never read as commands.
-		if err := c.discardLine(); err != nil {
+		if err := c.discardLine(dec.Tail()); err != nil {
 			return err
 		}
 		resp = &imap.StatusResponse{
@@ -437,25 +437,30 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 }
 
 // discardLine reads and drops the rest of the line the decoder stopped
-// in (mailswarm), holding no more than the reader's buffer. A line that
-// ends in a non-synchronizing literal goes on after it: its octets are
-// dropped too, up to maxCommandSize, beyond which the connection is
-// closed. A synchronizing literal ends the command: the client waits for
-// a "+" it does not get.
-func (c *Conn) discardLine() error {
-	var tail []byte // the end of the line so far, for a literal at its end
+// in (mailswarm), holding no more than the reader's buffer; prev is what
+// the decoder read last (Decoder.Tail), for a literal announced across
+// the stop. A line that ends in a non-synchronizing literal goes on after
+// it: its octets are dropped too, up to maxCommandSize, beyond which the
+// connection is closed. A synchronizing literal ends the command: the
+// client waits for a "+" it does not get.
+func (c *Conn) discardLine(prev []byte) error {
+	tail := append([]byte(nil), prev...) // the end of the line so far
+	ended := len(tail) > 0 && tail[len(tail)-1] == '\n'
 	for {
-		line, err := c.br.ReadSlice('\n')
-		if err != nil && err != bufio.ErrBufferFull {
-			return err
+		if !ended {
+			line, err := c.br.ReadSlice('\n')
+			if err != nil && err != bufio.ErrBufferFull {
+				return err
+			}
+			tail = append(tail, line...)
+			if len(tail) > 32 {
+				tail = tail[len(tail)-32:]
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
 		}
-		tail = append(tail, line...)
-		if len(tail) > 32 {
-			tail = tail[len(tail)-32:]
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
+		ended = false
 		size, nonSync, ok := literalAtEnd(tail)
 		if !ok || !nonSync {
 			return nil

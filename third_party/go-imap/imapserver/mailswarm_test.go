@@ -102,6 +102,19 @@ func TestOverlongLineDiscarded(t *testing.T) {
 	if l := rc.until("e "); len(l) != 1 || !strings.HasPrefix(l[0], "e OK") {
 		t.Errorf("after an over-long line: %q, want only e OK", l)
 	}
+	// a non-synchronizing literal at the end of the line belongs to it,
+	// also when the limit falls inside its announcement
+	for n := 50*1024 - 30; n < 50*1024+10; n++ {
+		rc.send(head + strings.Repeat("x", n-len(head)) + " SUBJECT {30+}")
+		rc.send("f STATUS INBOX (MESSAGES)\r\nxxx")
+		rc.send("g NOOP")
+		l := rc.until("g ")
+		for _, s := range l {
+			if strings.HasPrefix(s, "* STATUS") || strings.HasPrefix(s, "f ") {
+				t.Fatalf("line of %d bytes ending in a literal: %q", n+len(" SUBJECT {30+}"), l)
+			}
+		}
+	}
 }
 
 func TestRefusedLiterals(t *testing.T) {
@@ -114,6 +127,14 @@ func TestRefusedLiterals(t *testing.T) {
 	if l := rc.until("b "); len(l) != 1 || !strings.HasPrefix(l[0], "b BAD") {
 		t.Errorf("APPEND before login: %q, want BAD without +", l)
 	}
+	rc.send("m LOGIN user pass")
+	rc.until("m OK")
+	rc.send("n APPEND INBOX {3+}")
+	rc.send("abc garbage")
+	if l := rc.until("n "); !strings.HasPrefix(l[len(l)-1], "n BAD") {
+		t.Errorf("APPEND with garbage after its literal: %q, want BAD", l)
+	}
+	rc = startServer(t)
 	rc.send("c LOGIN {5000+}")
 	rc.send(strings.Repeat("d LOGIN user pass\r\n", 5000/19+1))
 	l := rc.until("* BYE")

@@ -68,7 +68,8 @@ type Decoder struct {
 	crlf      bool
 	listDepth int
 	readBytes int64
-	stopped   bool // mailswarm: a literal was refused; reads fail
+	stopped   bool   // mailswarm: a literal was refused; reads fail
+	tail      []byte // mailswarm: see Tail
 }
 
 // NewDecoder creates a new decoder.
@@ -79,6 +80,9 @@ func NewDecoder(r *bufio.Reader, side ConnSide) *Decoder {
 func (dec *Decoder) mustUnreadByte() {
 	if err := dec.r.UnreadByte(); err != nil {
 		panic(fmt.Errorf("imapwire: failed to unread byte: %v", err))
+	}
+	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize-maxTail && len(dec.tail) > 0 {
+		dec.tail = dec.tail[:len(dec.tail)-1]
 	}
 	dec.readBytes--
 }
@@ -117,8 +121,20 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return b, dec.returnErr(err)
 	}
 	dec.readBytes++
+	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize-maxTail {
+		// mailswarm: the bytes before a stop at MaxSize, for Tail
+		dec.tail = append(dec.tail, b)
+	}
 	return b, true
 }
+
+// maxTail is how many bytes before a stop at MaxSize Tail returns.
+const maxTail = 32
+
+// Tail returns the last bytes read before the decoder stopped at MaxSize
+// (at most 32; mailswarm): whoever drops the rest of the line needs them
+// to see a literal announced across the stop ("{3" | "0+}\r\n").
+func (dec *Decoder) Tail() []byte { return dec.tail }
 
 func (dec *Decoder) acceptByte(want byte) bool {
 	got, ok := dec.readByte()
@@ -621,6 +637,7 @@ func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
 	if !dec.ExpectSpecial('}') || !dec.ExpectCRLF() {
 		return nil, false, false
 	}
+	dec.tail = dec.tail[:0] // mailswarm: the literal is read; Tail is what follows it
 	dec.literal = true
 	lit = &LiteralReader{
 		dec:  dec,
