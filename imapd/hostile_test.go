@@ -357,3 +357,53 @@ func TestLoginBrakes(t *testing.T) {
 		t.Errorf("%d password checks ran at once, want at most %d", most.Load(), want)
 	}
 }
+
+// TestShutdownDuringFailedLogin: Shutdown does not wait out a failed
+// login's delay (before, it did: with the delay over the deadline,
+// Shutdown returned "context deadline exceeded").
+func TestShutdownDuringFailedLogin(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, synthetic(1), nil)
+	ts.srv.Close()
+	var checked atomic.Int64
+	ts.startHook(t, &imapd.Options{Users: map[string]string{"alice": string(hash)}, LoginFailureDelay: time.Minute},
+		func(s *imapd.Server) {
+			imapd.SetCompare(s, func(h, p []byte) error {
+				defer checked.Add(1)
+				return bcrypt.CompareHashAndPassword(h, p)
+			})
+		})
+	rc := dialRaw(t, ts.addr)
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN alice wrong")
+	for i := 0; checked.Load() == 0 && i < 500; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // into the delay
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown during a failed login's delay: %v", err)
+	}
+}
+
+// TestAnonymousKeepsPreAuthShare: AUTHENTICATE ANONYMOUS takes no
+// password, so it does not leave the address's share of connections
+// without one (before, anyone could log in anonymously and hold every
+// slot from one address).
+func TestAnonymousKeepsPreAuthShare(t *testing.T) {
+	ts := newTestServer(t, synthetic(1), &imapd.Options{Anonymous: true, MaxConns: 40, MaxPreAuthPerClient: 2})
+	for i := range 2 {
+		rc := dialRaw(t, ts.addr)
+		rc.until("* OK", 5*time.Second)
+		rc.send(fmt.Sprintf("a%d AUTHENTICATE ANONYMOUS =", i))
+		rc.until(fmt.Sprintf("a%d OK", i), 5*time.Second)
+	}
+	over := dialRaw(t, ts.addr)
+	if l, _ := over.readLine(5 * time.Second); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Errorf("third connection after two anonymous logins from one address: %q, want BYE", l)
+	}
+}

@@ -135,11 +135,13 @@ func (ss *session) Login(username, password string) error {
 		if !known {
 			hash = ss.s.dummyHash
 		}
-		if err := ss.s.checkPassword(ss.s.ctx, []byte(hash), []byte(password)); err != nil || !known {
+		// ss.ctx: a client gone, or Shutdown, ends the waits below
+		// (Shutdown cancels sessions before it waits for them)
+		if err := ss.s.checkPassword(ss.ctx, []byte(hash), []byte(password)); err != nil || !known {
 			ss.s.log.Warn("imapd: login failed", "user", username, "remote", ss.conn.NetConn().RemoteAddr().String())
 			select { // the brake on guessing (Options.LoginFailureDelay)
 			case <-time.After(ss.s.opts.LoginFailureDelay):
-			case <-ss.s.ctx.Done():
+			case <-ss.ctx.Done():
 			}
 			return imapserver.ErrAuthFailed
 		}
@@ -153,7 +155,7 @@ func (ss *session) Login(username, password string) error {
 // the pre-login limits no longer apply.
 func (ss *session) loggedIn() {
 	if ss.wire != nil {
-		ss.wire.loggedIn()
+		ss.wire.loggedIn(false)
 	}
 }
 
@@ -177,7 +179,11 @@ func (ss *session) Authenticate(mech string) (sasl.Server, error) {
 		if ss.s.opts.Anonymous {
 			return sasl.NewAnonymousServer(func(string) error {
 				ss.anonymous = true
-				ss.loggedIn()
+				if ss.wire != nil {
+					// anyone may: the connection stays in its address's
+					// share of those without a password
+					ss.wire.loggedIn(true)
+				}
 				return nil
 			}), nil
 		}

@@ -122,12 +122,14 @@ func newConn(s *Server, c net.Conn, key string) *conn {
 	return cn
 }
 
-// loggedIn: the client has logged in; STARTTLS is no longer offered, and
-// the connection leaves its address's share of those not logged in.
-func (c *conn) loggedIn() {
+// loggedIn: the client has logged in; STARTTLS is no longer offered, the
+// login timer stops, and, unless anonymous, the connection leaves its
+// address's share of those not logged in (an anonymous login takes no
+// password: anyone could leave the share that way and hold every slot).
+func (c *conn) loggedIn(anonymous bool) {
 	c.authed.Store(true)
 	c.login.Stop()
-	if c.preAuth.CompareAndSwap(true, false) {
+	if !anonymous && c.preAuth.CompareAndSwap(true, false) {
 		c.s.endPreAuth(c.key)
 	}
 }
