@@ -83,6 +83,16 @@ func TestClientMistakes(t *testing.T) {
 	}
 	rc.send("n NOOP")
 	rc.until("n OK", 5*time.Second)
+	// a line that is no command at all: go-imap closes the connection
+	bad := dialRaw(t, ts.addr)
+	bad.until("* OK", 5*time.Second)
+	bad.send(" (((")
+	for range 10 {
+		if _, err := bad.readLine(5 * time.Second); err != nil {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // its log line, if any, is written after the close
 	if w := log.all(); len(w) > 0 {
 		t.Errorf("client mistakes logged as the server's: %q", w)
 	}

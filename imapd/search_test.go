@@ -70,6 +70,9 @@ func TestSearchLimits(t *testing.T) {
 		{"d SEARCH " + strings.Join(twoLetterBodies(40), " "), "d NO [LIMIT] SEARCH has more than"},
 		// NOT NOT ... 100 deep: no text key, only nesting
 		{"e SEARCH " + strings.Repeat("NOT ", 100) + "SEEN", "e NO [LIMIT] SEARCH nests"},
+		// 200 ORs of cheap keys: each side walks the scope (before:
+		// answered, 2,900 of them took 20.9 s on 10,000 messages)
+		{"h SEARCH " + strings.Repeat("OR LARGER 1 SEEN ", 200) + "ALL", "h NO [LIMIT] SEARCH has more than 128 criteria"},
 		// Thunderbird's quick filter on two words, mutt's ~b
 		{"f SEARCH OR OR OR OR FROM xy TO xy CC xy SUBJECT xy BODY xy OR OR OR OR FROM ab TO ab CC ab SUBJECT ab BODY ab", "f OK"},
 		{"g UID SEARCH BODY xylophone1 NOT DELETED", "g OK"},

@@ -421,10 +421,13 @@ func isLoopback(addr net.Addr) bool {
 type slogLogger struct{ l *slog.Logger }
 
 // Printf logs what go-imap reports; a client hanging up (broken pipe,
-// reset, EOF) is routine and logged at debug level.
+// reset, EOF) is routine and logged at debug level, and so is a line
+// that does not start with a tag and a command (go-imap closes the
+// connection): a client's mistake, not the server's.
 func (l slogLogger) Printf(format string, args ...any) {
 	msg := "imapd: " + fmt.Sprintf(format, args...)
-	for _, routine := range []string{"broken pipe", "connection reset by peer", "use of closed network connection", "i/o timeout"} {
+	for _, routine := range []string{"broken pipe", "connection reset by peer", "use of closed network connection", "i/o timeout",
+		"failed to read command: in command: "} {
 		if strings.Contains(msg, routine) {
 			l.l.Debug(msg)
 			return
