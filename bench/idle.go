@@ -152,33 +152,9 @@ func runIdleSide(ctx context.Context, s *idleSide, c idleConfig, dir string, log
 		s.Err = err
 		return
 	}
-	smtpPort, err1 := freePort()
-	imapPort, err2 := freePort()
-	if err := errors.Join(err1, err2); err != nil {
-		s.Err = err
-		return
-	}
-	smtpAddr := fmt.Sprintf("127.0.0.1:%d", smtpPort)
-	imapAddr := fmt.Sprintf("127.0.0.1:%d", imapPort)
-	cfgPath := filepath.Join(dir, "mailswarm.toml")
-	cfg := fmt.Sprintf("data = %q\n\n[smtp]\nlisten = %q\n\n[imap]\nlisten = %q\n\n[http]\nlisten = \"\"\n\n"+
-		"[[list]]\nname = %q\naddresses = [%q]\n", filepath.Join(dir, "data"), smtpAddr, imapAddr, benchList, benchAddr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		s.Err = err
-		return
-	}
-	errPath := filepath.Join(dir, "serve.err")
-	errFile, err := os.Create(errPath)
+	smtpAddr, imapAddr, _, stop, err := startServe(ctx, s.Bin, dir, filepath.Join(dir, "data"))
 	if err != nil {
 		s.Err = err
-		return
-	}
-	defer errFile.Close()
-	cmd := exec.Command(s.Bin, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = errFile, errFile
-	stop, err := startIMAPServer(ctx, cmd, imapAddr, errPath)
-	if err != nil {
-		s.Err = fmt.Errorf("mailswarm serve: %w", err)
 		return
 	}
 	defer func() {
@@ -186,16 +162,6 @@ func runIdleSide(ctx context.Context, s *idleSide, c idleConfig, dir string, log
 			s.Err = fmt.Errorf("mailswarm serve: %w", err)
 		}
 	}()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", smtpAddr, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			s.Err = fmt.Errorf("mailswarm serve: SMTP %s not listening after a minute", smtpAddr)
-			return
-		}
-	}
 
 	ic, err := dialIdle(imapAddr)
 	if err != nil {
@@ -614,4 +580,47 @@ func renderIdleTable(c idleConfig, sides []idleSide) string {
 		}
 	}
 	return b.String()
+}
+
+// startServe starts `bin serve` with SMTP and IMAP on free loopback ports
+// over the data directory data (HTTP off; its log in dir/serve.err) and
+// waits until both listen. Only keys every mailswarm since issue 3 reads
+// go in its configuration, so that a baseline binary takes the same file.
+// stop ends it (SIGTERM) and reports how it exited.
+func startServe(ctx context.Context, bin, dir, data string) (smtpAddr, imapAddr string, cmd *exec.Cmd, stop func() error, err error) {
+	smtpPort, err1 := freePort()
+	imapPort, err2 := freePort()
+	if err := errors.Join(err1, err2); err != nil {
+		return "", "", nil, nil, err
+	}
+	smtpAddr = fmt.Sprintf("127.0.0.1:%d", smtpPort)
+	imapAddr = fmt.Sprintf("127.0.0.1:%d", imapPort)
+	cfgPath := filepath.Join(dir, "mailswarm.toml")
+	cfg := fmt.Sprintf("data = %q\n\n[smtp]\nlisten = %q\n\n[imap]\nlisten = %q\n\n[http]\nlisten = \"\"\n\n"+
+		"[[list]]\nname = %q\naddresses = [%q]\n", data, smtpAddr, imapAddr, benchList, benchAddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return "", "", nil, nil, err
+	}
+	errPath := filepath.Join(dir, "serve.err")
+	errFile, err := os.Create(errPath)
+	if err != nil {
+		return "", "", nil, nil, err
+	}
+	defer errFile.Close() // the child has its own descriptor
+	cmd = exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = errFile, errFile
+	stop, err = startIMAPServer(ctx, cmd, imapAddr, errPath)
+	if err != nil {
+		return "", "", nil, nil, fmt.Errorf("mailswarm serve: %w", err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", smtpAddr, time.Second); err == nil {
+			c.Close()
+			return smtpAddr, imapAddr, cmd, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", "", nil, nil, fmt.Errorf("mailswarm serve: SMTP %s not listening after a minute", smtpAddr)
+		}
+	}
 }

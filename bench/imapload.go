@@ -175,35 +175,9 @@ func runIMAPLoadSide(ctx context.Context, s *imapLoadSide, c imapLoadConfig, in 
 			s.Loaded = n
 		}
 	}
-	smtpPort, err1 := freePort()
-	imapPort, err2 := freePort()
-	if err := errors.Join(err1, err2); err != nil {
-		s.Err = err
-		return
-	}
-	smtpAddr := fmt.Sprintf("127.0.0.1:%d", smtpPort)
-	imapAddr := fmt.Sprintf("127.0.0.1:%d", imapPort)
-	// Only keys every mailswarm since issue 3 reads: a baseline binary
-	// must take the same file.
-	cfgPath := filepath.Join(dir, "mailswarm.toml")
-	cfg := fmt.Sprintf("data = %q\n\n[smtp]\nlisten = %q\n\n[imap]\nlisten = %q\n\n[http]\nlisten = \"\"\n\n"+
-		"[[list]]\nname = %q\naddresses = [%q]\n", data, smtpAddr, imapAddr, benchList, benchAddr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		s.Err = err
-		return
-	}
-	errPath := filepath.Join(dir, "serve.err")
-	errFile, err := os.Create(errPath)
+	smtpAddr, imapAddr, cmd, stop, err := startServe(ctx, s.Bin, dir, data)
 	if err != nil {
 		s.Err = err
-		return
-	}
-	defer errFile.Close()
-	cmd := exec.Command(s.Bin, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = errFile, errFile
-	stop, err := startIMAPServer(ctx, cmd, imapAddr, errPath)
-	if err != nil {
-		s.Err = fmt.Errorf("mailswarm serve: %w", err)
 		return
 	}
 	defer func() {
@@ -211,16 +185,6 @@ func runIMAPLoadSide(ctx context.Context, s *imapLoadSide, c imapLoadConfig, in 
 			s.Err = fmt.Errorf("mailswarm serve: %w", err)
 		}
 	}()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", smtpAddr, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			s.Err = fmt.Errorf("mailswarm serve: SMTP %s not listening after a minute", smtpAddr)
-			return
-		}
-	}
 
 	runCtx, cancel := context.WithTimeout(ctx, c.Duration)
 	defer cancel()
