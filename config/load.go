@@ -300,65 +300,65 @@ func (l *loader) listener(path string, v any, dst *Listener) {
 
 // http reads [http]: a listener's keys and the HTTP caps.
 func (l *loader) http(path string, v any) {
-	m, ok := l.table(path, v)
-	if !ok {
-		return
-	}
-	rest := map[string]any{}
-	for _, k := range sortedKeys(m) {
-		val := m[k]
-		var dst *int
+	lim := &l.c.HTTPLimits
+	l.listenerWith(path, v, &l.c.HTTP, func(k string, val any) bool {
 		switch k {
 		case "max_conns":
-			dst = &l.c.HTTPLimits.MaxConns
+			l.count(join(path, k), val, &lim.MaxConns)
 		case "max_conns_per_client":
-			dst = &l.c.HTTPLimits.MaxConnsPerClient
+			l.count(join(path, k), val, &lim.MaxConnsPerClient)
 		case "max_long_polls":
-			dst = &l.c.HTTPLimits.MaxLongPolls
+			l.count(join(path, k), val, &lim.MaxLongPolls)
 		case "max_long_polls_per_client":
-			dst = &l.c.HTTPLimits.MaxLongPollsPerClient
+			l.count(join(path, k), val, &lim.MaxLongPollsPerClient)
 		default:
-			rest[k] = val
-			continue
+			return false
 		}
-		if n, ok := val.(int64); ok && n >= 0 && n <= 1<<30 {
-			*dst = int(n)
-		} else {
-			l.problem(join(path, k), "want an integer from 0 (the default) to 1073741824, have %v", val)
-		}
-	}
-	l.listener(path, rest, &l.c.HTTP)
+		return true
+	})
 }
 
 // imap reads [imap]: a listener's keys and the IMAP limits.
 func (l *loader) imap(path string, v any) {
+	lim := &l.c.IMAPLimits
+	l.listenerWith(path, v, &l.c.IMAP, func(k string, val any) bool {
+		switch k {
+		case "max_conns":
+			l.count(join(path, k), val, &lim.MaxConns)
+		case "max_preauth_per_client":
+			l.count(join(path, k), val, &lim.MaxPreAuthPerClient)
+		case "login_timeout":
+			lim.LoginTimeout = l.duration(join(path, k), val)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// listenerWith reads a listener's table whose section has keys of its
+// own: own takes those (true: taken); the rest are a listener's keys.
+func (l *loader) listenerWith(path string, v any, dst *Listener, own func(k string, v any) bool) {
 	m, ok := l.table(path, v)
 	if !ok {
 		return
 	}
 	rest := map[string]any{}
 	for _, k := range sortedKeys(m) {
-		val := m[k]
-		var dst *int
-		switch k {
-		case "max_conns":
-			dst = &l.c.IMAPLimits.MaxConns
-		case "max_preauth_per_client":
-			dst = &l.c.IMAPLimits.MaxPreAuthPerClient
-		case "login_timeout":
-			l.c.IMAPLimits.LoginTimeout = l.duration(join(path, k), val)
-			continue
-		default:
-			rest[k] = val
-			continue
-		}
-		if n, ok := val.(int64); ok && n >= 0 && n <= 1<<30 {
-			*dst = int(n)
-		} else {
-			l.problem(join(path, k), "want an integer from 0 (the default) to 1073741824, have %v", val)
+		if !own(k, m[k]) {
+			rest[k] = m[k]
 		}
 	}
-	l.listener(path, rest, &l.c.IMAP)
+	l.listener(path, rest, dst)
+}
+
+// count reads a cap: an integer from 0 (the default) to 2^30.
+func (l *loader) count(path string, v any, dst *int) {
+	if n, ok := v.(int64); ok && n >= 0 && n <= 1<<30 {
+		*dst = int(n)
+	} else {
+		l.problem(path, "want an integer from 0 (the default) to 1073741824, have %v", v)
+	}
 }
 
 // duration reads a positive duration ("60s", "5m").
@@ -410,16 +410,10 @@ func (l *loader) bittorrent(path string, v any) {
 			if n, ok := l.size(p, m[k]); ok {
 				bt.UploadLimit = n
 			}
-		case "max_conns", "max_conns_per_client":
-			dst := &bt.MaxConns
-			if k == "max_conns_per_client" {
-				dst = &bt.MaxConnsPerClient
-			}
-			if n, ok := m[k].(int64); ok && n >= 0 && n <= 1<<30 {
-				*dst = int(n)
-			} else {
-				l.problem(p, "want an integer from 0 (the default) to 1073741824, have %v", m[k])
-			}
+		case "max_conns":
+			l.count(p, m[k], &bt.MaxConns)
+		case "max_conns_per_client":
+			l.count(p, m[k], &bt.MaxConnsPerClient)
 		case "slice_interval":
 			if s, ok := l.str(p, m[k]); ok {
 				d, err := time.ParseDuration(s)
