@@ -78,10 +78,12 @@ type Server struct {
 	log  *slog.Logger
 	imap *imapserver.Server
 
+	// conns counts connections; preAuth those not logged in with a
+	// password, by client key.
+	conns, preAuth *netlimit.Counts
+
 	mu       sync.Mutex
 	lists    map[string]*listState
-	conns    int
-	preAuth  map[string]int // connections not logged in, by client key
 	sessions map[*session]struct{}
 	closed   bool
 	drained  chan struct{} // closed when the last session ends after Shutdown
@@ -106,7 +108,7 @@ type Server struct {
 // New returns a server for a's lists. It follows the archive's events so
 // that IDLE sees new mail as soon as it is archived.
 func New(a *archive.Archive, opts *Options) (*Server, error) {
-	s := &Server{a: a, lists: map[string]*listState{}, preAuth: map[string]int{},
+	s := &Server{a: a, lists: map[string]*listState{}, conns: netlimit.NewCounts(), preAuth: netlimit.NewCounts(),
 		sessions: map[*session]struct{}{}, eventsDone: make(chan struct{}),
 		compare: bcrypt.CompareHashAndPassword}
 	if opts != nil {
@@ -114,10 +116,7 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.opts.MaxConns <= 0 {
-		s.opts.MaxConns = DefaultMaxConns
-		if nofile := netlimit.OpenFileLimit(); nofile > 0 {
-			s.opts.MaxConns = max(1, min(s.opts.MaxConns, nofile/4))
-		}
+		s.opts.MaxConns = netlimit.DefaultCap(DefaultMaxConns)
 	}
 	if s.opts.MaxPreAuthPerClient <= 0 {
 		s.opts.MaxPreAuthPerClient = min(s.opts.MaxConns, max(s.opts.MaxConns/4, 16))
@@ -339,18 +338,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		key := netlimit.ClientKey(c.RemoteAddr().String())
 		why := ""
-		l.s.mu.Lock()
-		switch {
-		case l.s.conns >= l.s.opts.MaxConns:
+		switch o := &l.s.opts; {
+		case !l.s.conns.Acquire(key, o.MaxConns, o.MaxConns):
 			why = "Too many connections"
-		case l.s.preAuth[key] >= l.s.opts.MaxPreAuthPerClient:
+		case !l.s.preAuth.Acquire(key, o.MaxConns, o.MaxPreAuthPerClient):
+			l.s.conns.Release(key)
 			why = "Too many connections from your address not logged in"
 		default:
-			l.s.conns++
-			l.s.preAuth[key]++
-		}
-		l.s.mu.Unlock()
-		if why == "" {
 			return newConn(l.s, c, key), nil
 		}
 		l.s.log.Debug("imapd: connection refused", "remote", c.RemoteAddr().String(), "why", why)
@@ -370,16 +364,6 @@ func (s *Server) checkPassword(ctx context.Context, hash, password []byte) error
 	}
 	defer func() { <-s.checks }()
 	return s.compare(hash, password)
-}
-
-// endPreAuth stops counting a connection against its address's share of
-// connections not logged in.
-func (s *Server) endPreAuth(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.preAuth[key]--; s.preAuth[key] <= 0 {
-		delete(s.preAuth, key)
-	}
 }
 
 // defaultDummyHash is a bcrypt hash (cost 10, bcrypt.DefaultCost) of a

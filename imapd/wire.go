@@ -130,7 +130,7 @@ func (c *conn) loggedIn(anonymous bool) {
 	c.authed.Store(true)
 	c.login.Stop()
 	if !anonymous && c.preAuth.CompareAndSwap(true, false) {
-		c.s.endPreAuth(c.key)
+		c.s.preAuth.Release(c.key)
 	}
 }
 
@@ -155,11 +155,9 @@ func (c *conn) Close() error {
 	c.once.Do(func() {
 		c.login.Stop()
 		if c.preAuth.CompareAndSwap(true, false) {
-			c.s.endPreAuth(c.key)
+			c.s.preAuth.Release(c.key)
 		}
-		c.s.mu.Lock()
-		c.s.conns--
-		c.s.mu.Unlock()
+		c.s.conns.Release(c.key)
 	})
 	c.mu.Lock()
 	nc := c.nc

@@ -147,12 +147,12 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 			// would take as "poll again now".
 			client := netlimit.ClientKey(r.RemoteAddr)
 			lim := n.opts.HTTP
-			if !n.polls.acquire(client, lim.MaxLongPolls, lim.MaxLongPollsPerClient) {
+			if !n.polls.Acquire(client, lim.MaxLongPolls, lim.MaxLongPollsPerClient) {
 				w.Header().Set("Retry-After", strconv.Itoa(longPollRetryAfter))
 				http.Error(w, "too many long-polls waiting: retry later", http.StatusServiceUnavailable)
 				return
 			}
-			defer n.polls.release(client)
+			defer n.polls.Release(client)
 			polling = true
 		}
 		select {

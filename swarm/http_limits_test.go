@@ -195,7 +195,7 @@ func getRaw(t *testing.T, c net.Conn, url string) {
 // want open connections.
 func waitOpen(t *testing.T, tn *testNode, want int) bool {
 	for range 200 {
-		if tn.ln.counts.open() == want {
+		if tn.ln.counts.Open() == want {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -274,7 +274,7 @@ func (l smallSendBuffer) Accept() (net.Conn, error) {
 func waitPolls[T any](t *testing.T, n *Node, want int, done chan T) {
 	t.Helper()
 	for range 200 {
-		if n.polls.open() == want {
+		if n.polls.Open() == want {
 			return
 		}
 		select {
@@ -283,7 +283,7 @@ func waitPolls[T any](t *testing.T, n *Node, want int, done chan T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	t.Fatalf("%d long-polls waiting after 10 s, want %d", n.polls.open(), want)
+	t.Fatalf("%d long-polls waiting after 10 s, want %d", n.polls.Open(), want)
 }
 
 // clientFrom is an HTTP client whose connections come from local
@@ -334,7 +334,7 @@ func TestLongPollCap(t *testing.T) {
 			t.Errorf("waiting poll: %+v, want 200", r)
 		}
 	}
-	if n := tn.node.polls.open(); n != 0 {
+	if n := tn.node.polls.Open(); n != 0 {
 		t.Errorf("%d long-polls counted after all answered", n)
 	}
 }

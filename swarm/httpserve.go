@@ -72,10 +72,7 @@ const (
 // withDefaults returns l with every zero field at its default.
 func (l HTTPLimits) withDefaults() HTTPLimits {
 	if l.MaxConns <= 0 {
-		l.MaxConns = DefaultHTTPMaxConns
-		if nofile := netlimit.OpenFileLimit(); nofile > 0 {
-			l.MaxConns = max(1, min(l.MaxConns, nofile/4))
-		}
+		l.MaxConns = netlimit.DefaultCap(DefaultHTTPMaxConns)
 	}
 	if l.MaxConnsPerClient <= 0 {
 		l.MaxConnsPerClient = DefaultHTTPMaxConnsPerClient
@@ -123,46 +120,7 @@ func (n *Node) HTTPServer(ctx context.Context) *http.Server {
 // most one descriptor more than the cap.
 func (n *Node) HTTPListener(ln net.Listener) net.Listener {
 	return &capListener{Listener: ln, total: n.opts.HTTP.MaxConns, perClient: n.opts.HTTP.MaxConnsPerClient,
-		counts: newClientCounts(), log: n.log, name: "http"}
-}
-
-// clientCounts counts open things (connections, long-polls) in all and
-// per client.
-type clientCounts struct {
-	mu       sync.Mutex
-	total    int
-	byClient map[string]int
-}
-
-func newClientCounts() *clientCounts { return &clientCounts{byClient: map[string]int{}} }
-
-// acquire counts one more for client unless that makes more than total in
-// all or perClient for client.
-func (c *clientCounts) acquire(client string, total, perClient int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.total >= total || c.byClient[client] >= perClient {
-		return false
-	}
-	c.total++
-	c.byClient[client]++
-	return true
-}
-
-func (c *clientCounts) release(client string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.total--
-	if c.byClient[client]--; c.byClient[client] <= 0 {
-		delete(c.byClient, client)
-	}
-}
-
-// open returns how many are counted in all.
-func (c *clientCounts) open() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.total
+		counts: netlimit.NewCounts(), log: n.log, name: "http"}
 }
 
 // capListener is a listener with a cap on open connections, in all and
@@ -170,7 +128,7 @@ func (c *clientCounts) open() int {
 type capListener struct {
 	net.Listener
 	total, perClient int
-	counts           *clientCounts
+	counts           *netlimit.Counts
 	log              *slog.Logger
 	name             string // of the listener, in log lines
 
@@ -187,8 +145,8 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		key := netlimit.ClientKey(c.RemoteAddr().String())
-		if l.counts.acquire(key, l.total, l.perClient) {
-			return &capConn{Conn: c, release: func() { l.counts.release(key) }}, nil
+		if l.counts.Acquire(key, l.total, l.perClient) {
+			return &capConn{Conn: c, release: func() { l.counts.Release(key) }}, nil
 		}
 		c.Close()
 		l.refusedOne(key)
@@ -203,7 +161,7 @@ func (l *capListener) refusedOne(client string) {
 	if time.Since(l.loggedAt) < time.Minute {
 		return
 	}
-	l.log.Warn(l.name+": connections refused over the cap", "refused", l.refused, "open", l.counts.open(),
+	l.log.Warn(l.name+": connections refused over the cap", "refused", l.refused, "open", l.counts.Open(),
 		"max", l.total, "max_per_client", l.perClient, "client", client)
 	l.refused, l.loggedAt = 0, time.Now()
 }

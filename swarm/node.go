@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mailswarm/archive"
+	"mailswarm/internal/netlimit"
 
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/torrent"
@@ -82,7 +83,7 @@ type Node struct {
 	comp *completion
 	// polls counts the manifest long-polls waiting, in all and per
 	// client (HTTPLimits.MaxLongPolls).
-	polls *clientCounts
+	polls *netlimit.Counts
 	// peers counts the BitTorrent connections (Options.Peers) and ln
 	// is the BitTorrent listener, ours: anacrolix's own has no cap.
 	peers *peerConns
@@ -111,13 +112,13 @@ type nodeList struct {
 // torrents; Run publishes and keeps them current.
 func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	n := &Node{a: a, lists: map[string]*nodeList{}, skipped: map[string]bool{}, dirs: map[metainfo.Hash]string{},
-		comp: newCompletion(), polls: newClientCounts()}
+		comp: newCompletion(), polls: netlimit.NewCounts()}
 	if opts != nil {
 		n.opts = *opts
 	}
 	n.opts.HTTP = n.opts.HTTP.withDefaults()
 	n.opts.Peers = n.opts.Peers.withDefaults()
-	n.peers = &peerConns{lim: n.opts.Peers, counts: newClientCounts()}
+	n.peers = &peerConns{lim: n.opts.Peers, counts: netlimit.NewCounts()}
 	if n.opts.Now == nil {
 		n.opts.Now = time.Now
 	}

@@ -56,10 +56,7 @@ const (
 // withDefaults returns l with every zero field at its default.
 func (l PeerLimits) withDefaults() PeerLimits {
 	if l.MaxConns <= 0 {
-		l.MaxConns = DefaultPeerMaxConns
-		if nofile := netlimit.OpenFileLimit(); nofile > 0 {
-			l.MaxConns = max(1, min(l.MaxConns, nofile/4))
-		}
+		l.MaxConns = netlimit.DefaultCap(DefaultPeerMaxConns)
 	}
 	if l.MaxConnsPerClient <= 0 {
 		l.MaxConnsPerClient = DefaultPeerMaxConnsPerClient
@@ -75,7 +72,7 @@ var errPeerCap = errors.New("swarm: bittorrent connection cap reached")
 // against its PeerLimits.
 type peerConns struct {
 	lim    PeerLimits
-	counts *clientCounts
+	counts *netlimit.Counts
 }
 
 // listener returns ln capped at the limits (accept errors such as
@@ -98,15 +95,15 @@ func (d *peerDialer) DialerNetwork() string { return d.network }
 
 func (d *peerDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	key := netlimit.ClientKey(addr)
-	if !d.p.counts.acquire(key, d.p.lim.MaxConns, d.p.lim.MaxConnsPerClient) {
+	if !d.p.counts.Acquire(key, d.p.lim.MaxConns, d.p.lim.MaxConnsPerClient) {
 		return nil, fmt.Errorf("dial %s: %w", addr, errPeerCap)
 	}
 	c, err := d.d.DialContext(ctx, d.network, addr)
 	if err != nil {
-		d.p.counts.release(key)
+		d.p.counts.Release(key)
 		return nil, err
 	}
-	return &capConn{Conn: c, release: func() { d.p.counts.release(key) }}, nil
+	return &capConn{Conn: c, release: func() { d.p.counts.Release(key) }}, nil
 }
 
 // peerListener is the BitTorrent listener: capListener, with a pause
@@ -134,7 +131,7 @@ func (l *peerListener) acceptFailed(err error) {
 	if time.Since(l.errLoggedAt) < time.Minute {
 		return
 	}
-	l.log.Warn("bittorrent: accept", "err", err, "open", l.counts.open())
+	l.log.Warn("bittorrent: accept", "err", err, "open", l.counts.Open())
 	l.errLoggedAt = time.Now()
 }
 

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailswarm/internal/netlimit"
 )
 
 // btHandshake connects to the node's BitTorrent port from local address
@@ -123,11 +125,11 @@ func TestPeerConnectionCap(t *testing.T) {
 		c.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for tn.node.peers.counts.open() > 4 && time.Now().Before(deadline) {
+	for tn.node.peers.counts.Open() > 4 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if _, ok := btHandshake(t, tn, "127.0.0.4", tn.manifest(t).Packs[0].InfoHash); !ok {
-		t.Errorf("no place after a client closed its connections (%d open)", tn.node.peers.counts.open())
+		t.Errorf("no place after a client closed its connections (%d open)", tn.node.peers.counts.Open())
 	}
 }
 
@@ -152,7 +154,7 @@ func TestPeerUnknownInfohashDropped(t *testing.T) {
 // A dial over the cap fails at once and takes no place; a failed dial
 // gives its place back.
 func TestPeerDialerCap(t *testing.T) {
-	p := &peerConns{lim: PeerLimits{MaxConns: 1, MaxConnsPerClient: 1}, counts: newClientCounts()}
+	p := &peerConns{lim: PeerLimits{MaxConns: 1, MaxConnsPerClient: 1}, counts: netlimit.NewCounts()}
 	d := &peerDialer{p: p, network: "tcp4"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -171,7 +173,7 @@ func TestPeerDialerCap(t *testing.T) {
 	if _, err := d.Dial(t.Context(), ln.Addr().String()); err == nil || errors.Is(err, errPeerCap) {
 		t.Errorf("dial to a closed port after the place was freed: %v", err)
 	}
-	if n := p.counts.open(); n != 0 {
+	if n := p.counts.Open(); n != 0 {
 		t.Errorf("%d counted after a close and a failed dial", n)
 	}
 }
