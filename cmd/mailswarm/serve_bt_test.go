@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,8 +27,7 @@ import (
 // held up to 50 connections per torrent, all 300 here, until accept4
 // failed with "too many open files" on every listener).
 func TestServeBitTorrentCannotStarveSMTP(t *testing.T) {
-	peertest.Need(t, "prlimit") // util-linux
-	prlimit, _ := exec.LookPath("prlimit")
+	peertest.Need(t, "prlimit") // util-linux, before the import
 	data := t.TempDir()
 	if _, stderr, err := mailswarm(t, "keygen", "--data", data, "--list", "dev"); err != nil {
 		t.Fatalf("keygen: %v\n%s", err, stderr)
@@ -48,15 +45,9 @@ func TestServeBitTorrentCannotStarveSMTP(t *testing.T) {
 	if _, stderr, err := mailswarm(t, "import", "--data", data, "--list", "dev", mboxPath); err != nil {
 		t.Fatalf("import: %v\n%s", err, stderr)
 	}
-	smtpPort, imapPort, httpPort, btPort := peertest.FreePort(t), peertest.FreePort(t), peertest.FreePort(t), peertest.FreePort(t)
-	cfg := filepath.Join(t.TempDir(), "mailswarm.toml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "data = %q\n[smtp]\nlisten = \"127.0.0.1:%d\"\n[imap]\nlisten = \"127.0.0.1:%d\"\n"+
-		"[http]\nlisten = \"127.0.0.1:%d\"\n[bittorrent]\nlisten = \"127.0.0.1:%d\"\n"+
-		"[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n",
-		data, smtpPort, imapPort, httpPort, btPort), 0o644)
-	srv := startServeCmd(t, exec.Command(prlimit, "--nofile=256:256", "--", buildBinary(t), "serve", "--config", cfg),
-		smtpPort, imapPort, httpPort, btPort)
+	srv, p := serveUnder256(t, data, true)
 	defer srv.stop(t)
+	httpPort, btPort := p.http, p.bt
 
 	// The infohashes, from the published manifest (as a stranger finds them).
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
@@ -140,22 +131,6 @@ func TestServeBitTorrentCannotStarveSMTP(t *testing.T) {
 	if held.Load() > 256/4 {
 		t.Errorf("%d BitTorrent connections held, want at most 64 (a quarter of 256 descriptors)", held.Load())
 	}
-	for _, l := range []struct {
-		name, req, prefix string
-		port              int
-	}{{"smtp", "", "220 ", smtpPort}, {"imap", "", "* OK", imapPort},
-		{"http", "GET /lists/ HTTP/1.1\r\nHost: test\r\n\r\n", "HTTP/1.1 200", httpPort}} {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", l.port), 5*time.Second)
-		if err != nil {
-			t.Errorf("%s: %v", l.name, err)
-			continue
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(c, l.req)
-		line, err := bufio.NewReader(c).ReadString('\n')
-		c.Close()
-		if !strings.HasPrefix(line, l.prefix) {
-			t.Errorf("%s with the BitTorrent clients holding on: %q, %v\n%s", l.name, line, err, srv.log())
-		}
-	}
+	stillAnswers(t, srv, "with the BitTorrent clients holding on", listenerCheck{"smtp", "", "220 ", p.smtp},
+		listenerCheck{"imap", "", "* OK", p.imap}, listenerCheck{"http", "GET /lists/ HTTP/1.1\r\nHost: test\r\n\r\n", "HTTP/1.1 200", p.http})
 }

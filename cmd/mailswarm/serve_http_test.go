@@ -23,17 +23,9 @@ import (
 // descriptors until accept4 failed with "too many open files" on every
 // listener, and IMAP's cap was 1,000 whatever the limit).
 func TestServeHTTPCannotStarveSMTP(t *testing.T) {
-	peertest.Need(t, "prlimit") // util-linux
-	prlimit, _ := exec.LookPath("prlimit")
-	data := t.TempDir()
-	smtpPort, imapPort, httpPort := peertest.FreePort(t), peertest.FreePort(t), peertest.FreePort(t)
-	cfg := filepath.Join(t.TempDir(), "mailswarm.toml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "data = %q\n[smtp]\nlisten = \"127.0.0.1:%d\"\n[imap]\nlisten = \"127.0.0.1:%d\"\n"+
-		"[http]\nlisten = \"127.0.0.1:%d\"\n[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n",
-		data, smtpPort, imapPort, httpPort), 0o644)
-	srv := startServeCmd(t, exec.Command(prlimit, "--nofile=256:256", "--", buildBinary(t), "serve", "--config", cfg),
-		smtpPort, imapPort, httpPort)
+	srv, p := serveUnder256(t, t.TempDir(), false)
 	defer srv.stop(t)
+	httpPort, imapPort := p.http, p.imap
 
 	// 300 clients from 127.0.0.1 to 127.0.0.15 (20 each: over the cap
 	// per client too), each a request and then idle on keep-alive.
@@ -89,21 +81,60 @@ func TestServeHTTPCannotStarveSMTP(t *testing.T) {
 	if held > 256/4 {
 		t.Errorf("%d IMAP connections held, want at most 64 (a quarter of 256 descriptors)", held)
 	}
-	for _, l := range []struct {
-		name   string
-		port   int
-		prefix string
-	}{{"smtp", smtpPort, "220 "}} {
+	stillAnswers(t, srv, "with the HTTP and IMAP clients holding on", listenerCheck{"smtp", "", "220 ", p.smtp})
+}
+
+// starvePorts are the ports of a serve started by serveUnder256.
+type starvePorts struct{ smtp, imap, http, bt int }
+
+// serveUnder256 starts serve on data under a limit of 256 descriptors
+// (prlimit) with SMTP, IMAP and HTTP, and BitTorrent when bt, each on a
+// free loopback port, for list dev.
+func serveUnder256(t *testing.T, data string, bt bool) (*server, starvePorts) {
+	t.Helper()
+	peertest.Need(t, "prlimit") // util-linux
+	prlimit, _ := exec.LookPath("prlimit")
+	p := starvePorts{smtp: peertest.FreePort(t), imap: peertest.FreePort(t), http: peertest.FreePort(t)}
+	cfg := fmt.Sprintf("data = %q\n[smtp]\nlisten = \"127.0.0.1:%d\"\n[imap]\nlisten = \"127.0.0.1:%d\"\n"+
+		"[http]\nlisten = \"127.0.0.1:%d\"\n", data, p.smtp, p.imap, p.http)
+	ports := []int{p.smtp, p.imap, p.http}
+	if bt {
+		p.bt = peertest.FreePort(t)
+		cfg += fmt.Sprintf("[bittorrent]\nlisten = \"127.0.0.1:%d\"\n", p.bt)
+		ports = append(ports, p.bt)
+	}
+	cfg += "[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n"
+	path := filepath.Join(t.TempDir(), "mailswarm.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startServeCmd(t, exec.Command(prlimit, "--nofile=256:256", "--", buildBinary(t), "serve", "--config", path),
+		ports...), p
+}
+
+// listenerCheck is a new client's first exchange with a listener: it
+// sends req (may be empty) and wants a first line starting with prefix.
+type listenerCheck struct {
+	name, req, prefix string
+	port              int
+}
+
+// stillAnswers checks that every listener answers a new client (within
+// 10 s); while says what else goes on, for the error.
+func stillAnswers(t *testing.T, srv *server, while string, checks ...listenerCheck) {
+	t.Helper()
+	for _, l := range checks {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", l.port), 5*time.Second)
 		if err != nil {
 			t.Errorf("%s: %v", l.name, err)
 			continue
 		}
 		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, l.req)
 		line, err := bufio.NewReader(c).ReadString('\n')
 		c.Close()
 		if !strings.HasPrefix(line, l.prefix) {
-			t.Errorf("%s greeting with the HTTP and IMAP clients holding on: %q, %v\n%s", l.name, line, err, srv.log())
+			t.Errorf("%s %s: %q, %v\n%s", l.name, while, line, err, srv.log())
 		}
 	}
 }
