@@ -3,6 +3,7 @@ package imapd_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"regexp"
@@ -34,6 +35,47 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// dialImaps serves implicit TLS (ServeTLS) of ts on a new loopback
+// listener and connects to it with clientTLS.
+func dialImaps(t testing.TB, ts *testServer, clientTLS *tls.Config) *rawConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.srv.ServeTLS(ln)
+	c, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// loggedIn reads the greeting on rc and logs in as "u".
+func loggedIn(t testing.TB, rc *rawConn) *rawConn {
+	t.Helper()
+	rc.until("* OK", 5*time.Second)
+	rc.send("a LOGIN u p")
+	rc.until("a OK", 5*time.Second)
+	return rc
+}
+
+// selected logs in on a raw connection and selects "test".
+func selected(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	return selectOn(t, dialRaw(t, addr))
+}
+
+// selectOn logs in on rc and selects "test".
+func selectOn(t testing.TB, rc *rawConn) *rawConn {
+	t.Helper()
+	loggedIn(t, rc)
+	rc.send("b SELECT test")
+	rc.until("b OK", 5*time.Second)
+	return rc
 }
 
 func (rc *rawConn) send(line string) {

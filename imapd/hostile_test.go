@@ -58,12 +58,7 @@ func TestClientMistakes(t *testing.T) {
 	if l := pre.until("x ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "x BAD") {
 		t.Errorf("AUTHENTICATE PLAIN with bad base64: %q, want BAD", l)
 	}
-	rc := dialRaw(t, ts.addr)
-	rc.until("* OK", 5*time.Second)
-	rc.send("a LOGIN u p")
-	rc.until("a OK", 5*time.Second)
-	rc.send("s SELECT test")
-	rc.until("s OK", 5*time.Second)
+	rc := selected(t, ts.addr)
 	for _, cmd := range []string{
 		"FETCH 0 FLAGS",
 		"FETCH 1:99999999999 FLAGS",
@@ -104,10 +99,7 @@ func TestClientMistakes(t *testing.T) {
 // on the line was parsed as new commands: a STATUS placed there ran.
 func TestOverlongLine(t *testing.T) {
 	ts := newTestServer(t, synthetic(3), nil)
-	rc := dialRaw(t, ts.addr)
-	rc.until("* OK", 5*time.Second)
-	rc.send("a LOGIN u p")
-	rc.until("a OK", 5*time.Second)
+	rc := loggedIn(t, dialRaw(t, ts.addr))
 	// where beta.8 resumed after stopping at 50 KiB: a command
 	head := "c SEARCH SUBJECT "
 	hidden := "d STATUS test (MESSAGES)"
@@ -262,10 +254,7 @@ func TestPreAuthShare(t *testing.T) {
 // forever); one that logged in is not.
 func TestLoginTimeout(t *testing.T) {
 	ts := newTestServer(t, synthetic(1), &imapd.Options{LoginTimeout: time.Second})
-	in := dialRaw(t, ts.addr)
-	in.until("* OK", 5*time.Second)
-	in.send("a LOGIN u p")
-	in.until("a OK", 5*time.Second)
+	in := loggedIn(t, dialRaw(t, ts.addr))
 	rc := dialRaw(t, ts.addr)
 	rc.until("* OK", 5*time.Second)
 	var got []string

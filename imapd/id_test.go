@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -168,17 +167,7 @@ func TestIDTLS(t *testing.T) {
 		t.Fatalf("second STARTTLS: %q", l)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ts.srv.ServeTLS(ln)
-	c, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	rc := dialImaps(t, ts, clientTLS)
 	caps := capsOf(t, rc.until("* OK", 5*time.Second)[0])
 	checkCaps(t, "imaps greeting", caps)
 	if slices.Contains(caps, "STARTTLS") {
@@ -279,12 +268,7 @@ func TestIDTooBig(t *testing.T) {
 // amended).
 func TestIDRefusedLiteral(t *testing.T) {
 	ts := newTestServer(t, synthetic(2), nil)
-	rc := dialRaw(t, ts.addr)
-	rc.until("* OK", 5*time.Second)
-	rc.send("a LOGIN u p")
-	rc.until("a OK", 5*time.Second)
-	rc.send("s SELECT test")
-	rc.until("s OK", 5*time.Second)
+	rc := selected(t, ts.addr)
 	rc.send("x SEARCH SUBJECT {5000}")
 	if l := rc.until("x ", 5*time.Second); !strings.HasPrefix(l[len(l)-1], "x NO [TOOBIG]") || slicesContain(l, "+ Ready for literal data") {
 		t.Fatalf("SEARCH with a literal of 5000: %q, want NO [TOOBIG]", l)

@@ -1,9 +1,7 @@
 package imapd_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -31,23 +29,6 @@ func twoLetterBodies(n int) []string {
 		keys = append(keys, "BODY "+string(alnum[i/len(alnum)%len(alnum)])+string(alnum[i%len(alnum)]))
 	}
 	return keys
-}
-
-// selected logs in on a raw connection and selects "test".
-func selected(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	return selectOn(t, dialRaw(t, addr))
-}
-
-// selectOn logs in on rc and selects "test".
-func selectOn(t *testing.T, rc *rawConn) *rawConn {
-	t.Helper()
-	rc.until("* OK", 5*time.Second)
-	rc.send("a LOGIN u p")
-	rc.until("a OK", 5*time.Second)
-	rc.send("b SELECT test")
-	rc.until("b OK", 5*time.Second)
-	return rc
 }
 
 // TestSearchLimits: the hostile SEARCH of issue 11 — 1,000 OR'd
@@ -190,18 +171,9 @@ func TestSearchClientGone(t *testing.T) {
 func TestSearchClientGoneTLS(t *testing.T) {
 	serverTLS, clientTLS := peertest.TLSPair(t)
 	ts := newTestServer(t, slowList(), &imapd.Options{TLS: serverTLS})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ts.srv.ServeTLS(ln)
-	c, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := selectOn(t, &rawConn{t: t, c: c, r: bufio.NewReader(c)})
+	rc := selectOn(t, dialImaps(t, ts, clientTLS))
 	_, before, total := startSlowSearchOn(t, ts, rc)
-	c.Close() // close_notify, then FIN
+	rc.c.Close() // close_notify, then FIN
 	if !waitSessions(ts.srv, 60*time.Second) {
 		t.Fatal("session still open 60 s after the client hung up")
 	}

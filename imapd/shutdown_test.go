@@ -24,12 +24,7 @@ func TestFetchShutdownBye(t *testing.T) {
 		msgs[i] = fmt.Appendf(nil, "From: a@example.org\nSubject: big %d\nMessage-ID: <big%d@example.org>\n\n%s", i, i, body)
 	}
 	ts := newTestServer(t, msgs, nil)
-	rc := dialRaw(t, ts.addr)
-	rc.until("* OK", 5*time.Second)
-	rc.send("a LOGIN u p")
-	rc.until("a OK", 5*time.Second)
-	rc.send("b SELECT test")
-	rc.until("b OK", 5*time.Second)
+	rc := selected(t, ts.addr)
 	rc.send("c FETCH 1:* BODY.PEEK[]")
 	first, err := rc.readLine(5 * time.Second)
 	if err != nil || !strings.HasPrefix(first, "* 1 FETCH") {

@@ -3,7 +3,6 @@ package imapd_test
 import (
 	"bufio"
 	"crypto/tls"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,20 +17,7 @@ func TestTLS(t *testing.T) {
 	ts := newTestServer(t, synthetic(3), &imapd.Options{TLS: serverTLS})
 
 	// imaps
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ts.srv.ServeTLS(ln)
-	c, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
-	rc.until("* OK", 5*time.Second)
-	rc.send("a LOGIN u p")
-	rc.until("a OK", 5*time.Second)
+	rc := loggedIn(t, dialImaps(t, ts, clientTLS))
 	rc.send("b SELECT test")
 	if l := rc.until("b OK", 5*time.Second); !slicesContain(l, "* 3 EXISTS") {
 		t.Fatalf("imaps SELECT: %q", l)
