@@ -68,12 +68,7 @@ func testCutShort(t *testing.T, lmtp bool, mode, how string) {
 	d := &fakeDeliverer{}
 	s, addr := start(t, d, &Options{LMTP: lmtp})
 	hello := func(c *rawClient) {
-		c.expect("220 ")
-		if lmtp {
-			c.cmd("LHLO test.example", "250 ")
-		} else {
-			c.cmd("EHLO test.example", "250 ")
-		}
+		c.greet(lmtp)
 		c.cmd("MAIL FROM:<a@example.org>", "250 ")
 		c.cmd("RCPT TO:<demo@localhost>", "250 ")
 	}

@@ -25,12 +25,7 @@ func TestDotStuffing(t *testing.T) {
 				d := &fakeDeliverer{}
 				_, addr := start(t, d, &Options{LMTP: lmtp, DataTimeout: 5 * time.Second})
 				c := dialRaw(t, addr)
-				c.expect("220 ")
-				if lmtp {
-					c.cmd("LHLO test.example", "250 ")
-				} else {
-					c.cmd("EHLO test.example", "250 ")
-				}
+				c.greet(lmtp)
 				c.cmd("MAIL FROM:<a@example.org>", "250 ")
 				c.cmd("RCPT TO:<demo@localhost>", "250 ")
 				c.cmd("DATA", "354 ")

@@ -188,8 +188,18 @@ func (c *rawClient) cmd(line, prefix string) string {
 // hello reads the greeting and says EHLO.
 func (c *rawClient) hello() {
 	c.t.Helper()
+	c.greet(false)
+}
+
+// greet reads the greeting and says EHLO, or LHLO to an LMTP server.
+func (c *rawClient) greet(lmtp bool) {
+	c.t.Helper()
 	c.expect("220 ")
-	c.cmd("EHLO test.example", "250 ")
+	if lmtp {
+		c.cmd("LHLO test.example", "250 ")
+	} else {
+		c.cmd("EHLO test.example", "250 ")
+	}
 }
 
 func mustPrefixes(t testing.TB, ss ...string) []netip.Prefix {

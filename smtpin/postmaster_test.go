@@ -14,12 +14,7 @@ func TestPostmasterRefused(t *testing.T) {
 		d := &fakeDeliverer{}
 		_, addr := start(t, d, &Options{LMTP: lmtp})
 		c := dialRaw(t, addr)
-		c.expect("220 ")
-		if lmtp {
-			c.cmd("LHLO test.example", "250 ")
-		} else {
-			c.cmd("EHLO test.example", "250 ")
-		}
+		c.greet(lmtp)
 		c.cmd("MAIL FROM:<a@example.org>", "250 ")
 		for _, rcpt := range []string{"<postmaster>", "<Postmaster>", "<POSTMASTER@localhost>"} {
 			got := c.cmd("RCPT TO:"+rcpt, "550 5.1.1 ")
@@ -52,12 +47,7 @@ func TestPostmasterList(t *testing.T) {
 			"announce@other.example": "announce",
 		}})
 		c := dialRaw(t, addr)
-		c.expect("220 ")
-		if lmtp {
-			c.cmd("LHLO test.example", "250 ")
-		} else {
-			c.cmd("EHLO test.example", "250 ")
-		}
+		c.greet(lmtp)
 		c.cmd("MAIL FROM:<a@example.org>", "250 ")
 		for _, rcpt := range []string{"<Postmaster>", "<postmaster@LISTS.example>", "<postmaster@other.example>", "<postmaster@localhost>"} {
 			c.cmd("RCPT TO:"+rcpt, "250 ")
