@@ -78,6 +78,24 @@ func selectOn(t testing.TB, rc *rawConn) *rawConn {
 	return rc
 }
 
+// waitGreeting connects to addr again and again, for at most 5 s, until
+// the server greets with "* OK" rather than BYE (a slot freed a moment
+// after what frees it is answered); after says what came before.
+func waitGreeting(t *testing.T, addr, after string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, _ := dialRaw(t, addr).readLine(5 * time.Second)
+		if strings.HasPrefix(l, "* OK") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q, want a greeting", after, l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (rc *rawConn) send(line string) {
 	rc.t.Helper()
 	rc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -358,18 +376,7 @@ func TestConnectionLimitAndShutdown(t *testing.T) {
 	a.send("x LOGOUT")
 	a.until("x OK", 5*time.Second)
 	// a slot is free again
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d := dialRaw(t, ts.addr)
-		l, _ := d.readLine(5 * time.Second)
-		if strings.HasPrefix(l, "* OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot after LOGOUT: %q", l)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGreeting(t, ts.addr, "after LOGOUT")
 	// shutdown says BYE to a connected, idle client
 	b.send("y LOGIN u p")
 	b.until("y OK", 5*time.Second)

@@ -235,18 +235,8 @@ func TestPreAuthShare(t *testing.T) {
 	other.until("* OK", 5*time.Second)
 	held[0].send("a LOGIN u p")
 	held[0].until("a OK", 5*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for { // the logged-in connection no longer counts (its slot is freed as LOGIN is answered)
-		rc := dialFrom(t, "127.0.0.1", ts.addr)
-		l, _ := rc.readLine(5 * time.Second)
-		if strings.HasPrefix(l, "* OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a login: %q, want a greeting", l)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// the logged-in connection no longer counts
+	waitGreeting(t, ts.addr, "after a login")
 }
 
 // TestLoginTimeout: a connection that does not log in is closed after
