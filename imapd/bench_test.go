@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"mailswarm/message"
 )
 
@@ -120,5 +122,20 @@ func BenchmarkSelectMillion(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		mustCmd(b, c, "SELECT test")
+	}
+}
+
+// BenchmarkPasswordCheck is one bcrypt check at the default cost (10), a
+// wrong password: what a failed LOGIN costs the server in CPU, and why
+// password checks share at most half the cores (server.go).
+func BenchmarkPasswordCheck(b *testing.B) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.DefaultCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if bcrypt.CompareHashAndPassword(hash, []byte("wrong")) == nil {
+			b.Fatal("wrong password accepted")
+		}
 	}
 }
