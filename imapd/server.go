@@ -129,9 +129,9 @@ func New(a *archive.Archive, opts *Options) (*Server, error) {
 	}
 	// Password checks run on at most half the cores at once (at least
 	// one): a bcrypt check at cost 10 takes 74–77 ms of a core here
-	// (BenchmarkPasswordCheck), so
-	// without a bound 26 failing logins a second, from as many
-	// connections, take both cores of a small node from SMTP and IMAP.
+	// (BenchmarkPasswordCheck), so without a bound 26 failing logins a
+	// second, from as many connections, take both cores of a small node
+	// from SMTP and IMAP.
 	s.checks = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	var err error
 	s.log = s.opts.Logger
