@@ -120,19 +120,14 @@ func runIdleBench(ctx context.Context, c idleConfig, log io.Writer) ([]idleSide,
 		return nil, err
 	}
 	defer cleanup()
-	var sides []idleSide
-	if c.Baseline != "" {
-		bin, err := mailswarmBinary(ctx, c.Baseline, root, work, log)
-		if err != nil {
-			return nil, fmt.Errorf("baseline: %w", err)
-		}
-		sides = append(sides, idleSide{Label: "baseline", Bin: bin})
-	}
-	bin, err := mailswarmBinary(ctx, c.Bin, root, work, log)
+	bins, err := sideBinaries(ctx, c.Baseline, c.Bin, root, work, log)
 	if err != nil {
 		return nil, err
 	}
-	sides = append(sides, idleSide{Label: "this", Bin: bin})
+	var sides []idleSide
+	for _, b := range bins {
+		sides = append(sides, idleSide{Label: b.Label, Bin: b.Bin})
+	}
 	for i := range sides {
 		s := &sides[i]
 		fmt.Fprintf(log, "bench: %s: %s\n", s.Label, s.Bin)

@@ -130,19 +130,14 @@ func runIMAPLoadBench(ctx context.Context, c imapLoadConfig, log io.Writer) ([]i
 	if err != nil {
 		return nil, err
 	}
-	var sides []imapLoadSide
-	if c.Baseline != "" {
-		bin, err := mailswarmBinary(ctx, c.Baseline, root, work, log)
-		if err != nil {
-			return nil, fmt.Errorf("baseline: %w", err)
-		}
-		sides = append(sides, imapLoadSide{Label: "baseline", Bin: bin})
-	}
-	bin, err := mailswarmBinary(ctx, c.Bin, root, work, log)
+	bins, err := sideBinaries(ctx, c.Baseline, c.Bin, root, work, log)
 	if err != nil {
 		return nil, err
 	}
-	sides = append(sides, imapLoadSide{Label: "this", Bin: bin})
+	var sides []imapLoadSide
+	for _, b := range bins {
+		sides = append(sides, imapLoadSide{Label: b.Label, Bin: b.Bin})
+	}
 	for i := range sides {
 		s := &sides[i]
 		fmt.Fprintf(log, "bench: %s: %s\n", s.Label, s.Bin)

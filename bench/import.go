@@ -213,6 +213,28 @@ func prepareInputs(ctx context.Context, c importConfig, root, work string, log i
 	return inputs, nil
 }
 
+// sideBin is a bench side's label and binary.
+type sideBin struct{ Label, Bin string }
+
+// sideBinaries returns the sides of a bench that compares binaries, in the
+// order they run: the baseline (when given), then this tree ("this": bin,
+// or ./cmd/mailswarm built into work).
+func sideBinaries(ctx context.Context, baseline, bin, root, work string, log io.Writer) ([]sideBin, error) {
+	var sides []sideBin
+	if baseline != "" {
+		b, err := mailswarmBinary(ctx, baseline, root, work, log)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		sides = append(sides, sideBin{"baseline", b})
+	}
+	b, err := mailswarmBinary(ctx, bin, root, work, log)
+	if err != nil {
+		return nil, err
+	}
+	return append(sides, sideBin{"this", b}), nil
+}
+
 // mailswarmBinary returns bin, or builds ./cmd/mailswarm into work.
 func mailswarmBinary(ctx context.Context, bin, root, work string, log io.Writer) (string, error) {
 	if bin != "" {
