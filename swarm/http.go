@@ -67,7 +67,7 @@ func (n *Node) serveLists(w http.ResponseWriter, r *http.Request) {
 	n.mu.Lock()
 	out := []entry{}
 	for name, nl := range n.lists {
-		e := entry{Name: name, Key: hex.EncodeToString(nl.origin.list.PublicKey())}
+		e := entry{Name: name, Key: hex.EncodeToString(nl.list.PublicKey())}
 		if nl.manifest != nil {
 			e.Seq = nl.manifest.Seq
 		}
@@ -172,7 +172,7 @@ func (n *Node) serveKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, hex.EncodeToString(nl.origin.list.PublicKey()))
+	fmt.Fprintln(w, hex.EncodeToString(nl.list.PublicKey()))
 }
 
 // WebSeed returns the web seed URL of list's packs ("" without a base).
@@ -197,7 +197,7 @@ func (n *Node) serveTorrent(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	mi, err := nl.origin.readTorrent(name)
+	mi, err := readTorrent(nl.dir, name)
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -234,7 +234,7 @@ func (n *Node) servePack(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f, err := os.Open(filepath.Join(nl.origin.Dir(), packsDir, file))
+	f, err := os.Open(filepath.Join(nl.dir, packsDir, file))
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -310,7 +310,8 @@ func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
 	// Absolute paths tell strangers the server's layout (home, user
 	// names); the operator's `swarm status` proves it holds list.key.
 	tok := r.Header.Get(StatusTokenHeader)
-	if tok == "" || !hmac.Equal([]byte(tok), []byte(statusToken(nl.origin.priv, nl.origin.Dir()))) {
+	// A followed list has no list.key here: its paths are never shown.
+	if tok == "" || nl.origin == nil || !hmac.Equal([]byte(tok), []byte(statusToken(nl.origin.priv, nl.dir))) {
 		st = st.withoutPaths()
 	}
 	writeJSON(w, st)

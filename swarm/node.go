@@ -59,6 +59,9 @@ type Options struct {
 	SliceInterval time.Duration
 	// Lists restricts the node to these lists; empty means all lists.
 	Lists []string
+	// Follow are the lists this node mirrors (follow.go): each is kept
+	// current from its sources, verified against its key, and seeded.
+	Follow []FollowSpec
 	// Now is the clock (tests); nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -97,8 +100,14 @@ type Node struct {
 
 // nodeList is one list's state in the node.
 type nodeList struct {
-	name      string
+	name string
+	list *archive.List
+	dir  string // the list's swarm directory
+	// origin publishes the list (this node holds list.key); follow keeps
+	// a followed list current (follow.go). At most one is set: neither
+	// for a mirror not followed now, which is served as it is.
 	origin    *Origin
+	follow    *follower
 	manifest  *Manifest
 	changed   chan struct{} // closed and replaced when manifest changes
 	torrents  map[string]*torrent.Torrent
@@ -149,6 +158,12 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 		network = "tcp4"
 	}
 	n.cl.AddDialer(&peerDialer{p: n.peers, network: network})
+	for _, spec := range n.opts.Follow {
+		if err := n.addFollow(spec); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	names := n.opts.Lists
 	if len(names) == 0 {
 		if names, err = a.Names(); err != nil {
@@ -157,6 +172,9 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 		}
 	}
 	for _, name := range names {
+		if n.list(name) != nil {
+			continue // followed
+		}
 		if err := n.addList(name); err != nil {
 			n.Close()
 			return nil, err
@@ -269,6 +287,18 @@ func (n *Node) addList(name string) error {
 		return fmt.Errorf("swarm: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(l.Dir(), "list.key")); errors.Is(err, fs.ErrNotExist) {
+		dir := filepath.Join(l.Dir(), swarmDir)
+		if m, err := readManifest(dir, l.PublicKey()); err == nil && m != nil {
+			// A mirror this node does not follow now (no [[follow]] for
+			// it): it still serves and seeds what it holds.
+			n.log.Info("swarm: a mirror not followed here: serving what it holds", "list", name, "seq", m.Seq)
+			nl := &nodeList{name: name, list: l, dir: dir, changed: make(chan struct{}),
+				torrents: map[string]*torrent.Torrent{}, entries: map[string]metainfo.Hash{}}
+			n.mu.Lock()
+			n.lists[name] = nl
+			n.mu.Unlock()
+			return n.sync(nl, m)
+		}
 		n.log.Info("swarm: not the origin of this list (no list.key): not publishing it", "list", name)
 		n.mu.Lock()
 		n.skipped[name] = true
@@ -279,7 +309,7 @@ func (n *Node) addList(name string) error {
 	if err != nil {
 		return err
 	}
-	nl := &nodeList{name: name, origin: o, changed: make(chan struct{}),
+	nl := &nodeList{name: name, list: l, dir: o.Dir(), origin: o, changed: make(chan struct{}),
 		torrents: map[string]*torrent.Torrent{}, entries: map[string]metainfo.Hash{}}
 	n.mu.Lock()
 	n.lists[name] = nl
@@ -312,6 +342,15 @@ func (n *Node) Run(ctx context.Context) error {
 	// minutes, items after two hours): renew them.
 	refresh := time.NewTicker(dhtRefresh)
 	defer refresh.Stop()
+	var followers sync.WaitGroup
+	defer followers.Wait()
+	n.mu.Lock()
+	for _, nl := range n.lists {
+		if f := nl.follow; f != nil {
+			followers.Go(func() { f.run(ctx) })
+		}
+	}
+	n.mu.Unlock()
 	n.publishDue(ctx, true)
 	var soon <-chan time.Time
 	for {
@@ -352,7 +391,9 @@ func (n *Node) Run(ctx context.Context) error {
 			for _, nl := range lists {
 				if m := n.manifest(nl); m != nil {
 					n.announceNewest(nl, m)
-					n.putManifest(nl, m)
+					if nl.origin != nil {
+						n.putManifest(nl, m)
+					}
 				}
 			}
 		}
@@ -374,6 +415,9 @@ func (n *Node) publishDue(ctx context.Context, all bool) {
 	n.mu.Unlock()
 	var due []*nodeList
 	for _, nl := range lists {
+		if nl.origin == nil {
+			continue // followed: follow.go keeps it current
+		}
 		// Stat outside n.mu: the origin's lock may be held by a publish.
 		changed := stampOf(filepath.Join(nl.origin.Dir(), manifestFile)) != nl.origin.stamp()
 		n.mu.Lock()
@@ -449,6 +493,9 @@ func (n *Node) PublishContext(ctx context.Context, list string) (PublishResult, 
 	if nl == nil {
 		return PublishResult{}, fmt.Errorf("swarm: no list %q", list)
 	}
+	if nl.origin == nil {
+		return PublishResult{}, fmt.Errorf("swarm: %s is followed, not published here", list)
+	}
 	return nl.origin.PublishContext(ctx, n.opts.Now(), func(res PublishResult, more bool) error {
 		var err error
 		if res.Manifest != nil && res.Manifest != n.manifest(nl) {
@@ -477,7 +524,7 @@ func (n *Node) manifest(nl *nodeList) *Manifest {
 // sync makes the client seed exactly m's packs and bundles, and makes m
 // the list's served manifest.
 func (n *Node) sync(nl *nodeList, m *Manifest) error {
-	dir := filepath.Join(nl.origin.Dir(), packsDir)
+	dir := filepath.Join(nl.dir, packsDir)
 	want := map[string]metainfo.Hash{}
 	for _, p := range m.Packs {
 		want[p.File] = p.InfoHash
@@ -512,7 +559,7 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 	slices.Sort(add)
 	var errs []error
 	for _, name := range add {
-		mi, err := nl.origin.readTorrent(name)
+		mi, err := readTorrent(nl.dir, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -536,7 +583,7 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 	nl.changed = make(chan struct{})
 	n.mu.Unlock()
 	n.announceNewest(nl, m)
-	if prev == nil || prev.Seq != m.Seq {
+	if nl.origin != nil && (prev == nil || prev.Seq != m.Seq) {
 		n.putManifest(nl, m)
 	}
 	return errors.Join(errs...)

@@ -685,7 +685,11 @@ func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult, b *budge
 
 // removeStale deletes pack and torrent files that m does not name:
 // retired slices and leftovers of an interrupted publish.
-func (o *Origin) removeStale(m *Manifest) {
+func (o *Origin) removeStale(m *Manifest) { removeStale(o.dir, m, o.log.With("list", o.list.Name())) }
+
+// removeStale deletes the pack and torrent files of the swarm directory
+// dir that m does not name.
+func removeStale(dir string, m *Manifest, log *slog.Logger) {
 	keep := map[string]bool{}
 	for _, p := range m.Packs {
 		keep[p.File] = true
@@ -695,14 +699,14 @@ func (o *Origin) removeStale(m *Manifest) {
 		keep[b.Name+".torrent"] = true
 	}
 	for _, d := range []string{packsDir, torrentsDir} {
-		ents, err := os.ReadDir(filepath.Join(o.dir, d))
+		ents, err := os.ReadDir(filepath.Join(dir, d))
 		if err != nil {
 			continue
 		}
 		for _, ent := range ents {
 			if !keep[ent.Name()] && ent.Type().IsRegular() {
-				if err := os.Remove(filepath.Join(o.dir, d, ent.Name())); err == nil {
-					o.log.Debug("swarm: removed", "list", o.list.Name(), "file", ent.Name())
+				if err := os.Remove(filepath.Join(dir, d, ent.Name())); err == nil {
+					log.Debug("swarm: removed", "file", ent.Name())
 				}
 			}
 		}
@@ -710,8 +714,11 @@ func (o *Origin) removeStale(m *Manifest) {
 }
 
 // readTorrent reads torrents/name.torrent.
-func (o *Origin) readTorrent(name string) (*metainfo.MetaInfo, error) {
-	mi, err := metainfo.LoadFromFile(filepath.Join(o.dir, torrentsDir, name+".torrent"))
+func (o *Origin) readTorrent(name string) (*metainfo.MetaInfo, error) { return readTorrent(o.dir, name) }
+
+// readTorrent reads torrents/name.torrent of the swarm directory dir.
+func readTorrent(dir, name string) (*metainfo.MetaInfo, error) {
+	mi, err := metainfo.LoadFromFile(filepath.Join(dir, torrentsDir, name+".torrent"))
 	if err != nil {
 		return nil, fmt.Errorf("swarm: torrent %s: %w", name, err)
 	}

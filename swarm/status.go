@@ -33,6 +33,8 @@ type Status struct {
 	Epochs  []string `json:"epoch_tips"` // "EPOCH:COMMIT"
 	Packs   []Item   `json:"packs"`      // day packs and slices, in manifest order
 	Bundles []Item   `json:"bundles"`
+	// Follow is set for a list this node follows (a mirror).
+	Follow *FollowStatus `json:"follow,omitempty"`
 }
 
 // Item is one slice, day pack or bundle.
@@ -117,8 +119,12 @@ func (n *Node) Status(list string) (Status, error) {
 	if nl == nil {
 		return Status{}, fmt.Errorf("swarm: no list %q", list)
 	}
-	st := statusOf(nl.origin.list, nl.origin.Dir(), n.manifest(nl), n.opts.WebSeedBase)
+	st := statusOf(nl.list, nl.dir, n.manifest(nl), n.opts.WebSeedBase)
 	st.Seeding = true
+	if nl.follow != nil {
+		fs := nl.follow.status()
+		st.Follow = &fs
+	}
 	if a := n.Addr(); a != nil {
 		st.Listen = a.String()
 	}

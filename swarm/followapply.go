@@ -1,0 +1,410 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"mailswarm/archive"
+	"mailswarm/internal/durable"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// job is one torrent to download: a month bundle, or one day pack or
+// slice. install lists the packs to install from it in chain order;
+// suffix marks a pack whose first commits are held already (the mirror
+// had some of the day's slices when the day was sealed).
+type job struct {
+	name    string
+	ih      [20]byte
+	bundle  *BundleEntry
+	packs   []*PackEntry
+	install bool // false: only seed it (a day pack whose commits are held)
+	suffix  bool
+
+	done chan struct{}
+	err  error
+}
+
+func (j *job) size() int64 {
+	var n int64
+	for _, p := range j.packs {
+		n += p.Size
+	}
+	return n
+}
+
+// plan returns the downloads m needs beyond what the list holds, in chain
+// order, and the packs whose commits are held (to be seeded from a local
+// file).
+func (f *follower) plan(m *Manifest) (jobs []*job, held []*PackEntry, err error) {
+	bundleOf := map[string]*BundleEntry{} // day pack file → its bundle
+	for i := range m.Bundles {
+		for _, file := range m.Bundles[i].Files {
+			bundleOf[file] = &m.Bundles[i]
+		}
+	}
+	f.mu.Lock()
+	prev := f.cur
+	f.mu.Unlock()
+	byEpoch := map[int][]*PackEntry{}
+	var epochs []int
+	for i := range m.Packs {
+		p := &m.Packs[i]
+		if _, ok := byEpoch[p.Epoch]; !ok {
+			epochs = append(epochs, p.Epoch)
+		}
+		byEpoch[p.Epoch] = append(byEpoch[p.Epoch], p)
+	}
+	for _, e := range epochs {
+		ps := byEpoch[e]
+		tip, err := f.tip(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		start := 0
+		if !tip.IsZero() {
+			start = -1
+			for k, p := range ps {
+				if p.To == tip {
+					start = k + 1
+					break
+				}
+			}
+			if start < 0 {
+				// The tip is inside a pack: a day sealed after this
+				// mirror took some of its slices. Download that day pack
+				// and install the commits after the tip.
+				k := containing(ps, prev, tip)
+				if k < 0 {
+					return nil, nil, fmt.Errorf("epoch %d: the local tip %s is at no pack boundary of seq %d: this list's history is not the manifest's", e, tip, m.Seq)
+				}
+				held = append(held, ps[:k]...)
+				jobs = append(jobs, &job{name: ps[k].File, ih: ps[k].InfoHash, packs: []*PackEntry{ps[k]}, install: true, suffix: true})
+				start = k + 1
+				ps = ps[:0:0]
+			}
+		}
+		if start > 0 && len(ps) > 0 {
+			held = append(held, ps[:start]...)
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		for k := start; k < len(ps); {
+			p := ps[k]
+			if b := bundleOf[p.File]; b != nil && b.Files[0] == p.File && k+len(b.Files) <= len(ps) && ps[k+len(b.Files)-1].File == b.Files[len(b.Files)-1] {
+				j := &job{name: b.Name, ih: b.InfoHash, bundle: b, install: true}
+				j.packs = append(j.packs, ps[k:k+len(b.Files)]...)
+				jobs = append(jobs, j)
+				k += len(b.Files)
+				continue
+			}
+			jobs = append(jobs, &job{name: p.File, ih: p.InfoHash, packs: []*PackEntry{p}, install: true})
+			k++
+		}
+	}
+	return jobs, held, nil
+}
+
+// containing returns the index in ps of the day pack that holds tip: the
+// day of the slice of prev that ended at tip. -1 when there is none.
+func containing(ps []*PackEntry, prev *Manifest, tip archive.Hash) int {
+	if prev == nil {
+		return -1
+	}
+	for _, s := range prev.Packs {
+		if s.Kind != KindSlice || s.To != tip {
+			continue
+		}
+		for k, p := range ps {
+			if p.Kind == KindDay && p.Epoch == s.Epoch && p.Day == s.Day {
+				return k
+			}
+		}
+	}
+	return -1
+}
+
+func (f *follower) tip(epoch int) (archive.Hash, error) {
+	for _, e := range f.list.Epochs() {
+		if e == epoch {
+			h, err := f.list.Tip(epoch)
+			if errors.Is(err, fs.ErrNotExist) {
+				return archive.Hash{}, nil
+			}
+			return h, err
+		}
+	}
+	return archive.Hash{}, nil
+}
+
+// apply brings the list to m: downloads what it lacks (a few torrents
+// ahead), installs each pack in chain order, makes the files m names to
+// seed, then writes m, serves and seeds it.
+func (f *follower) apply(ctx context.Context, m *Manifest) error {
+	jobs, held, err := f.plan(m)
+	if err != nil {
+		return err
+	}
+	var total int64
+	npacks := 0
+	for _, j := range jobs {
+		total += j.size()
+		npacks += len(j.packs)
+	}
+	f.mu.Lock()
+	f.st.Missing = npacks
+	f.mu.Unlock()
+	if len(jobs) > 0 {
+		f.log.Info("swarm: follow: syncing", "seq", m.Seq, "torrents", len(jobs), "packs", npacks, "MiB", total>>20)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Downloads run ahead of installs, at most downloadAhead at once.
+	sem := make(chan struct{}, downloadAhead)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, j := range jobs {
+		j.done = make(chan struct{})
+	}
+	wg.Go(func() {
+		for _, j := range jobs {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				j.err = ctx.Err()
+				close(j.done)
+				continue
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				j.err = f.fetch(ctx, m, j)
+				close(j.done)
+			})
+		}
+	})
+	prog := newProgress(f, total, npacks)
+	defer prog.stop()
+	for _, j := range jobs {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if j.err != nil {
+			return fmt.Errorf("%s: %w", j.name, j.err)
+		}
+		for _, p := range j.packs {
+			if err := f.install(ctx, j, p); err != nil {
+				return fmt.Errorf("%s: %w", p.File, err)
+			}
+			prog.packDone(p.Size)
+			f.mu.Lock()
+			f.st.Missing--
+			f.mu.Unlock()
+		}
+	}
+	if err := f.seedable(ctx, m, held); err != nil {
+		return err
+	}
+	return f.commit(m)
+}
+
+// install installs the verified pack p of j into the list (one copy: the
+// file becomes the epoch's git pack) and moves it to packs/.
+func (f *follower) install(ctx context.Context, j *job, p *PackEntry) error {
+	path := filepath.Join(f.dir, incomingDir, p.File)
+	if j.suffix {
+		tip, err := f.tip(p.Epoch)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if _, err := f.list.AppendPackAfter(ctx, p.Epoch, b, tip); err != nil {
+			return err
+		}
+	} else if _, err := f.list.InstallPack(ctx, p.Epoch, path); err != nil {
+		return err
+	}
+	if tip, err := f.tip(p.Epoch); err != nil {
+		return err
+	} else if tip != p.To {
+		return fmt.Errorf("installed, but epoch %d is at %s, not the pack's end %x", p.Epoch, tip, p.To)
+	}
+	return f.place(p, path)
+}
+
+// place moves a verified pack file into packs/, durably.
+func (f *follower) place(p *PackEntry, path string) error {
+	dst := filepath.Join(f.dir, packsDir, p.File)
+	if err := os.Rename(path, dst); err != nil {
+		return err
+	}
+	return durable.SyncDir(filepath.Join(f.dir, packsDir))
+}
+
+// seedable makes every pack and bundle of m seedable: each held pack's
+// file in packs/ (found in the quarantine after a crash, else rebuilt
+// from git, else downloaded: a day close costs no download when the
+// mirror held the day's slices), and every torrent file written.
+func (f *follower) seedable(ctx context.Context, m *Manifest, held []*PackEntry) error {
+	for _, p := range held {
+		dst := filepath.Join(f.dir, packsDir, p.File)
+		if fi, err := os.Stat(dst); err == nil && fi.Size() == p.Size {
+			continue
+		}
+		inc := filepath.Join(f.dir, incomingDir, p.File)
+		if checkFile(inc, p) == nil {
+			if err := f.place(p, inc); err != nil {
+				return err
+			}
+			continue
+		}
+		err := f.rebuild(p)
+		if err == nil {
+			f.mu.Lock()
+			if p.Kind == KindDay {
+				f.st.DaysRebuilt++
+			}
+			f.mu.Unlock()
+			continue
+		}
+		f.log.Warn("swarm: follow: rebuilt pack differs from the manifest's; downloading it", "file", p.File, "err", err)
+		j := &job{name: p.File, ih: p.InfoHash, packs: []*PackEntry{p}}
+		if err := f.fetch(ctx, m, j); err != nil {
+			return fmt.Errorf("%s: %w", p.File, err)
+		}
+		if err := f.place(p, inc); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		if p.Kind == KindDay {
+			f.st.DaysDownloaded++
+		}
+		f.mu.Unlock()
+	}
+	for i := range m.Packs {
+		p := &m.Packs[i]
+		if err := f.torrentFile(p.File, p.InfoHash, func() (*metainfo.MetaInfo, error) {
+			return TorrentFor(filepath.Join(f.dir, packsDir, p.File))
+		}); err != nil {
+			return err
+		}
+	}
+	for i := range m.Bundles {
+		b := &m.Bundles[i]
+		if err := f.torrentFile(b.Name, b.InfoHash, func() (*metainfo.MetaInfo, error) {
+			paths := make([]string, len(b.Files))
+			for k, file := range b.Files {
+				paths[k] = filepath.Join(f.dir, packsDir, file)
+			}
+			return BundleTorrentFor(b.Name, paths)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuild writes the canonical pack of p's commits from the list's own
+// git and keeps it when its sha256 is the manifest's.
+func (f *follower) rebuild(p *PackEntry) error {
+	tmp, err := os.CreateTemp(filepath.Join(f.dir, incomingDir), ".tmp-rebuild-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	if _, err := f.list.WriteCanonicalPack(io.MultiWriter(tmp, h), p.Epoch, p.From, p.To); err != nil {
+		return err
+	}
+	if got := [32]byte(h.Sum(nil)); got != p.SHA256 {
+		return fmt.Errorf("sha256 %x, the manifest says %x", got, p.SHA256)
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	return f.place(p, tmp.Name())
+}
+
+// torrentFile writes torrents/name.torrent from make when it is missing,
+// after checking its infohash against the manifest's.
+func (f *follower) torrentFile(name string, ih [20]byte, make func() (*metainfo.MetaInfo, error)) error {
+	path := filepath.Join(f.dir, torrentsDir, name+".torrent")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	mi, err := make()
+	if err != nil {
+		return err
+	}
+	if got := mi.HashInfoBytes(); got != ih {
+		return fmt.Errorf("torrent %s: infohash %s, the manifest says %x", name, got, ih)
+	}
+	b, err := bencode.Marshal(metainfo.MetaInfo{InfoBytes: mi.InfoBytes})
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(path, b, 0o644, !f.n.opts.NoSync)
+}
+
+// commit makes m the list's manifest: written (the chain's new anchor),
+// served and seeded; files it no longer names are removed.
+func (f *follower) commit(m *Manifest) error {
+	if err := durable.WriteFile(filepath.Join(f.dir, manifestFile), m.Bytes(), 0o644, !f.n.opts.NoSync); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.cur = m
+	if f.best != nil && f.best.Seq <= m.Seq {
+		f.best = nil
+	}
+	f.st.Missing = 0
+	f.st.LastError = ""
+	close(f.applied)
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	err := f.n.sync(f.nl, m)
+	removeStale(f.dir, m, f.log)
+	f.saveState()
+	f.log.Info("swarm: follow: synced", "seq", m.Seq, "lag", f.n.opts.Now().Sub(time.Unix(m.Time, 0)).Round(time.Millisecond))
+	return err
+}
+
+// checkFile checks a pack file's size and sha256 against p.
+func checkFile(path string, p *PackEntry) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != p.Size {
+		return fmt.Errorf("%w: %s: %d bytes, the manifest says %d", archive.ErrCorrupt, p.File, fi.Size(), p.Size)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return err
+	}
+	if got := [32]byte(h.Sum(nil)); got != p.SHA256 {
+		return fmt.Errorf("%w: %s: sha256 %x, the manifest says %x", archive.ErrCorrupt, p.File, got, p.SHA256)
+	}
+	return nil
+}

@@ -1,0 +1,454 @@
+package swarm
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// maxTorrentFile caps a .torrent read from a source: a 4 GiB bundle at
+// 4 MiB pieces has 1,024 piece hashes (20 KiB).
+const maxTorrentFile = 4 << 20
+
+// fetch downloads j's files into the quarantine (incoming/) and checks
+// each against the manifest (size and sha256). BitTorrent first, from
+// the sources' peers and the peers they report, with every source's HTTP
+// pack URL as web seed; when the download makes no progress for
+// stallTimeout the torrent is dropped and the missing pieces are
+// range-fetched over HTTP from the sources, each checked against the
+// torrent's piece hash. Files already complete (a restart) are kept.
+func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
+	inc := filepath.Join(f.dir, incomingDir)
+	todo := false
+	for _, p := range j.packs {
+		if checkFile(filepath.Join(inc, p.File), p) != nil {
+			todo = true
+		}
+	}
+	if !todo {
+		return nil
+	}
+	mi, err := f.torrentMeta(ctx, j)
+	if err != nil {
+		return err
+	}
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return fmt.Errorf("torrent %s: %w", j.name, err)
+	}
+	if err := checkInfo(&info, j); err != nil {
+		return err
+	}
+	ih := metainfo.Hash(j.ih)
+	f.n.mu.Lock()
+	f.n.dirs[ih] = inc
+	f.n.mu.Unlock()
+	t, _ := f.n.cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih, InfoBytes: mi.InfoBytes})
+	dropped := false
+	drop := func() {
+		if dropped {
+			return
+		}
+		dropped = true
+		s := t.Stats()
+		f.mu.Lock()
+		f.st.BytesDown += s.BytesReadUsefulData.Int64()
+		f.mu.Unlock()
+		t.Drop()
+		f.n.mu.Lock()
+		if f.n.dirs[ih] == inc {
+			delete(f.n.dirs, ih)
+		}
+		f.n.mu.Unlock()
+		f.n.comp.forget(ih)
+	}
+	defer drop()
+	f.mu.Lock()
+	f.st.TorrentsOpened++
+	f.mu.Unlock()
+	var seeds []string
+	for _, s := range f.srcs {
+		if s.usable() {
+			seeds = append(seeds, s.base+"/packs/")
+		}
+	}
+	t.AddWebSeeds(seeds)
+	var peers []torrent.PeerInfo
+	for _, a := range f.peerAddrs(ctx) {
+		if ta, err := net.ResolveTCPAddr("tcp", a); err == nil {
+			peers = append(peers, torrent.PeerInfo{Addr: ta, Trusted: true})
+		}
+	}
+	t.AddPeers(peers)
+	t.DownloadAll()
+	// The watchdog: progress is bytes completed (verified pieces).
+	last, lastAt := t.BytesCompleted(), time.Now()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.Complete().On():
+			break wait
+		case <-tick.C:
+		}
+		if b := t.BytesCompleted(); b != last {
+			last, lastAt = b, time.Now()
+			continue
+		}
+		if time.Since(lastAt) < stallTimeout {
+			continue
+		}
+		var missing []int
+		for i := range t.NumPieces() {
+			if !t.PieceState(i).Complete {
+				missing = append(missing, i)
+			}
+		}
+		f.log.Warn("swarm: follow: download stalled; fetching the missing pieces over HTTP",
+			"torrent", j.name, "after", stallTimeout, "pieces", len(missing), "of", t.NumPieces())
+		drop()
+		if err := f.httpFill(ctx, &info, j, missing); err != nil {
+			return err
+		}
+		break
+	}
+	drop()
+	for _, p := range j.packs {
+		path := filepath.Join(inc, p.File)
+		if err := checkFile(path, p); err != nil {
+			os.Remove(path)
+			return err
+		}
+	}
+	return nil
+}
+
+// checkInfo checks that a torrent's info describes exactly j's files.
+func checkInfo(info *metainfo.Info, j *job) error {
+	if info.Name != j.name {
+		return fmt.Errorf("torrent %s: named %q", j.name, info.Name)
+	}
+	files := info.UpvertedFiles()
+	if len(files) != len(j.packs) || (j.bundle == nil && len(info.Files) != 0) {
+		return fmt.Errorf("torrent %s: %d files, want %d", j.name, len(files), len(j.packs))
+	}
+	for i, fi := range files {
+		name := info.Name
+		if j.bundle != nil {
+			if len(fi.Path) != 1 {
+				return fmt.Errorf("torrent %s: file path %q", j.name, fi.Path)
+			}
+			name = fi.Path[0]
+		}
+		if name != j.packs[i].File || fi.Length != j.packs[i].Size {
+			return fmt.Errorf("torrent %s: file %d is %q (%d bytes), want %q (%d bytes)", j.name, i, name, fi.Length, j.packs[i].File, j.packs[i].Size)
+		}
+	}
+	return nil
+}
+
+// torrentMeta fetches j's .torrent from a source: its info dictionary
+// must hash to the manifest's infohash.
+func (f *follower) torrentMeta(ctx context.Context, j *job) (*metainfo.MetaInfo, error) {
+	var errs []error
+	for _, s := range f.srcs {
+		if !s.usable() {
+			continue
+		}
+		mi, err := f.getTorrent(ctx, s, j)
+		if err == nil {
+			return mi, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("torrent %s: no usable HTTP source", j.name)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (f *follower) getTorrent(ctx context.Context, s *source, j *job) (*metainfo.MetaInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	u := s.base + "/torrents/" + url.PathEscape(j.name) + ".torrent"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		s.failed(err, false)
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		err := fmt.Errorf("GET %s: %s", u, resp.Status)
+		s.failed(err, false)
+		return nil, err
+	}
+	mi, err := metainfo.Load(io.LimitReader(resp.Body, maxTorrentFile))
+	if err == nil && mi.HashInfoBytes() != metainfo.Hash(j.ih) {
+		err = fmt.Errorf("infohash %s, the manifest says %x", mi.HashInfoBytes(), j.ih)
+	}
+	if err != nil {
+		err = fmt.Errorf("torrent %s from %s: %w", j.name, s.spec, err)
+		s.failed(err, true)
+		f.log.Warn("swarm: follow: bad torrent file", "source", s.spec, "err", err)
+		return nil, err
+	}
+	return mi, nil
+}
+
+// peerAddrs returns the BitTorrent peers to try: the sources given as
+// host:port and the BitTorrent address each HTTP source reports in its
+// status.
+func (f *follower) peerAddrs(ctx context.Context) []string {
+	out := append([]string(nil), f.peers...)
+	for _, s := range f.srcs {
+		s.mu.Lock()
+		p := s.BTPeer
+		s.mu.Unlock()
+		if p == "" && s.usable() {
+			p = f.askPeer(ctx, s)
+		}
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// askPeer reads a source's BitTorrent address from its status.
+func (f *follower) askPeer(ctx context.Context, s *source) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/status", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Listen string `json:"listen"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st) != nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(st.Listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		u, err := url.Parse(s.base)
+		if err != nil {
+			return ""
+		}
+		host = u.Hostname()
+	}
+	p := net.JoinHostPort(host, port)
+	s.mu.Lock()
+	s.BTPeer = p
+	s.mu.Unlock()
+	return p
+}
+
+// httpFill fetches the pieces of j's torrent that are missing, each from
+// the first source that gives bytes hashing to the piece's hash, and
+// writes them into the quarantined files. A source that sends bad bytes
+// gets a penalty and is skipped after a few.
+func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, missing []int) error {
+	inc := filepath.Join(f.dir, incomingDir)
+	type span struct {
+		file       string
+		off, n     int64 // in the file
+		globalFrom int64
+	}
+	var offs []int64 // start of each file in the torrent's byte stream
+	var o int64
+	for _, p := range j.packs {
+		offs = append(offs, o)
+		o += p.Size
+	}
+	files := make([]*os.File, len(j.packs))
+	defer func() {
+		for _, fh := range files {
+			if fh != nil {
+				fh.Close()
+			}
+		}
+	}()
+	for i, p := range j.packs {
+		fh, err := os.OpenFile(filepath.Join(inc, p.File), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		files[i] = fh
+	}
+	var mu sync.Mutex
+	next := 0
+	for _, pi := range missing {
+		piece := info.Piece(pi)
+		start, n := piece.Offset(), piece.Length()
+		var spans []span
+		for i, p := range j.packs {
+			a, b := max(start, offs[i]), min(start+n, offs[i]+p.Size)
+			if a < b {
+				spans = append(spans, span{file: p.File, off: a - offs[i], n: b - a, globalFrom: a - start})
+				_ = i
+			}
+		}
+		got := false
+		for k := 0; k < len(f.srcs) && !got; k++ {
+			mu.Lock()
+			s := f.srcs[(next+k)%len(f.srcs)]
+			mu.Unlock()
+			if !s.usable() {
+				continue
+			}
+			buf := make([]byte, n)
+			var err error
+			for _, sp := range spans {
+				if err = f.getRange(ctx, s, sp.file, sp.off, buf[sp.globalFrom:sp.globalFrom+sp.n]); err != nil {
+					break
+				}
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.failed(err, false)
+				continue
+			}
+			if sha1.Sum(buf) != [20]byte(piece.V1Hash().Unwrap()) {
+				err := fmt.Errorf("piece %d of %s: bad bytes (hash mismatch)", pi, j.name)
+				s.failed(err, true)
+				f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "err", err)
+				continue
+			}
+			for _, sp := range spans {
+				idx := 0
+				for i, p := range j.packs {
+					if p.File == sp.file {
+						idx = i
+					}
+				}
+				if _, err := files[idx].WriteAt(buf[sp.globalFrom:sp.globalFrom+sp.n], sp.off); err != nil {
+					return err
+				}
+			}
+			f.mu.Lock()
+			f.st.BytesDown += n
+			f.mu.Unlock()
+			s.ok()
+			got = true
+		}
+		if !got {
+			return fmt.Errorf("piece %d of %s: no source gave it", pi, j.name)
+		}
+		next++
+	}
+	for _, fh := range files {
+		if err := fh.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getRange reads len(buf) bytes of a pack at off from s.
+func (f *follower) getRange(ctx context.Context, s *source, file string, off int64, buf []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	u := s.base + "/packs/" + url.PathEscape(file)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(buf))-1))
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		return fmt.Errorf("GET %s: %s, want 206", u, resp.Status)
+	}
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	return nil
+}
+
+// progress logs a long sync's progress every few seconds: packs, bytes,
+// rate and the time left.
+type progress struct {
+	f            *follower
+	total        int64
+	packs, done  int
+	bytes        int64
+	start        time.Time
+	stopC        chan struct{}
+	mu           sync.Mutex
+	once         sync.Once
+	progressTick time.Duration
+}
+
+func newProgress(f *follower, total int64, packs int) *progress {
+	p := &progress{f: f, total: total, packs: packs, start: time.Now(), stopC: make(chan struct{}), progressTick: 5 * time.Second}
+	if packs > 0 {
+		go p.loop()
+	}
+	return p
+}
+
+func (p *progress) packDone(n int64) {
+	p.mu.Lock()
+	p.done++
+	p.bytes += n
+	p.mu.Unlock()
+}
+
+func (p *progress) stop() { p.once.Do(func() { close(p.stopC) }) }
+
+func (p *progress) loop() {
+	t := time.NewTicker(p.progressTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopC:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		done, b := p.done, p.bytes
+		p.mu.Unlock()
+		el := time.Since(p.start)
+		rate := float64(b) / el.Seconds()
+		eta := "?"
+		if rate > 0 {
+			eta = time.Duration(float64(p.total-b) / rate * float64(time.Second)).Round(time.Second).String()
+		}
+		p.f.log.Info("swarm: follow: progress", "packs", fmt.Sprintf("%d/%d", done, p.packs),
+			"MiB", fmt.Sprintf("%.1f/%.1f", float64(b)/(1<<20), float64(p.total)/(1<<20)),
+			"MiB/s", fmt.Sprintf("%.1f", rate/(1<<20)), "eta", eta)
+	}
+}
