@@ -714,7 +714,9 @@ func removeStale(dir string, m *Manifest, log *slog.Logger) {
 }
 
 // readTorrent reads torrents/name.torrent.
-func (o *Origin) readTorrent(name string) (*metainfo.MetaInfo, error) { return readTorrent(o.dir, name) }
+func (o *Origin) readTorrent(name string) (*metainfo.MetaInfo, error) {
+	return readTorrent(o.dir, name)
+}
 
 // readTorrent reads torrents/name.torrent of the swarm directory dir.
 func readTorrent(dir, name string) (*metainfo.MetaInfo, error) {
