@@ -3,8 +3,11 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"net"
 	"net/http/httptest"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,5 +77,80 @@ func TestFollowOnce(t *testing.T) {
 	}
 	if !bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m2.a, "demo")) {
 		t.Fatal("second mirror export differs from the origin's")
+	}
+}
+
+// clock is a test clock safe to read from the nodes' goroutines.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// waitFor polls cond every 20 ms for up to d.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runNode(t testing.TB, n *Node) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestFollowLive: a mirror running beside the origin takes each new
+// slice, then seals the day by rebuilding the day pack from the slices it
+// holds, downloading nothing more.
+func TestFollowLive(t *testing.T) {
+	clk := &clock{now: day("2026-11-23", 12)}
+	tn := startTestNodeOpts(t, 3, Options{SliceInterval: 200 * time.Millisecond, Now: clk.Now}, nil)
+	m1 := startTestMirror(t, tn.l.PublicKey(), clk.Now, tn.url)
+	runNode(t, tn.node)
+	runNode(t, m1.node)
+	same := func() bool { return bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo")) }
+	waitFor(t, 20*time.Second, "the first sync", same)
+	for i := range 3 {
+		addAt(t, tn.l, 100+i, clk.Now().Add(time.Duration(i)*time.Second))
+		waitFor(t, 20*time.Second, "slice "+strconv.Itoa(i), same)
+	}
+	st0, _ := m1.node.FollowStatus("demo")
+	clk.set(day("2026-11-24", 0).Add(30 * time.Minute))
+	var m *Manifest
+	waitFor(t, 20*time.Second, "the sealed day at the mirror", func() bool {
+		st, _ := m1.node.FollowStatus("demo")
+		m = tn.node.manifest(tn.node.list("demo"))
+		return st.Seq == m.Seq && m.Packs[len(m.Packs)-1].Kind == KindDay
+	})
+	st, _ := m1.node.FollowStatus("demo")
+	if st.DaysRebuilt != 1 || st.DaysDownloaded != 0 {
+		t.Errorf("day close: rebuilt %d, downloaded %d; want 1, 0", st.DaysRebuilt, st.DaysDownloaded)
+	}
+	if st.BytesDown != st0.BytesDown {
+		t.Errorf("day close downloaded %d bytes", st.BytesDown-st0.BytesDown)
+	}
+	// The mirror serves the sealed day pack as the origin does.
+	p := m.Packs[len(m.Packs)-1]
+	_, b := httpGet(t, m1.url+"/lists/demo/packs/"+p.File)
+	if sha256.Sum256(b) != p.SHA256 {
+		t.Errorf("mirror serves %s with another sha256", p.File)
 	}
 }

@@ -69,7 +69,10 @@ func startTestNodeOpts(t testing.TB, perDay int, opts Options, wrap func(net.Lis
 		t.Fatal(err)
 	}
 	tn.url = "http://" + ln.Addr().String()
-	opts.WebSeedBase, opts.Now, opts.NoSync = tn.url, func() time.Time { return tn.now }, true
+	opts.WebSeedBase, opts.NoSync = tn.url, true
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return tn.now }
+	}
 	tn.node, err = NewNode(a, &opts)
 	if err != nil {
 		t.Fatal(err)
