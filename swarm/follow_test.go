@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"net"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -152,5 +153,43 @@ func TestFollowLive(t *testing.T) {
 	_, b := httpGet(t, m1.url+"/lists/demo/packs/"+p.File)
 	if sha256.Sum256(b) != p.SHA256 {
 		t.Errorf("mirror serves %s with another sha256", p.File)
+	}
+}
+
+// TestFollowDaySealedWhileAway: a mirror that took the first slices of a
+// day and was away when the day was sealed downloads the day pack and
+// installs only the commits after its tip; then a month closes.
+func TestFollowDaySealedWhileAway(t *testing.T) {
+	tn := startTestNode(t, 2)
+	now := func() time.Time { return tn.now }
+	m1 := startTestMirror(t, tn.l.PublicKey(), now, tn.url)
+	if err := m1.node.SyncOnce(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	addAt(t, tn.l, 50, tn.now, tn.now.Add(time.Minute))
+	tn.now = day("2026-12-01", 1) // seals 2026-11-23 and bundles November
+	if _, err := tn.node.Publish("demo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.node.SyncOnce(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo")) {
+		t.Fatal("mirror export differs from the origin's")
+	}
+	st, _ := m1.node.FollowStatus("demo")
+	if st.DaysRebuilt != 0 {
+		t.Errorf("rebuilt %d days: the mirror could not hold the sealed day's new commits", st.DaysRebuilt)
+	}
+	m := tn.manifest(t)
+	for _, p := range m.Packs {
+		if err := checkFile(filepath.Join(m1.a.Dir(), "lists", "demo", swarmDir, packsDir, p.File), &p); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, b := range m.Bundles {
+		if tt := m1.node.Torrent("demo", b.Name); tt == nil || !tt.Complete().Bool() {
+			t.Errorf("bundle %s not seeded complete by the mirror", b.Name)
+		}
 	}
 }
