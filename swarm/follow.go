@@ -152,6 +152,8 @@ type follower struct {
 	srcs  []*source
 	peers []string // BitTorrent peers given as sources
 
+	applyMu sync.Mutex // one apply at a time (Run's loop, SyncOnce)
+
 	mu      sync.Mutex
 	cur     *Manifest // verified and applied: served and seeded
 	best    *Manifest // newest verified, applying

@@ -152,6 +152,11 @@ func (f *follower) tip(epoch int) (archive.Hash, error) {
 // ahead), installs each pack in chain order, makes the files m names to
 // seed, then writes m, serves and seeds it.
 func (f *follower) apply(ctx context.Context, m *Manifest) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	if cur := f.current(); cur != nil && cur.Seq >= m.Seq {
+		return nil // applied meanwhile
+	}
 	jobs, held, err := f.plan(m)
 	if err != nil {
 		return err
@@ -218,6 +223,12 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 		return err
 	}
 	return f.commit(m)
+}
+
+func (f *follower) current() *Manifest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cur
 }
 
 // install installs the verified pack p of j into the list (one copy: the

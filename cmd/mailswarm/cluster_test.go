@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mailswarm/swarm"
+)
+
+// A cluster is real `mailswarm serve` processes, each with its own data
+// directory, config and ports on its own loopback address (127.0.0.2,
+// .3, …): an origin of list dev and mirrors following it.
+
+// clusterNode is one serve process of a cluster.
+type clusterNode struct {
+	name             string
+	ip               string
+	data, cfg        string
+	smtp, imap, http int
+	bt               int
+	srv              *server
+	key              string // the followed list's key (hex), for mirrors
+	sources          []string
+	sliceInterval    string
+	extra            string // more config text
+	origin           bool
+	bin              string
+	env              []string // more environment (testClockEnv)
+}
+
+// freePortOn returns a free TCP port on ip.
+func freePortOn(t testing.TB, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("free port on %s: %v", ip, err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// newClusterNode prepares node number i (127.0.0.(i+2)); origin nodes
+// serve list dev over SMTP, mirrors follow key from sources.
+func newClusterNode(t testing.TB, i int, origin bool) *clusterNode {
+	t.Helper()
+	ip := fmt.Sprintf("127.0.0.%d", i+2)
+	n := &clusterNode{name: fmt.Sprintf("node%d", i), ip: ip, data: t.TempDir(), origin: origin,
+		imap: freePortOn(t, ip), http: freePortOn(t, ip), bt: freePortOn(t, ip), sliceInterval: "1s"}
+	if origin {
+		n.smtp = freePortOn(t, ip)
+	}
+	n.cfg = filepath.Join(t.TempDir(), "mailswarm.toml")
+	return n
+}
+
+func (n *clusterNode) httpBase() string { return fmt.Sprintf("http://%s:%d", n.ip, n.http) }
+func (n *clusterNode) btAddr() string   { return fmt.Sprintf("%s:%d", n.ip, n.bt) }
+func (n *clusterNode) imapAddr() string { return fmt.Sprintf("%s:%d", n.ip, n.imap) }
+
+// config writes the node's config file.
+func (n *clusterNode) config(t testing.TB) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "data = %q\n", n.data)
+	if n.origin {
+		fmt.Fprintf(&b, "[smtp]\nlisten = \"%s:%d\"\n", n.ip, n.smtp)
+	} else {
+		b.WriteString("[smtp]\nlisten = \"\"\n")
+	}
+	fmt.Fprintf(&b, "[imap]\nlisten = \"%s:%d\"\n[http]\nlisten = \"%s:%d\"\n", n.ip, n.imap, n.ip, n.http)
+	fmt.Fprintf(&b, "[bittorrent]\nlisten = \"%s:%d\"\nslice_interval = %q\n", n.ip, n.bt, n.sliceInterval)
+	if n.origin {
+		b.WriteString("[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n")
+	} else {
+		fmt.Fprintf(&b, "[[follow]]\nlist = \"dev\"\nkey = %q\nsources = [", n.key)
+		for i, s := range n.sources {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", s)
+		}
+		b.WriteString("]\n")
+	}
+	b.WriteString(n.extra)
+	if err := os.WriteFile(n.cfg, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start writes the config and starts serve, waiting for its ports.
+func (n *clusterNode) start(t *testing.T) {
+	t.Helper()
+	n.config(t)
+	bin := n.bin
+	if bin == "" {
+		bin = buildBinary(t)
+	}
+	ports := []int{n.imap, n.http}
+	if n.origin {
+		ports = append(ports, n.smtp)
+	}
+	cmd := exec.Command(bin, "serve", "--config", n.cfg)
+	cmd.Env = append(os.Environ(), n.env...)
+	n.srv = startServeOn(t, cmd, n.ip, ports...)
+	t.Cleanup(func() {
+		if n.srv.cmd.ProcessState == nil {
+			n.srv.cmd.Process.Kill()
+			n.srv.cmd.Wait()
+		}
+	})
+}
+
+// startServeOn is startServeCmd for ports on ip.
+func startServeOn(t *testing.T, cmd *exec.Cmd, ip string, ports ...int) *server {
+	t.Helper()
+	s := &server{stderr: new(bytes.Buffer), mu: new(sync.Mutex)}
+	s.cmd = cmd
+	s.cmd.Stderr = lockedBuffer{s.mu, s.stderr}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, port := range ports {
+		for {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(port)), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				s.cmd.Process.Kill()
+				s.cmd.Wait()
+				t.Fatalf("serve did not listen on %s:%d: %v\n%s", ip, port, err, s.log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return s
+}
+
+// listKey returns the hex key of list dev at an origin's data directory.
+func listKey(t *testing.T, data string) string {
+	t.Helper()
+	return hex.EncodeToString(readPub(t, filepath.Join(data, "lists", "dev")))
+}
+
+// exportSum returns the sha256 of `export` of a node's list dev and the
+// number of bytes.
+func exportSum(t testing.TB, data string) (string, int) {
+	t.Helper()
+	out, stderr, err := mailswarm(t, "export", "--data", data, "--list", "dev")
+	if err != nil {
+		t.Fatalf("export %s: %v\n%s", data, err, stderr)
+	}
+	s := sha256.Sum256(out)
+	return hex.EncodeToString(s[:]), len(out)
+}
+
+// verifyNode runs `mailswarm verify` on a node's list dev.
+func verifyNode(t testing.TB, data string) {
+	t.Helper()
+	if out, err := exec.Command(buildBinary(t), "verify", "--data", data, "--list", "dev").CombinedOutput(); err != nil {
+		t.Errorf("verify %s: %v\n%s", data, err, out)
+	}
+}
+
+// nodeStatus reads a node's public status of list dev.
+func nodeStatus(t testing.TB, n *clusterNode) swarm.Status {
+	t.Helper()
+	var st swarm.Status
+	resp, err := http.Get(n.httpBase() + "/lists/dev/status")
+	if err != nil {
+		t.Fatalf("%s status: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("%s status: %v: %s", n.name, err, b)
+	}
+	return st
+}
+
+// idler is an IMAP client idling on list dev at a node, recording when
+// each EXISTS count was first seen.
+type idler struct {
+	seen chan existsAt
+}
+
+type existsAt struct {
+	n  int
+	at time.Time
+}
+
+// startIdler logs in to addr, selects dev and idles; every "* N EXISTS"
+// goes to seen with its arrival time until the connection ends.
+func startIdler(t testing.TB, addr string) *idler {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := bufio.NewReader(c)
+	read := func(prefix string) string {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("imap %s: waiting for %q: %v", addr, prefix, err)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+	}
+	read("* OK")
+	fmt.Fprintf(c, "a LOGIN reader x\r\n")
+	read("a OK")
+	fmt.Fprintf(c, "b SELECT dev\r\n")
+	read("b OK")
+	fmt.Fprintf(c, "c IDLE\r\n")
+	read("+")
+	c.SetReadDeadline(time.Time{})
+	id := &idler{seen: make(chan existsAt, 4096)}
+	go func() {
+		defer close(id.seen)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "*" && f[2] == "EXISTS" {
+				if v, err := strconv.Atoi(f[1]); err == nil {
+					id.seen <- existsAt{v, time.Now()}
+				}
+			}
+		}
+	}()
+	return id
+}
