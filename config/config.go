@@ -45,6 +45,10 @@ type Config struct {
 	// Lists are the mailing lists this process archives.
 	Lists []List
 
+	// Follows are the lists this process mirrors: read-only copies of
+	// another node's lists, trusted by their key alone.
+	Follows []Follow
+
 	// Users may log in to IMAP.
 	Users []User
 
@@ -140,6 +144,33 @@ type List struct {
 	Name string
 	// Addresses are the envelope recipients delivered to this list.
 	Addresses []string
+}
+
+// Follow is one followed (mirrored) list: [[follow]].
+type Follow struct {
+	// List is the list's name at its origin.
+	List string
+	// Key is the list's ed25519 public key, 64 hex digits: every
+	// manifest must be signed by it. Required: a list is never trusted
+	// by what a source says.
+	Key string
+	// Sources are "http://host:port" or "https://host[:port]" (a node's
+	// HTTP base), optionally with the path /lists/NAME, or "host:port"
+	// (a BitTorrent peer).
+	Sources []string
+	// Local is the list's name in this archive; empty means List.
+	Local string
+	// Address is the list's posting address here, if any: SMTP to it is
+	// refused, as to a read-only mirror.
+	Address string
+}
+
+// LocalName returns the followed list's name in this archive.
+func (f Follow) LocalName() string {
+	if f.Local != "" {
+		return f.Local
+	}
+	return f.List
 }
 
 // User is an IMAP login.

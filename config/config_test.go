@@ -202,6 +202,23 @@ password_hash = "$2a$10$abc"
 				t.Errorf("IMAPRequireLogin, IMAPAnonymous = %v, %v, want true, true", c.IMAPRequireLogin, c.IMAPAnonymous)
 			}
 		}},
+		{"follow", "[[follow]]\nlist = \"dev\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\nsources = [\"http://127.0.0.2:8080\", \"https://lists.example.org/lists/dev2\", \"127.0.0.2:6881\"]\n" +
+			"local = \"dev-mirror\"\naddress = \"dev@mirror.example.net\"\n[[follow]]\nlist = \"announce\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\nsources = [\"[::1]:6881\"]", func(t *testing.T, c *Config) {
+			want := []Follow{
+				{List: "dev", Key: "3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1", Sources: []string{"http://127.0.0.2:8080", "https://lists.example.org/lists/dev2", "127.0.0.2:6881"},
+					Local: "dev-mirror", Address: "dev@mirror.example.net"},
+				{List: "announce", Key: "3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1", Sources: []string{"[::1]:6881"}},
+			}
+			if !reflect.DeepEqual(c.Follows, want) {
+				t.Errorf("Follows = %+v, want %+v", c.Follows, want)
+			}
+			if c.Follows[0].LocalName() != "dev-mirror" || c.Follows[1].LocalName() != "announce" {
+				t.Errorf("LocalName() = %q, %q", c.Follows[0].LocalName(), c.Follows[1].LocalName())
+			}
+			if !reflect.DeepEqual(c.Lists, Default().Lists) {
+				t.Errorf("Lists = %+v, want the default: a [[follow]] is not a [[list]]", c.Lists)
+			}
+		}},
 		{"integer size", `max_message_size = 1048576`, func(t *testing.T, c *Config) {
 			if c.MaxMessageSize != 1<<20 {
 				t.Errorf("MaxMessageSize = %d, want %d", c.MaxMessageSize, 1<<20)
@@ -299,6 +316,34 @@ func TestLoadBad(t *testing.T) {
 			"user[0].name: 256 octets, more than 255",
 			`user[1].name: "tab\there" has a control character`,
 		}},
+		{"follow without key", "[[follow]]\nlist = \"dev\"\nsources = [\"http://127.0.0.1:8080\"]",
+			[]string{"follow[0].key: missing: a list is followed by its ed25519 public key"}},
+		{"bad follows", "[[list]]\nname = \"dev\"\naddresses = [\"dev@x.org\"]\n" +
+			"[[follow]]\nlist = \"dev\"\nkey = \"K\"\nsources = [\"http://127.0.0.1:8080\"]\naddress = \"DEV@x.org\"\n" +
+			"[[follow]]\nlist = \"Dev\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\nsources = []\nlocal = \"m\"\n" +
+			"[[follow]]\nlist = \"other\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1ff\"\nlocal = \"m\"\nsources = [\"http://h\", \"ftp://h:21\", \"h\", \"h:0\", \"http://h:80/x\", \"h:1,h:2\"]\nowner = 1\n" +
+			"[[follow]]\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\nsources = [\"h:1\"]\nlocal = \"Bad\"\naddress = \"nope\"",
+			[]string{
+				"follow[2].owner: unknown key",
+				`follow[0].key: "K" is not an ed25519 public key`,
+				`follow[0].list: "dev" is also list[0].name`,
+				`follow[0].address: "DEV@x.org" is also list[0].addresses[0]`,
+				`follow[1].list: "Dev" is not a list name`,
+				"follow[1].sources: a followed list needs at least one source",
+				`follow[2].key: "3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1ff" is not an ed25519 public key`,
+				`follow[2].sources[0]: "http://h": an http source names its port`,
+				`follow[2].sources[1]: "ftp://h:21": want`,
+				`follow[2].sources[2]: "h": want`,
+				`follow[2].sources[3]: "h:0": port "0" is not a number from 1 to 65535`,
+				`follow[2].sources[4]: "http://h:80/x": path "/x": want none or /lists/NAME`,
+				`follow[2].sources[5]: "h:1,h:2": want`,
+				`follow[2].local: "m" is also the local name of follow[1].local`,
+				"follow[3].list: missing",
+				`follow[3].local: "Bad" is not a list name`,
+				`follow[3].address: "nope" is not an email address`,
+			}},
+		{"follow named as the default list", "[[follow]]\nlist = \"demo\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\nsources = [\"h:1\"]",
+			[]string{`follow[0].list: "demo" is also list[0].name`}},
 		{"several at once", `
 data = 7
 colour = "red"

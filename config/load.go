@@ -63,6 +63,13 @@ func (e *Error) Error() string {
 //	  max_long_polls, max_long_polls_per_client  integers ≥ 0, 0 = default
 //	[[list]]             name, addresses; any [[list]] replaces the default list
 //	[[user]]             name (1 to 255 octets, no control characters), password_hash
+//	[[follow]]           a list this node mirrors, read-only:
+//	  list               the list's name at its origin
+//	  key                its ed25519 public key, 64 hex digits (required)
+//	  sources            array: "http://host:port" or "https://host[:port]"
+//	                     (optionally with /lists/NAME), or "host:port" BitTorrent peers
+//	  local              its name here (default: list); not a [[list]] name
+//	  address            its posting address here: SMTP to it is refused (a mirror)
 //	[bittorrent]
 //	  listen             "host:port" for BitTorrent (TCP); default "127.0.0.1:0"
 //	  dht                boolean, join the mainline DHT (default false)
@@ -172,6 +179,10 @@ func (l *loader) top(raw map[string]any) {
 			l.c.Lists = nil
 			for i, t := range l.tables(k, v) {
 				l.c.Lists = append(l.c.Lists, l.list(fmt.Sprintf("list[%d]", i), t))
+			}
+		case "follow":
+			for i, t := range l.tables(k, v) {
+				l.c.Follows = append(l.c.Follows, l.follow(fmt.Sprintf("follow[%d]", i), t))
 			}
 		case "user":
 			for i, t := range l.tables(k, v) {
@@ -443,6 +454,28 @@ func (l *loader) list(path string, m map[string]any) List {
 		}
 	}
 	return li
+}
+
+func (l *loader) follow(path string, m map[string]any) Follow {
+	var f Follow
+	for _, k := range sortedKeys(m) {
+		p := join(path, k)
+		switch k {
+		case "list":
+			f.List, _ = l.str(p, m[k])
+		case "key":
+			f.Key, _ = l.str(p, m[k])
+		case "sources":
+			f.Sources = l.strs(p, m[k])
+		case "local":
+			f.Local, _ = l.str(p, m[k])
+		case "address":
+			f.Address, _ = l.str(p, m[k])
+		default:
+			l.problem(p, "unknown key")
+		}
+	}
+	return f
 }
 
 func (l *loader) user(path string, m map[string]any) User {

@@ -2,8 +2,10 @@ package config
 
 import (
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -134,6 +136,8 @@ func (c *Config) problems() []string {
 		}
 	}
 
+	c.followProblems(add, names, owner)
+
 	if _, ok := names[c.Postmaster]; c.Postmaster != "" && !ok {
 		add("postmaster", "%q is not the name of a [[list]]", c.Postmaster)
 	}
@@ -156,6 +160,119 @@ func (c *Config) problems() []string {
 		}
 	}
 	return ps
+}
+
+// followProblems checks the [[follow]] tables: names, key, sources, and
+// that no local name or address is also a [[list]]'s (names and owner are
+// the [[list]] names and lower-cased addresses, as problems collected them).
+func (c *Config) followProblems(add func(path, format string, args ...any), names map[string]int, owner map[string]string) {
+	locals := map[string]string{} // local name → key path of its first use
+	for i, f := range c.Follows {
+		path := fmt.Sprintf("follow[%d]", i)
+		switch {
+		case f.List == "":
+			add(path+".list", "missing: the list's name at its origin")
+		case !listName.MatchString(f.List):
+			add(path+".list", "%q is not a list name (lower-case letters, digits, '.', '_', '-'; at most 64; starts with a letter or digit)", f.List)
+		}
+		switch {
+		case f.Key == "":
+			add(path+".key", "missing: a list is followed by its ed25519 public key (64 hex digits, as keygen prints it), never by what a source says; a follower without it refuses to start")
+		case !isHexKey(f.Key):
+			add(path+".key", "%q is not an ed25519 public key: want 64 hex digits, as keygen prints it", f.Key)
+		}
+		if len(f.Sources) == 0 {
+			add(path+".sources", "a followed list needs at least one source (\"http://host:port\", \"https://host\" or a BitTorrent peer \"host:port\")")
+		}
+		for j, src := range f.Sources {
+			if err := checkFollowSource(src); err != nil {
+				add(fmt.Sprintf("%s.sources[%d]", path, j), "%v", err)
+			}
+		}
+		lp := path + ".list"
+		if f.Local != "" {
+			lp = path + ".local"
+			if !listName.MatchString(f.Local) {
+				add(lp, "%q is not a list name (lower-case letters, digits, '.', '_', '-'; at most 64; starts with a letter or digit)", f.Local)
+			}
+		}
+		if local := f.LocalName(); listName.MatchString(local) {
+			if j, ok := names[local]; ok {
+				add(lp, "%q is also list[%d].name: a mirror is a list of its own (give local = \"OTHER\" to name it otherwise)", local, j)
+			} else if prev, ok := locals[local]; ok {
+				add(lp, "%q is also the local name of %s", local, prev)
+			} else {
+				locals[local] = lp
+			}
+		}
+		if f.Address != "" {
+			ap := path + ".address"
+			if !isAddress(f.Address) {
+				add(ap, "%q is not an email address", f.Address)
+			} else if prev, ok := owner[strings.ToLower(f.Address)]; ok {
+				add(ap, "%q is also %s", f.Address, prev)
+			} else {
+				owner[strings.ToLower(f.Address)] = ap
+			}
+		}
+	}
+}
+
+// isHexKey reports whether s is an ed25519 public key in hex.
+func isHexKey(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// checkFollowSource accepts what swarm.FollowSpec takes as a source (the
+// same rules; config imports nothing of ours): "http://host:port",
+// "https://host[:port]", either optionally with the path /lists/NAME, or
+// a BitTorrent peer "host:port".
+func checkFollowSource(src string) error {
+	const form = `want "http://HOST:PORT", "https://HOST[:PORT]" (optionally with /lists/NAME) or a BitTorrent peer "HOST:PORT"`
+	if src == "" || strings.ContainsFunc(src, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == ',' || r == '@' || r == '?' || r == '#' || r == '%' || r == '\\'
+	}) {
+		return fmt.Errorf("%q: %s", src, form)
+	}
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		host, port, err := net.SplitHostPort(src)
+		if err != nil || host == "" {
+			return fmt.Errorf("%q: %s", src, form)
+		}
+		return checkPeerPort(src, port)
+	}
+	u, err := url.Parse(src)
+	if err != nil || u.Hostname() == "" || u.User != nil || u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: %s", src, form)
+	}
+	if u.Port() != "" || strings.HasSuffix(u.Host, ":") {
+		if err := checkPeerPort(src, u.Port()); err != nil {
+			return err
+		}
+	}
+	if u.Scheme == "http" && u.Port() == "" {
+		return fmt.Errorf("%q: an http source names its port (http://HOST:PORT)", src)
+	}
+	switch path := strings.TrimSuffix(u.Path, "/"); {
+	case path == "":
+	case strings.HasPrefix(path, "/lists/") && listName.MatchString(strings.TrimPrefix(path, "/lists/")):
+	default:
+		return fmt.Errorf("%q: path %q: want none or /lists/NAME", src, path)
+	}
+	return nil
+}
+
+// checkPeerPort accepts a port one can dial: 1 to 65535.
+func checkPeerPort(src, port string) error {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", src, port)
+	}
+	return nil
 }
 
 // maxUserName is the longest [[user]] name, in octets: the longest

@@ -10,9 +10,13 @@
 //	mailswarm stats   --data DIR [--list NAME] --json
 //	mailswarm verify  --data DIR --list NAME
 //	mailswarm reindex --data DIR --list NAME
-//	mailswarm keygen  --data DIR --list NAME [--address ADDR]
+//	mailswarm keygen  --data DIR --list NAME [--address ADDR] [--config FILE]
 //	mailswarm swarm publish --data DIR --list NAME [--json]
 //	mailswarm swarm status  --data DIR --list NAME [--config FILE] --json
+//	mailswarm follow  --data DIR --list NAME --key HEX [--local NAME] [--address ADDR]
+//	                  [--once] [--listen BTADDR] [--http ADDR] [--dht] SOURCE...
+//	mailswarm follow  --data DIR [flags] 'mailswarm:LIST:KEYHEX@SOURCE[,SOURCE...]' [SOURCE...]
+//	mailswarm follow status --data DIR [--list NAME] [--config FILE] [--json]
 //
 // Exit status: 0 on success, 1 on failure, 2 on bad usage; deliver uses
 // sysexits codes instead (see deliver.go).
@@ -46,8 +50,9 @@ var commands = []command{
 	{"stats", "print list statistics", runStats},
 	{"verify", "check that git, packs and index agree", runVerify},
 	{"reindex", "rebuild a list's index from git", runReindex},
-	{"keygen", "create a list with a new ed25519 key and print its public key", runKeygen},
+	{"keygen", "create a list with a new ed25519 key; print its public key and follow string", runKeygen},
 	{"swarm", "publish (cut and seal what is due) or show (status) a list's packs and torrents", runSwarm},
+	{"follow", "mirror a list, read-only, by its key (or show the mirrors: follow status)", runFollow},
 }
 
 // errUsage marks an error in the command line (exit 2).

@@ -27,7 +27,8 @@ const shutdownGrace = 30 * time.Second
 // default: data in ./mailswarm-data, SMTP on 127.0.0.1:2525, IMAP on
 // 127.0.0.1:1143, HTTP on 127.0.0.1:8080, BitTorrent on 127.0.0.1 at a
 // free port, one list demo for demo@localhost. The swarm publishes every
-// list whose key is here: at start, then every slice interval.
+// list whose key is here: at start, then every slice interval; and it
+// follows (mirrors, read-only) every [[follow]] list.
 //
 // Its steps: serveConfig, openLists, bindListeners, newParts, start, and
 // once ctx ends (SIGTERM, SIGINT) shutdown. It binds every listener before
@@ -137,6 +138,11 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 		}
 		*l.ln = ln
 	}
+	follows, err := followSpecs(cfg)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
 	bt := cfg.BitTorrent
 	node, err := swarm.NewNode(a, &swarm.Options{
 		Listen:        bt.Listen,
@@ -153,6 +159,7 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 			MaxLongPollsPerClient: cfg.HTTPLimits.MaxLongPollsPerClient,
 		},
 		Peers:  swarm.PeerLimits{MaxConns: bt.MaxConns, MaxConnsPerClient: bt.MaxConnsPerClient},
+		Follow: follows, // [[follow]]: mirrored lists, created as mirrors by the node
 		Logger: slog.Default().With("part", "swarm"),
 	})
 	if err != nil {
@@ -317,7 +324,7 @@ func userHashes(cfg *config.Config) map[string]string {
 // newSMTP returns the SMTP (or LMTP) server of listener l.
 func newSMTP(cfg *config.Config, a *archive.Archive, users map[string]string, name string, l config.Listener, lmtp bool) (*smtpin.Server, error) {
 	opts := &smtpin.Options{
-		Lists:      cfg.ListAddresses(),
+		Lists:      smtpLists(cfg), // [[follow]] addresses too: refused as mirrors (554)
 		Postmaster: cfg.Postmaster,
 		MaxSize:    cfg.MaxMessageSize,
 		Networks:   cfg.Networks,

@@ -16,14 +16,22 @@ import (
 
 // runKeygen creates a list with a new ed25519 key (list.key, mode 0600,
 // never served; list.pub, the identity mirrors follow) and prints the
-// public key. A list that already has a key keeps it: its UIDVALIDITY and
-// every signed manifest depend on it.
+// public key, then on a line of its own the follow string mirrors copy
+// (mailswarm:LIST:KEY@HTTP-BASE, the base from --config: its web seed or
+// HTTP listener). The key line stays first for scripts. A list that
+// already has a key keeps it: its UIDVALIDITY and every signed manifest
+// depend on it.
 func runKeygen(ctx context.Context, args []string) error {
 	fs := newFlags("keygen")
 	data := fs.String("data", "", "data directory (created when missing)")
 	list := fs.String("list", "", "list name")
 	address := fs.String("address", "", "the list's posting address")
+	cfgPath := fs.String("config", "", "the configuration serve runs with (for the follow string's HTTP base)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
 		return err
 	}
 	if err := required("data", *data); err != nil {
@@ -45,6 +53,7 @@ func runKeygen(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("%x\n", []byte(l.PublicKey()))
+	fmt.Println(followString(l.Name(), l.PublicKey(), cfg.WebSeedBase()))
 	return nil
 }
 
@@ -146,16 +155,22 @@ func runSwarmStatus(ctx context.Context, args []string) error {
 	if live, ok := liveStatus(ctx, base, l); ok {
 		st = live
 	}
+	follow := followString(l.Name(), l.PublicKey(), base)
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return enc.Encode(struct {
+			swarm.Status
+			// Follow is the string a mirror follows this list by.
+			Follow string `json:"follow"`
+		}{st, follow})
 	}
 	fmt.Printf("%s: manifest %d, %d packs, %d bundles", st.List, st.Seq, len(st.Packs), len(st.Bundles))
 	if st.Seeding {
 		fmt.Printf(", seeding on %s: %d peers, %d bytes up", st.Listen, st.Peers, st.BytesUp)
 	}
 	fmt.Println()
+	fmt.Printf("follow: %s\n", follow)
 	for _, it := range append(st.Packs, st.Bundles...) {
 		fmt.Printf("%-6s %-40s %10d %s %s\n", it.Kind, it.Name, it.Size, it.InfoHash, it.Path)
 	}

@@ -34,9 +34,13 @@ func TestKeygenAndSwarmCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("keygen: %v\n%s", err, stderr)
 	}
-	pub := strings.TrimSpace(string(out))
+	// The key first (scripts take the first line), then the follow string.
+	pub, followLine, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(pub) {
 		t.Fatalf("keygen printed %q", out)
+	}
+	if want := "mailswarm:lkml:" + pub + "@http://127.0.0.1:8080"; followLine != want {
+		t.Fatalf("keygen printed the follow string %q, want %q", followLine, want)
 	}
 	fi, err := os.Stat(filepath.Join(data, "lists", "lkml", "list.key"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -81,6 +85,10 @@ func TestKeygenAndSwarmCommands(t *testing.T) {
 	var st swarm.Status
 	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatal(err)
+	}
+	var withFollow struct{ Follow string }
+	if err := json.Unmarshal(out, &withFollow); err != nil || withFollow.Follow != followLine {
+		t.Errorf("status follow = %q (%v), want keygen's %q", withFollow.Follow, err, followLine)
 	}
 	if st.Key != pub || st.Seq != 1 || len(st.Packs) != len(pr.Days) || len(st.Bundles) != len(pr.Bundles) {
 		t.Fatalf("status: key %s seq %d, %d packs, %d bundles", st.Key, st.Seq, len(st.Packs), len(st.Bundles))
