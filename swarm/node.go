@@ -74,9 +74,6 @@ type Options struct {
 	// Peers are the limits of the BitTorrent connections, accepted and
 	// dialed; zero fields mean their defaults.
 	Peers PeerLimits
-	// Follow are the lists this node mirrors (STUB field until the
-	// lead's follower lands: it documents it).
-	Follow []FollowSpec
 }
 
 // Node publishes and seeds every list of an archive it is the origin of,

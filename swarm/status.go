@@ -33,7 +33,11 @@ type Status struct {
 	Epochs  []string `json:"epoch_tips"` // "EPOCH:COMMIT"
 	Packs   []Item   `json:"packs"`      // day packs and slices, in manifest order
 	Bundles []Item   `json:"bundles"`
-	// Follow is set for a list this node follows (a mirror).
+	// FollowString is the string a mirror follows the list by
+	// (FollowSpec.String with this node's HTTP base as the source).
+	FollowString string `json:"follow_string,omitempty"`
+	// Follow is set for a list this node follows (a mirror): what its
+	// follower knows.
 	Follow *FollowStatus `json:"follow,omitempty"`
 }
 
@@ -77,6 +81,9 @@ func statusOf(list *archive.List, dir string, m *Manifest, httpBase string) Stat
 	}
 	st := Status{List: list.Name(), Key: hex.EncodeToString(list.PublicKey()), Dir: dir,
 		Packs: []Item{}, Bundles: []Item{}, Epochs: []string{}}
+	if httpBase != "" {
+		st.FollowString = FollowSpec{List: list.Name(), Key: list.PublicKey(), Sources: []string{httpBase}}.String()
+	}
 	base := ""
 	if httpBase != "" {
 		base = httpBase + "/lists/" + list.Name()

@@ -156,14 +156,11 @@ func runSwarmStatus(ctx context.Context, args []string) error {
 		st = live
 	}
 	follow := followString(l.Name(), l.PublicKey(), base)
+	st.FollowString = follow
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			swarm.Status
-			// Follow is the string a mirror follows this list by.
-			Follow string `json:"follow"`
-		}{st, follow})
+		return enc.Encode(st)
 	}
 	fmt.Printf("%s: manifest %d, %d packs, %d bundles", st.List, st.Seq, len(st.Packs), len(st.Bundles))
 	if st.Seeding {

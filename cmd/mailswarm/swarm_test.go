@@ -86,9 +86,8 @@ func TestKeygenAndSwarmCommands(t *testing.T) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatal(err)
 	}
-	var withFollow struct{ Follow string }
-	if err := json.Unmarshal(out, &withFollow); err != nil || withFollow.Follow != followLine {
-		t.Errorf("status follow = %q (%v), want keygen's %q", withFollow.Follow, err, followLine)
+	if st.FollowString != followLine {
+		t.Errorf("status follow_string = %q, want keygen's %q", st.FollowString, followLine)
 	}
 	if st.Key != pub || st.Seq != 1 || len(st.Packs) != len(pr.Days) || len(st.Bundles) != len(pr.Bundles) {
 		t.Fatalf("status: key %s seq %d, %d packs, %d bundles", st.Key, st.Seq, len(st.Packs), len(st.Bundles))
