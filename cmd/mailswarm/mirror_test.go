@@ -146,6 +146,11 @@ func TestMirrorLateJoiner(t *testing.T) {
 	if out, err := exec.Command(buildBinary(t), "import", "--data", origin.data, "--list", "dev", "--address", "dev@example.org", mbox).CombinedOutput(); err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
+	// Published before serve starts: serve would publish it in steps
+	// of 256 packs, each a manifest of its own.
+	if out, err := exec.Command(buildBinary(t), "swarm", "publish", "--data", origin.data, "--list", "dev").CombinedOutput(); err != nil {
+		t.Fatalf("publish: %v\n%s", err, out)
+	}
 	origin.start(t)
 	key := listKey(t, origin.data)
 	waitManifest(t, origin, 0)

@@ -152,6 +152,7 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 		WebSeedBase:   cfg.WebSeedBase(),
 		UploadRate:    bt.UploadLimit,
 		SliceInterval: bt.SliceInterval,
+		Now:           swarmClock(),
 		HTTP: swarm.HTTPLimits{
 			MaxConns:              cfg.HTTPLimits.MaxConns,
 			MaxConnsPerClient:     cfg.HTTPLimits.MaxConnsPerClient,
