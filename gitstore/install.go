@@ -9,6 +9,10 @@ import (
 	"syscall"
 )
 
+// ErrNotTip is wrapped when a pack, sound in itself, does not continue the
+// epoch's tip: it is for another range (stale or ahead), not corrupt.
+var ErrNotTip = errors.New("gitstore: pack does not continue the tip")
+
 // InstallPack makes the canonical pack file at path (a day pack or slice,
 // as WriteCanonicalPack writes them) one of epoch's own git packs, without
 // copying it: the file is verified as PackCommits does (strictly, one
@@ -19,7 +23,8 @@ import (
 // only when path is on another file system), and the ref moves last. The
 // file must not change afterwards: it is the git pack. It returns the
 // pack's commits as entries, their blobs located in the new pack. Bad
-// packs wrap ErrCorrupt and change nothing.
+// packs wrap ErrCorrupt, packs for another range ErrNotTip; neither
+// changes anything.
 func (s *Store) InstallPack(epoch int, path string) ([]Entry, error) {
 	return s.impl.installPack(epoch, path)
 }
@@ -71,7 +76,7 @@ func (s *store) installPack(n int, path string) ([]Entry, error) {
 		return nil, fmt.Errorf("gitstore: epoch %d would leave a gap after %d", n, last)
 	}
 	if base != tip {
-		return nil, fmt.Errorf("gitstore: install %s: pack continues %s, epoch %d is at %s", path, base, n, tip)
+		return nil, fmt.Errorf("gitstore: install %s: %w: pack continues %s, epoch %d is at %s", path, ErrNotTip, base, n, tip)
 	}
 	var db *odb
 	if n <= last {

@@ -176,6 +176,9 @@ func TestInstallPackRefuses(t *testing.T) {
 		if tc.corrupt && !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: error %v does not wrap ErrCorrupt", tc.what, err)
 		}
+		if !tc.corrupt && (!errors.Is(err, ErrNotTip) || errors.Is(err, ErrCorrupt)) {
+			t.Errorf("%s: error %v should wrap ErrNotTip only", tc.what, err)
+		}
 		if after := packDirState(t, b); !slices.Equal(before, after) {
 			t.Fatalf("%s: store changed:\n%v\n%v", tc.what, before, after)
 		}
