@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -247,4 +248,48 @@ func TestInstallPackCrashBeforeRef(t *testing.T) {
 		t.Fatal(err)
 	}
 	git(t, dir, "--git-dir="+filepath.Join(dir, "git", "0.git"), "fsck", "--strict", "--no-dangling")
+}
+
+// A pack file on another file system (here /dev/shm, when it is one) is
+// copied in, not linked, and installs the same.
+func TestInstallPackOtherFileSystem(t *testing.T) {
+	src, err := os.MkdirTemp("/dev/shm", "mailswarm-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	defer os.RemoveAll(src)
+	dir := t.TempDir()
+	if s1, s2 := fsID(t, src), fsID(t, dir); s1 == s2 {
+		t.Skip("/dev/shm is on the same file system as the test's directory")
+	}
+	a := openTest(t, t.TempDir(), nil)
+	ea, err := a.Append(testCommits(0, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, info := canonical(t, a, 0, ZeroHash, ea[3].Commit)
+	path := writePack(t, src, "day.pack", p)
+	b := openTest(t, dir, &Options{}) // fsync on: the copy is synced
+	if _, err := b.InstallPack(0, path); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "git", "0.git", "objects", "pack", "pack-"+info.Trailer.String()+".pack")
+	got, err := os.ReadFile(in)
+	if err != nil || string(got) != string(p) {
+		t.Fatalf("copied pack differs (%v)", err)
+	}
+	if tip, _ := b.Tip(0); tip != ea[3].Commit {
+		t.Fatalf("tip %s", tip)
+	}
+	if err := b.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fsID(t *testing.T, path string) uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint64(st.Dev)
 }
