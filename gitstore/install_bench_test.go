@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -80,4 +81,40 @@ func streamCopy(t testing.TB, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestInstallPackMemoryGit reports the peak RSS of InstallPack (or, with
+// MAILSWARM_BENCH_MODE=append, of PackCommits + AppendRaw) of the pack
+// MAILSWARM_BENCH_PACK, git only: run it alone, in its own process.
+func TestInstallPackMemoryGit(t *testing.T) {
+	path := os.Getenv("MAILSWARM_BENCH_PACK")
+	if path == "" {
+		t.Skip("MAILSWARM_BENCH_PACK not set")
+	}
+	dir := t.TempDir()
+	s := openTest(t, dir, &Options{})
+	src := filepath.Join(dir, "day.pack")
+	streamCopy(t, path, src)
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	before := ru.Maxrss
+	var es []Entry
+	var err error
+	if os.Getenv("MAILSWARM_BENCH_MODE") == "append" {
+		var p []byte
+		var cs []RawCommit
+		if p, err = os.ReadFile(src); err == nil {
+			if _, cs, err = PackCommits(p); err == nil {
+				es, err = s.AppendRaw(0, cs)
+			}
+		}
+	} else {
+		es, err = s.InstallPack(0, src)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	st, _ := os.Stat(src)
+	t.Logf("%d commits, pack %d MiB: max RSS %d MiB before, %d MiB after", len(es), st.Size()>>20, before>>10, ru.Maxrss>>10)
 }
