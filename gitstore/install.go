@@ -149,6 +149,18 @@ func (s *store) linkPack(f *os.File, path, packDir string) (string, error) {
 	tmp := tmpName(packDir, "pack")
 	err := os.Link(path, tmp)
 	if err == nil {
+		// The link is by name: make sure it is the file verified, not one
+		// renamed over path since.
+		fi, err1 := f.Stat()
+		li, err2 := os.Stat(tmp)
+		if err := errors.Join(err1, err2); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("gitstore: link pack: %w", err)
+		}
+		if !os.SameFile(fi, li) {
+			os.Remove(tmp)
+			return "", fmt.Errorf("gitstore: link pack: %s was replaced while being installed", path)
+		}
 		if !s.opts.NoSync {
 			if err := f.Sync(); err != nil {
 				os.Remove(tmp)
