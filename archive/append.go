@@ -67,6 +67,9 @@ func (l *List) AddPrepared(ctx context.Context, msgs []*Prepared) (AddResult, er
 
 func (l *List) addBatch(ctx context.Context, b *batch) (AddResult, error) {
 	msgs := b.msgs
+	if err := l.refuseMirror(); err != nil {
+		return AddResult{}, err
+	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	var res AddResult

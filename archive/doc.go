@@ -11,6 +11,9 @@
 // (rebuildable from git alone by Reindex), users.sqlite3 (per user IMAP
 // flags, never touched by Reindex), the list key (list.key, the ed25519
 // private key, mode 0600; list.pub, its public key) and spool/ (below).
+// A mirror list (CreateMirror; "mirror": true in list.json) is another
+// node's list followed through the swarm: list.pub is the origin's key, it
+// has no list.key, grows only by InstallPack and refuses mail (ErrMirror).
 // swarm/ beside them is the swarm package's. The whole tree is in
 // docs/DESIGN.md, "On disk".
 //
@@ -23,9 +26,9 @@
 // message ("Mailswarm-Spool: N") and the highest in the index (meta
 // spool_seq), then writes spool/checkpoint and removes archived segments.
 //
-// Every writer (Add, Drain, import, AppendPack, a catch-up, Reindex), in any
-// process, holds the list's index.lock (a flock) from its git append to its
-// index commit; Run's watcher (watch.go) indexes commits git has and the
-// index lacks only when it can take that lock, that is when their writer
-// died.
+// Every writer (Add, Drain, import, AppendPack, InstallPack, a catch-up,
+// Reindex), in any process, holds the list's index.lock (a flock) from its
+// git append to its index commit; Run's watcher (watch.go) indexes commits
+// git has and the index lacks only when it can take that lock, that is
+// when their writer died.
 package archive

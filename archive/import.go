@@ -55,6 +55,9 @@ func (l *List) Import(ctx context.Context, paths []string, opts *ImportOptions) 
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}
+	if err := l.refuseMirror(); err != nil { // before any source is read
+		return ImportResult{}, err
+	}
 	// Every source is sniffed before any is read: one that holds no mail
 	// refuses the whole import and changes nothing.
 	kinds := make([]string, len(paths))

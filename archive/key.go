@@ -31,6 +31,8 @@ type meta struct {
 	Name    string    `json:"name"`
 	Address string    `json:"address,omitempty"`
 	Created time.Time `json:"created"`
+	// Mirror marks a read-only copy of another node's list (mirror.go).
+	Mirror bool `json:"mirror,omitempty"`
 }
 
 func createList(dir, name, address string, sync bool) error {
@@ -46,14 +48,19 @@ func createList(dir, name, address string, sync bool) error {
 			return fmt.Errorf("archive: create list %s: %w", name, err)
 		}
 	}
-	b, err := json.MarshalIndent(meta{Name: name, Address: address, Created: time.Now().UTC()}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := durable.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644, sync); err != nil {
+	if err := writeMeta(dir, meta{Name: name, Address: address, Created: time.Now().UTC()}, sync); err != nil {
 		return fmt.Errorf("archive: create list %s: %w", name, err)
 	}
 	return nil
+}
+
+// writeMeta writes list.json durably.
+func writeMeta(dir string, m meta, sync bool) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644, sync)
 }
 
 // WriteKeyPair stores a list key pair in dir: the private key mode 0600

@@ -115,10 +115,14 @@ func (s *spool) segments() ([]uint64, error) {
 // Accept makes raw durable in the list's spool: when it returns nil the
 // message survives a crash and the committer (Drain, Archive.Run) will
 // archive it. Errors wrap ErrRejected (the message can never be archived)
-// or ErrTempFail (storage trouble; nothing was promised). Safe for
+// or ErrTempFail (storage trouble; nothing was promised); a mirror list
+// refuses every message (ErrMirror with ErrRejected). Safe for
 // concurrent use, also by several processes; concurrent calls share one
 // fsync.
 func (l *List) Accept(ctx context.Context, raw []byte) error {
+	if err := l.refuseMirror(); err != nil {
+		return err
+	}
 	max := l.a.opts.MaxMessageSize
 	if max <= 0 {
 		max = defaultMaxMessageSize

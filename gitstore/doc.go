@@ -46,7 +46,10 @@
 // holds "d" instead). Objects are appended as one pack per batch, written to a
 // temporary file, fsynced, renamed idx first then pack, and the directory
 // fsynced; only then does the ref move, by lock file + fsync + rename. Packs are
-// never deltified by us and are marked .keep; gc.auto is 0.
+// never deltified by us and are marked .keep; gc.auto is 0. InstallPack
+// (a mirror's day pack from the swarm) writes no pack: it verifies the
+// canonical pack file, writes its idx and .keep and hard-links the file in
+// (one copy on disk; copied only across file systems), then moves the ref.
 //
 // Open only lists the packs. Reading a blob by its Loc opens the named pack
 // and reads at the offset; at most 64 pack files are open per Store, the

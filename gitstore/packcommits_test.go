@@ -90,6 +90,14 @@ func FuzzPackCommits(f *testing.F) {
 	}
 	f.Add(buf.b)
 	f.Add(validPack())
+	// Broken ones: truncated, a byte more, a flipped bit under a good
+	// trailer, no trailer.
+	f.Add(buf.b[:len(buf.b)-30])
+	f.Add(append(append([]byte{}, buf.b...), 0))
+	flip := append([]byte{}, buf.b...)
+	flip[len(flip)/2] ^= 4
+	f.Add(fixTrailer(flip))
+	f.Add(buf.b[:len(buf.b)-20])
 	f.Fuzz(func(t *testing.T, p []byte) {
 		base, commits, err := PackCommits(p)
 		if err != nil {

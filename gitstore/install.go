@@ -1,0 +1,192 @@
+package gitstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrNotTip is wrapped when a pack, sound in itself, does not continue the
+// epoch's tip: it is for another range (stale or ahead), not corrupt.
+var ErrNotTip = errors.New("gitstore: pack does not continue the tip")
+
+// InstallPack makes the canonical pack file at path (a day pack or slice,
+// as WriteCanonicalPack writes them) one of epoch's own git packs, without
+// copying it: the file is verified as PackCommits does (strictly, one
+// linear chain of whole commits, nothing else), its first commit's parent
+// must be the epoch's tip (none for an empty epoch; epoch may be one past
+// the newest, which creates it), then its idx and .keep are written and
+// the file is hard-linked in as objects/pack/pack-<trailer>.pack (copied
+// only when path is on another file system), and the ref moves last. The
+// file must not change afterwards: it is the git pack. It returns the
+// pack's commits as entries, their blobs located in the new pack. Bad
+// packs wrap ErrCorrupt, packs for another range ErrNotTip; neither
+// changes anything.
+func (s *Store) InstallPack(epoch int, path string) ([]Entry, error) {
+	return s.impl.installPack(epoch, path)
+}
+
+func (s *store) installPack(n int, path string) ([]Entry, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("gitstore: bad epoch %d", n)
+	}
+	// Verify before taking the append lock: it reads the whole pack
+	// (streamed: only commits and trees are kept) and appends need not
+	// wait for it.
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("gitstore: install pack: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("gitstore: install pack: %w", err)
+	}
+	size := fi.Size()
+	objs, err := verifyPackReader(f, size)
+	if err != nil {
+		return nil, fmt.Errorf("gitstore: install %s: %w", path, err)
+	}
+	base, chain, err := packChain(objs, func(o PackObject) ([]byte, error) { return objectAtReader(f, size, o) })
+	if err != nil {
+		return nil, fmt.Errorf("gitstore: install %s: %w", path, err)
+	}
+	var trailer Hash
+	if _, err := f.ReadAt(trailer[:], size-20); err != nil {
+		return nil, fmt.Errorf("gitstore: install %s: %w", path, err)
+	}
+
+	release, err := s.beginAppend()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	eps := s.epochs()
+	last := eps[len(eps)-1]
+	tip := ZeroHash
+	switch {
+	case n <= last:
+		if tip, err = readRef(s.gitDir(n), masterRef); err != nil {
+			return nil, err
+		}
+	case n > last+1:
+		return nil, fmt.Errorf("gitstore: epoch %d would leave a gap after %d", n, last)
+	}
+	if base != tip {
+		return nil, fmt.Errorf("gitstore: install %s: %w: pack continues %s, epoch %d is at %s", path, ErrNotTip, base, n, tip)
+	}
+	var db *odb
+	if n <= last {
+		db, err = s.epoch(n)
+	} else {
+		db, err = s.addEpoch(n)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	// On disk in packBuilder.write's order: .keep, idx, pack, directory
+	// fsync; then the ref. A crash before the ref moves leaves a complete
+	// pack no ref reaches (installing the same file again replaces it).
+	packDir := db.packDir()
+	name := "pack-" + trailer.String()
+	dst := filepath.Join(packDir, name)
+	entries := make([]idxEntry, len(objs))
+	for i, o := range objs {
+		entries[i] = idxEntry{o.Hash, o.Offset, o.crc}
+	}
+	tmpIdx, err := writeFileSync(packDir, "idx", encodeIdx(entries, trailer), s.opts.NoSync)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmpIdx) // gone after the rename
+	tmpPack, err := s.linkPack(f, path, packDir)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmpPack)
+	if err := os.WriteFile(dst+".keep", []byte("mailswarm\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("gitstore: write keep: %w", err)
+	}
+	if err := os.Rename(tmpIdx, dst+".idx"); err != nil {
+		return nil, fmt.Errorf("gitstore: install idx: %w", err)
+	}
+	if err := os.Rename(tmpPack, dst+".pack"); err != nil {
+		return nil, fmt.Errorf("gitstore: install pack: %w", err)
+	}
+	if !s.opts.NoSync {
+		if err := syncDir(packDir); err != nil {
+			return nil, err
+		}
+	}
+	if err := db.loadPack(name); err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(chain))
+	for i, l := range chain {
+		b := objs[l.blob]
+		out[i] = Entry{
+			Epoch: n, Commit: objs[l.commitI].Hash, Parent: l.ci.Parent, Tree: objs[l.treeI].Hash,
+			Blob: b.Hash, Remove: l.name == "d", BlobSize: b.Size,
+			BlobLoc: Loc{Epoch: n, Pack: name, Offset: b.Offset},
+			Author:  l.ci.Author, Committer: l.ci.Committer, Message: l.ci.Message,
+		}
+	}
+	if err := writeRef(s.gitDir(n), masterRef, out[len(out)-1].Commit, s.opts.NoSync, s.log); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// linkPack hard-links the pack file at path under a temporary name in
+// packDir (so an existing pack of the same name is replaced atomically by
+// the rename), or copies f there when path is on another file system. The
+// linked file is fsynced: its writer may not have.
+func (s *store) linkPack(f *os.File, path, packDir string) (string, error) {
+	tmp := tmpName(packDir, "pack")
+	err := os.Link(path, tmp)
+	if err == nil {
+		// The link is by name: make sure it is the file verified, not one
+		// renamed over path since.
+		fi, err1 := f.Stat()
+		li, err2 := os.Stat(tmp)
+		if err := errors.Join(err1, err2); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("gitstore: link pack: %w", err)
+		}
+		if !os.SameFile(fi, li) {
+			os.Remove(tmp)
+			return "", fmt.Errorf("gitstore: link pack: %s was replaced while being installed", path)
+		}
+		if !s.opts.NoSync {
+			if err := f.Sync(); err != nil {
+				os.Remove(tmp)
+				return "", fmt.Errorf("gitstore: fsync %s: %w", path, err)
+			}
+		}
+		return tmp, nil
+	}
+	if !errors.Is(err, syscall.EXDEV) {
+		return "", fmt.Errorf("gitstore: link pack: %w", err)
+	}
+	s.log.Info("gitstore: pack on another file system: copying it", "path", path, "dir", packDir)
+	w, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("gitstore: create pack: %w", err)
+	}
+	_, err = io.Copy(w, io.NewSectionReader(f, 0, 1<<62))
+	if err == nil && !s.opts.NoSync {
+		err = w.Sync()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("gitstore: copy pack: %w", err)
+	}
+	return tmp, nil
+}
