@@ -350,9 +350,18 @@ func prepareAll(msgs []pendingMsg) []*Prepared {
 	return prepareOn(msgs, runtime.GOMAXPROCS(0))
 }
 
+// prepareAllIndex is prepareAll with prepareIndex: messages git holds.
+func prepareAllIndex(msgs []pendingMsg) []*Prepared {
+	return prepareWith(msgs, runtime.GOMAXPROCS(0), prepareIndex)
+}
+
 // prepareOn parses msgs on the given number of goroutines, keeping their
 // order.
 func prepareOn(msgs []pendingMsg, workers int) []*Prepared {
+	return prepareWith(msgs, workers, Prepare)
+}
+
+func prepareWith(msgs []pendingMsg, workers int, prepare func([]byte, time.Time) *Prepared) []*Prepared {
 	out := make([]*Prepared, len(msgs))
 	var wg sync.WaitGroup
 	next := make(chan int, len(msgs))
@@ -363,7 +372,7 @@ func prepareOn(msgs []pendingMsg, workers int) []*Prepared {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				out[i] = Prepare(msgs[i].raw, msgs[i].arrived)
+				out[i] = prepare(msgs[i].raw, msgs[i].arrived)
 			}
 		})
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	// Lists maps a recipient address (lower-case) to a list name. Zero:
 	// demo@localhost → demo.
 	Lists map[string]string
+	// ReadOnly names lists (by list name) that take no mail here: a
+	// mirror's. RCPT to one of their addresses is refused, 550 5.7.1,
+	// saying it is a read-only mirror. Zero: none.
+	ReadOnly map[string]bool
 	// MaxSize is the largest message accepted, in bytes (RFC 1870). Zero:
 	// 64 MiB.
 	MaxSize int64

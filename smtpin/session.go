@@ -100,6 +100,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("unknown recipient", "rcpt", to)
 		return errUnknownRcpt
 	}
+	if ss.s.opts.ReadOnly[list] {
+		ss.log.Info("recipient refused: a read-only mirror", "rcpt", to, "list", list)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+			Message: "List " + list + " is a read-only mirror here: post to its origin"}
+	}
 	ss.rcpts = append(ss.rcpts, rcpt{addr: to, list: list})
 	if !ss.seen[list] {
 		ss.seen[list] = true

@@ -59,6 +59,15 @@ func smtpLists(cfg *config.Config) map[string]string {
 	return m
 }
 
+// readOnlyLists names the lists cfg follows: read-only here.
+func readOnlyLists(cfg *config.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range cfg.Follows {
+		m[f.LocalName()] = true
+	}
+	return m
+}
+
 // followString is the copyable string that follows list from httpBase
 // (none: the string has no source, which follow then needs given).
 func followString(list string, key []byte, httpBase string) string {

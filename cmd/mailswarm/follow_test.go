@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mailswarm/archive"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -182,26 +183,23 @@ func TestServeFollowConfig(t *testing.T) {
 	if err := c.Mail("a@example.net"); err != nil {
 		t.Fatal(err)
 	}
-	// The mirror's address is a list's address, not an unknown one (550).
-	if err := c.Rcpt("up@mirror.example.org"); err != nil {
-		t.Fatalf("RCPT to a [[follow]] address: %v", err)
+	// The mirror's address is refused at RCPT, saying why (not as an
+	// unknown address, 5.1.1).
+	var te *textproto.Error
+	if err := c.Rcpt("up@mirror.example.org"); !errors.As(err, &te) || te.Code != 550 || !strings.Contains(te.Msg, "5.7.1 List up is a read-only mirror") {
+		t.Errorf("RCPT to a [[follow]] address: %v, want 550 5.7.1 naming the read-only mirror", err)
 	}
-	w, err := c.Data()
+	// Accept refuses too, whatever reaches it: 554.
+	a, err := archive.Open(&archive.Options{Dir: data})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(w, "From: a@example.net\r\nTo: up@mirror.example.org\r\nSubject: to a mirror\r\nMessage-ID: <m1@test>\r\n\r\nhello\r\n")
-	err = w.Close()
-	var te *textproto.Error
-	// Once the follower creates the mirror list, its Accept refuses the
-	// message as a mirror's: 554 (archive.ErrMirror is an ErrRejected).
-	if _, statErr := os.Stat(filepath.Join(data, "lists", "up", "list.pub")); statErr == nil {
-		if !errors.As(err, &te) || te.Code != 554 {
-			t.Errorf("mail to a mirror: %v, want 554", err)
-		}
-	} else if err == nil {
-		t.Errorf("mail to a mirror that does not exist yet was accepted")
-	} else {
-		t.Logf("mail to a mirror not created yet: %v", err)
+	defer a.Close()
+	ml, err := a.List("up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ml.Accept(t.Context(), []byte("Subject: x\r\n\r\nx\r\n")); !errors.Is(err, archive.ErrMirror) || !errors.Is(err, archive.ErrRejected) {
+		t.Errorf("Accept on a mirror list: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/smtp"
 	"os"
@@ -302,4 +303,48 @@ func TestMirrorDayClose(t *testing.T) {
 			t.Errorf("%s serves %s with another sha256", m.name, day.Name)
 		}
 	}
+}
+
+// TestMirrorKill9: a mirror killed with SIGKILL at random moments of its
+// first sync, ten times, resumes each time; it ends with the origin's
+// export (no article twice) and verify passes after every kill.
+func TestMirrorKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a syncing mirror ten times")
+	}
+	origin := newClusterNode(t, 0, true)
+	start := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
+	mbox := history(t, start, 7*time.Hour, int(time.Since(start).Hours()/7))
+	if out, err := exec.Command(buildBinary(t), "import", "--data", origin.data, "--list", "dev", "--address", "dev@example.org", mbox).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(buildBinary(t), "swarm", "publish", "--data", origin.data, "--list", "dev").CombinedOutput(); err != nil {
+		t.Fatalf("publish: %v\n%s", err, out)
+	}
+	origin.start(t)
+	seq := nodeStatus(t, origin).Seq
+	m := newClusterNode(t, 1, false)
+	m.key, m.sources = listKey(t, origin.data), []string{origin.httpBase()}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
+	for i := range 10 {
+		m.start(t)
+		d := time.Duration(200+rng.IntN(2800)) * time.Millisecond
+		time.Sleep(d)
+		st := nodeStatus(t, m)
+		m.srv.cmd.Process.Kill()
+		m.srv.cmd.Wait()
+		t.Logf("kill %d after %v: seq %d, %d packs missing, %d bytes down", i+1, d, st.Follow.Seq, st.Follow.Missing, st.Follow.BytesDown)
+		verifyNode(t, m.data)
+	}
+	m.start(t)
+	waitFollowed(t, m, seq)
+	want, _ := exportSum(t, origin.data)
+	if got, _ := exportSum(t, m.data); got != want {
+		t.Errorf("export after the kills differs from the origin's")
+	}
+	if articles(t, m.data) != articles(t, origin.data) {
+		t.Errorf("article numbers or thread ids differ from the origin's")
+	}
+	m.srv.stop(t)
+	verifyNode(t, m.data)
 }

@@ -325,7 +325,8 @@ func userHashes(cfg *config.Config) map[string]string {
 // newSMTP returns the SMTP (or LMTP) server of listener l.
 func newSMTP(cfg *config.Config, a *archive.Archive, users map[string]string, name string, l config.Listener, lmtp bool) (*smtpin.Server, error) {
 	opts := &smtpin.Options{
-		Lists:      smtpLists(cfg), // [[follow]] addresses too: refused as mirrors (554)
+		Lists:      smtpLists(cfg), // [[follow]] addresses too: refused at RCPT as mirrors
+		ReadOnly:   readOnlyLists(cfg),
 		Postmaster: cfg.Postmaster,
 		MaxSize:    cfg.MaxMessageSize,
 		Networks:   cfg.Networks,
