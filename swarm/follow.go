@@ -212,6 +212,13 @@ func (n *Node) addFollow(spec FollowSpec) error {
 		return fmt.Errorf("swarm: follow %s: the manifest held names list %q, not %q", local, m.List, spec.List)
 	}
 	f.cur = m
+	if m != nil {
+		// Torrent files are written without an fsync each: remake what
+		// a crash damaged before seeding.
+		if err := f.torrentFiles(m); err != nil {
+			f.log.Error("swarm: follow: torrent files", "err", err)
+		}
+	}
 	nl := &nodeList{name: local, list: l, dir: dir, follow: f, changed: make(chan struct{}),
 		torrents: map[string]*torrent.Torrent{}, entries: map[string]metainfo.Hash{}}
 	f.nl = nl

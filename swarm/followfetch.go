@@ -447,6 +447,7 @@ func (p *progress) loop() {
 		if rate > 0 {
 			eta = time.Duration(float64(p.total-b) / rate * float64(time.Second)).Round(time.Second).String()
 		}
+		p.f.saveState() // the figures survive a kill
 		p.f.log.Info("swarm: follow: progress", "packs", fmt.Sprintf("%d/%d", done, p.packs),
 			"MiB", fmt.Sprintf("%.1f/%.1f", float64(b)/(1<<20), float64(p.total)/(1<<20)),
 			"MiB/s", fmt.Sprintf("%.1f", rate/(1<<20)), "eta", eta)
