@@ -293,3 +293,55 @@ func fsID(t *testing.T, path string) uint64 {
 	}
 	return uint64(st.Dev)
 }
+
+// InstallPacks installs consecutive packs with one ref move: the same
+// history as one by one; packs that do not chain (a gap, the wrong
+// order) are refused before anything changes.
+func TestInstallPacks(t *testing.T) {
+	a := openTest(t, t.TempDir(), nil)
+	ea, err := a.Append(testCommits(0, 30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	var paths []string
+	for k, r := range [][2]int{{-1, 9}, {9, 19}, {19, 29}} {
+		from := ZeroHash
+		if r[0] >= 0 {
+			from = ea[r[0]].Commit
+		}
+		p, _ := canonical(t, a, 0, from, ea[r[1]].Commit)
+		paths = append(paths, writePack(t, src, itoa(int64(k))+".pack", p))
+	}
+	b := openTest(t, t.TempDir(), nil)
+	before := packDirState(t, b)
+	for _, bad := range [][]string{{paths[0], paths[2]}, {paths[1], paths[0]}, {paths[1], paths[2]}} {
+		if _, err := b.InstallPacks(0, bad); !errors.Is(err, ErrNotTip) {
+			t.Errorf("packs that do not chain from the tip: %v, want ErrNotTip", err)
+		}
+		if after := packDirState(t, b); !slices.Equal(before, after) {
+			t.Fatalf("a refused install changed the store: %v -> %v", before, after)
+		}
+	}
+	es, err := b.InstallPacks(0, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 30 || es[29].Commit != ea[29].Commit {
+		t.Fatalf("%d entries", len(es))
+	}
+	for i, e := range es {
+		if e.Commit != ea[i].Commit {
+			t.Fatalf("entry %d: %s, want %s", i, e.Commit, ea[i].Commit)
+		}
+		if blob, err := b.ReadBlob(e.BlobLoc); err != nil || hashObject(ObjBlob, blob) != e.Blob {
+			t.Fatalf("blob of %s: %v", e.Commit, err)
+		}
+	}
+	if tip, _ := b.Tip(0); tip != ea[29].Commit {
+		t.Fatalf("tip %s", tip)
+	}
+	if err := b.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

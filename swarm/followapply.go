@@ -209,15 +209,15 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 		if j.err != nil {
 			return fmt.Errorf("%s: %w", j.name, j.err)
 		}
-		for _, p := range j.packs {
-			if err := f.install(ctx, j, p); err != nil {
-				return fmt.Errorf("%s: %w", p.File, err)
-			}
-			prog.packDone(p.Size)
-			f.mu.Lock()
-			f.st.Missing--
-			f.mu.Unlock()
+		if err := f.install(ctx, j); err != nil {
+			return fmt.Errorf("%s: %w", j.name, err)
 		}
+		for _, p := range j.packs {
+			prog.packDone(p.Size)
+		}
+		f.mu.Lock()
+		f.st.Missing -= len(j.packs)
+		f.mu.Unlock()
 	}
 	if err := f.seedable(ctx, m, held); err != nil {
 		return err
@@ -231,23 +231,28 @@ func (f *follower) current() *Manifest {
 	return f.cur
 }
 
-// install installs the verified pack p of j into the list (one copy: the
-// file becomes the epoch's git pack) and moves it to packs/.
-func (f *follower) install(ctx context.Context, j *job, p *PackEntry) error {
-	path := filepath.Join(f.dir, incomingDir, p.File)
+// install installs j's verified packs into the list (one copy: the files
+// become the epoch's git packs; a month's days with one ref move) and
+// moves them to packs/.
+func (f *follower) install(ctx context.Context, j *job) error {
+	paths := make([]string, len(j.packs))
+	for i, p := range j.packs {
+		paths[i] = filepath.Join(f.dir, incomingDir, p.File)
+	}
+	p := j.packs[len(j.packs)-1]
 	if j.suffix {
 		tip, err := f.tip(p.Epoch)
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(paths[0])
 		if err != nil {
 			return err
 		}
 		if _, err := f.list.AppendPackAfter(ctx, p.Epoch, b, tip); err != nil {
 			return err
 		}
-	} else if _, err := f.list.InstallPack(ctx, p.Epoch, path); err != nil {
+	} else if _, err := f.list.InstallPacks(ctx, p.Epoch, paths); err != nil {
 		return err
 	}
 	if tip, err := f.tip(p.Epoch); err != nil {
@@ -255,7 +260,12 @@ func (f *follower) install(ctx context.Context, j *job, p *PackEntry) error {
 	} else if tip != p.To {
 		return fmt.Errorf("installed, but epoch %d is at %s, not the pack's end %x", p.Epoch, tip, p.To)
 	}
-	return f.place(p, path)
+	for i, p := range j.packs {
+		if err := f.place(p, paths[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // place moves a verified pack file into packs/. The directory is synced
