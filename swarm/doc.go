@@ -1,8 +1,7 @@
-// Package swarm publishes a list's history over BitTorrent and HTTP: it is
-// the origin side of docs/SWARM.md. Following a list as a mirror (a
-// manifest feed, verifying and installing its packs, gossip between peers,
-// finding peers through the DHT and trackers) is not built yet: it is
-// coming (issues 12 and 13; docs/DESIGN.md, "Mirrors").
+// Package swarm publishes a list's history over BitTorrent and HTTP and
+// follows lists others publish (docs/SWARM.md). Gossip between peers and
+// finding peers through the DHT and trackers are coming (issue 13;
+// docs/DESIGN.md, "Mirrors").
 //
 // It owns, for every list whose private key (list.key) it holds:
 //
@@ -24,6 +23,14 @@
 //     PeerLimits: its own TCP listener and dialer, capped in all and per
 //     client, and a rate-limited client log), and DHT announces plus the
 //     newest manifest as a BEP 44 item under the list key (dhtput.go).
+//   - Mirror (follow.go, followapply.go, followfetch.go): a followed
+//     list, Options.Follow: manifests long-polled from HTTP sources and
+//     taken only when signed by the given key and following the last one
+//     verified; the fewest torrents downloaded into swarm/incoming (web
+//     seeds, a stall watchdog with HTTP range fill); each pack checked
+//     against the manifest and installed as the epoch's own git pack
+//     (archive.List.InstallPacks); held day packs rebuilt rather than
+//     downloaded; the manifest written last, then served and seeded.
 //   - StatusOf and CheckPublished: what `swarm status` prints and what
 //     `verify` checks of the published files against the manifest.
 //
