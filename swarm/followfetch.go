@@ -68,6 +68,7 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 		f.st.BytesDown += s.BytesReadUsefulData.Int64()
 		f.mu.Unlock()
 		t.Drop()
+		f.logBanned()
 		f.n.mu.Lock()
 		if f.n.dirs[ih] == inc {
 			delete(f.n.dirs, ih)
@@ -137,6 +138,22 @@ wait:
 		}
 	}
 	return nil
+}
+
+// logBanned logs the peers anacrolix banned since the last look: a peer
+// whose blocks made a piece fail its hash is banned by address (its
+// connections dropped, no new ones), and the download goes on from the
+// others.
+func (f *follower) logBanned() {
+	for _, ip := range f.n.cl.BadPeerIPs() {
+		f.mu.Lock()
+		known := f.btPeers["banned "+ip]
+		f.btPeers["banned "+ip] = true
+		f.mu.Unlock()
+		if !known {
+			f.log.Warn("swarm: follow: peer banned: it sent data that failed a piece hash", "peer", ip)
+		}
+	}
 }
 
 // checkInfo checks that a torrent's info describes exactly j's files.
