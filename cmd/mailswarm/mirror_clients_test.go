@@ -206,7 +206,7 @@ func TestMirrorMbsync(t *testing.T) {
 	if uv != wantUV {
 		t.Errorf("UIDVALIDITY %s at the mirror, %s at the origin", uv, wantUV)
 	}
-	t.Logf("mirror: %d messages, UIDs %d..%d, UIDVALIDITY %s as at the origin", len(got), uids[0], uids[len(uids)-1], uv)
+	t.Logf("mirror: %d messages, UIDs %d..%d, UIDVALIDITY %s", len(got), uids[0], uids[len(uids)-1], uv)
 }
 
 // TestMirrorGitAndPublicInbox: a mirror's list directory is an ordinary
