@@ -82,6 +82,9 @@ func mirrorCluster(t *testing.T) (origin, mirror *clusterNode, msgs [][]byte) {
 	return origin, mirror, msgs
 }
 
+// lf makes every CRLF an LF.
+func lf(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
+
 // mbsyncOf pulls mailbox dev from the IMAP server at addr into a fresh
 // Maildir with mbsync and returns the messages by UID (mbsync's X-TUID
 // line removed) and the server's UIDVALIDITY as mbsync recorded it.
@@ -172,13 +175,14 @@ SyncState *
 	return got, string(uv[1])
 }
 
-// TestMirrorMbsync: mbsync pulls list dev from a mirror's IMAP (the
-// mirror got every message from the origin's swarm, none by mail): every
-// message of the origin's export arrives, byte for byte (CRLF made LF, as
-// mbsync stores them), in UID order; the UIDs and the UIDVALIDITY are
-// those mbsync sees at the origin.
-func TestMirrorMbsync(t *testing.T) {
-	peertest.Need(t, "mbsync")
+// TestMirrorIMAPClients: mbsync and mutt read list dev from a mirror's
+// IMAP (the mirror got every message from the origin's swarm, none by
+// mail). mbsync: every message of the origin's export arrives, byte for
+// byte (CRLF made LF, as mbsync stores them), in UID order; the UIDs and
+// the UIDVALIDITY are those mbsync sees at the origin. mutt: piping every
+// message, undecoded, gives the export's messages in order.
+func TestMirrorIMAPClients(t *testing.T) {
+	peertest.Need(t, "mbsync", "mutt", "script")
 	origin, mirror, msgs := mirrorCluster(t)
 	got, uv := mbsyncOf(t, mirror.imapAddr())
 	want, wantUV := mbsyncOf(t, origin.imapAddr())
@@ -190,7 +194,6 @@ func TestMirrorMbsync(t *testing.T) {
 		uids = append(uids, uid)
 	}
 	slices.Sort(uids)
-	lf := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
 	for i, uid := range uids {
 		if i < len(msgs) && !bytes.Equal(got[uid], lf(msgs[i])) {
 			t.Errorf("mirror UID %d: %d bytes differ from the origin's export message %d (%d bytes)\ngot  %q\nwant %q",
@@ -207,6 +210,77 @@ func TestMirrorMbsync(t *testing.T) {
 		t.Errorf("UIDVALIDITY %s at the mirror, %s at the origin", uv, wantUV)
 	}
 	t.Logf("mirror: %d messages, UIDs %d..%d, UIDVALIDITY %s", len(got), uids[0], uids[len(uids)-1], uv)
+
+	piped := muttPipeAll(t, mirror.imapAddr())
+	if len(piped) != len(msgs) {
+		t.Errorf("mutt piped %d messages from the mirror, the origin's export has %d", len(piped), len(msgs))
+	}
+	for i := range min(len(piped), len(msgs)) {
+		if !bytes.Equal(piped[i], lf(msgs[i])) {
+			t.Errorf("mutt, message %d: %d bytes differ from the origin's export (%d bytes)", i+1, len(piped[i]), len(msgs[i]))
+		}
+	}
+}
+
+// muttSep follows each message mutt pipes (pipe_sep).
+const muttSep = "=====mutt-message-end=====\n"
+
+// muttPipeAll opens mailbox dev at the IMAP server addr with mutt, tags
+// every message and pipes each, undecoded, to a file; it returns the
+// messages as mutt fetched them (LF line endings).
+func muttPipeAll(t *testing.T, addr string) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	if strings.ContainsAny(dir, `'"\ $`+"`") {
+		t.Fatalf("temp dir %q needs quoting in a shell command", dir)
+	}
+	out := filepath.Join(dir, "piped")
+	// No TLS, no caches (mutt fetches from the server), never ask
+	// anything; once the index is up: tag all, pipe each, quit.
+	rc := fmt.Sprintf(`set imap_user=reader
+set imap_pass=any-password
+set folder=imap://%[1]s/
+set spoolfile=+dev
+set ssl_starttls=no
+set ssl_force_tls=no
+set header_cache=
+set message_cachedir=
+set sort=mailbox-order
+set pipe_decode=no
+set pipe_split=yes
+set pipe_sep="%[2]s"
+set wait_key=no
+set quit=yes
+set delete=no
+set move=no
+set mail_check=0
+set timeout=0
+push "<tag-pattern>~A<enter><tag-prefix><pipe-message>cat >> %[3]s<enter><quit>"
+`, addr, strings.TrimSuffix(muttSep, "\n")+`\n`, out)
+	muttrc := filepath.Join(dir, "muttrc")
+	if err := os.WriteFile(muttrc, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// mutt needs a terminal: script(1) gives it a pty (-e: mutt's exit
+	// status; -q: no banner; the typescript goes to /dev/null).
+	cmd := exec.CommandContext(t.Context(), "script", "-qec", fmt.Sprintf("mutt -n -F %s -f imap://reader@%s/dev", muttrc, addr), "/dev/null")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir, "TERM=dumb", "MAIL=")
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mutt: %v\n%s", err, b[max(0, len(b)-2000):])
+	}
+	t.Logf("mutt from %s: %v", addr, time.Since(start).Round(time.Millisecond))
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("mutt piped nothing: %v", err)
+	}
+	parts := bytes.Split(b, []byte(muttSep))
+	if len(parts) > 0 && len(parts[len(parts)-1]) == 0 {
+		parts = parts[:len(parts)-1]
+	}
+	return parts
 }
 
 // TestMirrorGitAndPublicInbox: a mirror's list directory is an ordinary
