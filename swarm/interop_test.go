@@ -51,7 +51,12 @@ func interopNode(t *testing.T) (*testNode, *Manifest, string) {
 
 // originPath is the origin's copy of a pack file.
 func originPath(tn *testNode, file string) string {
-	return filepath.Join(tn.node.list("demo").origin.Dir(), packsDir, file)
+	return filepath.Join(originPacks(tn), file)
+}
+
+// originPacks is the directory of the origin's pack files.
+func originPacks(tn *testNode) string {
+	return filepath.Join(tn.node.list("demo").origin.Dir(), packsDir)
 }
 
 // peerTorrent writes the node's torrent for name to a file without its
@@ -77,15 +82,16 @@ func writeTorrent(t *testing.T, mi *metainfo.MetaInfo, name, announce string) st
 	return p
 }
 
-// checkDownloaded compares a downloaded pack file with the origin's and
-// verifies it with archive.VerifyPack and git index-pack --strict.
-func checkDownloaded(t *testing.T, tn *testNode, m *Manifest, got string) {
+// checkDownloaded compares a downloaded pack file with its copy in the
+// directory packs (the origin's) and verifies it with archive.VerifyPack
+// and git index-pack --strict.
+func checkDownloaded(t *testing.T, packs string, m *Manifest, got string) {
 	t.Helper()
 	b, err := os.ReadFile(got)
 	if err != nil {
 		t.Fatalf("downloaded: %v", err)
 	}
-	want, err := os.ReadFile(originPath(tn, filepath.Base(got)))
+	want, err := os.ReadFile(filepath.Join(packs, filepath.Base(got)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,15 +102,15 @@ func checkDownloaded(t *testing.T, tn *testNode, m *Manifest, got string) {
 	if _, err := archive.VerifyPack(b); err != nil {
 		t.Errorf("%s: VerifyPack: %v", got, err)
 	}
-	indexPackStrict(t, tn, m, got)
+	indexPackStrict(t, packs, m, got)
 }
 
 // indexPackStrict has git index-pack --strict take the pack file at path
-// into a bare repository holding the origin's packs before it on its
-// epoch's chain: a day pack's first commit has its parent in the day
+// into a bare repository holding the packs (from the directory packs)
+// before it on its epoch's chain: a day pack's first commit has its parent in the day
 // before, and --strict wants every object a pack refers to. (Outside a
 // repository, git 2.39's index-pack --strict crashes on such a pack.)
-func indexPackStrict(t *testing.T, tn *testNode, m *Manifest, path string) {
+func indexPackStrict(t *testing.T, packs string, m *Manifest, path string) {
 	t.Helper()
 	repo := t.TempDir()
 	git := func(stdin string, args ...string) {
@@ -136,7 +142,7 @@ func indexPackStrict(t *testing.T, tn *testNode, m *Manifest, path string) {
 	}
 	for _, p := range m.Packs[:i] {
 		if p.Epoch == m.Packs[i].Epoch {
-			git(originPath(tn, p.File), "index-pack", "--strict", "--stdin")
+			git(filepath.Join(packs, p.File), "index-pack", "--strict", "--stdin")
 		}
 	}
 	git(path, "index-pack", "--strict", "--stdin")
@@ -178,7 +184,7 @@ func TestInteropLibtorrentFromUs(t *testing.T) {
 		t.Logf("libtorrent got %s in %v", name, time.Since(start).Round(time.Millisecond))
 	}
 	for _, p := range append([]string{filepath.Join(out, m.Packs[0].File)}, bundleFiles(out, m.Bundles[0])...) {
-		checkDownloaded(t, tn, m, p)
+		checkDownloaded(t, originPacks(tn), m, p)
 	}
 	checkUploaded(t, tn, m.Packs[0].Size+m.Bundles[0].Size)
 }
@@ -196,7 +202,7 @@ func TestInteropAria2FromUs(t *testing.T) {
 		t.Logf("aria2 got %s in %v", name, time.Since(start).Round(time.Millisecond))
 	}
 	for _, p := range append([]string{filepath.Join(out, m.Packs[1].File)}, bundleFiles(out, m.Bundles[0])...) {
-		checkDownloaded(t, tn, m, p)
+		checkDownloaded(t, originPacks(tn), m, p)
 	}
 	checkUploaded(t, tn, m.Packs[1].Size+m.Bundles[0].Size)
 }
@@ -231,7 +237,7 @@ func TestInteropTransmissionFromUs(t *testing.T) {
 	for b, _ := os.ReadFile(got); !bytes.Equal(b, want) && time.Now().Before(deadline); b, _ = os.ReadFile(got) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	checkDownloaded(t, tn, m, got)
+	checkDownloaded(t, originPacks(tn), m, got)
 	checkUploaded(t, tn, m.Packs[2].Size)
 }
 
@@ -275,7 +281,7 @@ func TestInteropFromLibtorrent(t *testing.T) {
 		n := s.BytesReadUsefulData.Int64()
 		t.Errorf("%d useful bytes from peers, want %d", n, p.Size)
 	}
-	checkDownloaded(t, tn, m, filepath.Join(dir, p.File))
+	checkDownloaded(t, originPacks(tn), m, filepath.Join(dir, p.File))
 }
 
 // aria2 fetches a day pack and the month bundle from the torrents' web
@@ -305,6 +311,6 @@ func TestInteropAria2WebSeedOnly(t *testing.T) {
 		t.Logf("aria2 got %s from the web seed in %v", name, time.Since(start).Round(time.Millisecond))
 	}
 	for _, p := range append([]string{filepath.Join(out, m.Packs[0].File)}, bundleFiles(out, m.Bundles[0])...) {
-		checkDownloaded(t, tn, m, p)
+		checkDownloaded(t, originPacks(tn), m, p)
 	}
 }
