@@ -82,10 +82,10 @@ func TestMirrorsPropagation(t *testing.T) {
 	}
 	// Wait for the mirrors to serve the origin's newest manifest, then
 	// compare exports.
-	want, _ := exportSum(t, origin.data)
 	for k, m := range mirrors {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
+			want, _ := exportSum(t, origin.data)
 			if got, _ := exportSum(t, m.data); got == want {
 				break
 			}
@@ -248,10 +248,13 @@ func TestMirrorDayClose(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond) // a few slices
 		}
 	}
-	want, _ := exportSum(t, origin.data)
 	for _, m := range mirrors {
 		deadline := time.Now().Add(30 * time.Second)
-		for got, _ := exportSum(t, m.data); got != want; got, _ = exportSum(t, m.data) {
+		for {
+			want, _ := exportSum(t, origin.data)
+			if got, _ := exportSum(t, m.data); got == want {
+				break
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s did not follow the slices\n%s", m.name, m.srv.log())
 			}
