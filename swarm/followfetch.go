@@ -320,6 +320,11 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 		}
 		files[i] = fh
 	}
+	sizes := map[string]int64{}
+	for _, p := range j.packs {
+		sizes[p.File] = p.Size
+	}
+	failed := map[*source]bool{}
 	var mu sync.Mutex
 	next := 0
 	for _, pi := range missing {
@@ -334,17 +339,18 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 			}
 		}
 		got := false
+		var errs []error
 		for k := 0; k < len(f.srcs) && !got; k++ {
 			mu.Lock()
 			s := f.srcs[(next+k)%len(f.srcs)]
 			mu.Unlock()
-			if !s.usable() {
+			if !s.usable() || (failed[s] && len(failed) < len(f.srcs)) {
 				continue
 			}
 			buf := make([]byte, n)
 			var err error
 			for _, sp := range spans {
-				if err = f.getRange(ctx, s, sp.file, sp.off, buf[sp.globalFrom:sp.globalFrom+sp.n]); err != nil {
+				if err = f.getRange(ctx, s, sp.file, sizes[sp.file], sp.off, buf[sp.globalFrom:sp.globalFrom+sp.n]); err != nil {
 					break
 				}
 			}
@@ -352,11 +358,25 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.failed(err, false)
+				// A source that failed one piece is tried last for the
+				// rest: one that stalls cost stallTimeout per piece,
+				// not once.
+				failed[s] = true
+				err = fmt.Errorf("piece %d of %s from %s: %w", pi, j.name, s.spec, err)
+				errs = append(errs, err)
+				bad := errors.Is(err, errBadBytes)
+				s.failed(err, bad)
+				if bad {
+					f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "err", err)
+				} else {
+					f.log.Warn("swarm: follow: range fetch failed", "source", s.spec, "err", err)
+				}
 				continue
 			}
 			if sha1.Sum(buf) != [20]byte(piece.V1Hash().Unwrap()) {
-				err := fmt.Errorf("piece %d of %s: bad bytes (hash mismatch)", pi, j.name)
+				err := fmt.Errorf("piece %d of %s from %s: %w (hash mismatch)", pi, j.name, s.spec, errBadBytes)
+				failed[s] = true
+				errs = append(errs, err)
 				s.failed(err, true)
 				f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "err", err)
 				continue
@@ -379,7 +399,7 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 			got = true
 		}
 		if !got {
-			return fmt.Errorf("piece %d of %s: no source gave it", pi, j.name)
+			return fmt.Errorf("piece %d of %s: no source gave it: %w", pi, j.name, errors.Join(errs...))
 		}
 		next++
 	}
@@ -391,10 +411,22 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 	return nil
 }
 
-// getRange reads len(buf) bytes of a pack at off from s.
-func (f *follower) getRange(ctx context.Context, s *source, file string, off int64, buf []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+// errBadBytes marks a source's answer that cannot be the manifest's
+// file: bytes that fail their hash, or a file of another size.
+var errBadBytes = errors.New("bad bytes")
+
+// getRange reads len(buf) bytes at off of a pack of size bytes from s.
+// The answer must be a 206 for a file of exactly size bytes (a source
+// that has the file truncated, or with bytes after it, serves another
+// file: errBadBytes). No deadline bounds the whole read: a slow but
+// moving answer goes on, but one that brings no byte for stallTimeout
+// (the header included) is cut off.
+func (f *follower) getRange(ctx context.Context, s *source, file string, size, off int64, buf []byte) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errStalled := fmt.Errorf("stalled: no byte for %s", stallTimeout)
+	stall := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
 	u := s.base + "/packs/" + url.PathEscape(file)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -403,14 +435,43 @@ func (f *follower) getRange(ctx context.Context, s *source, file string, off int
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(buf))-1))
 	resp, err := f.hc.Do(req)
 	if err != nil {
-		return err
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			err = c
+		}
+		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		return fmt.Errorf("GET %s: %s: its file is shorter than the manifest's %d bytes: %w", u, resp.Status, size, errBadBytes)
+	}
 	if resp.StatusCode != http.StatusPartialContent {
 		return fmt.Errorf("GET %s: %s, want 206", u, resp.Status)
 	}
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
+	var from, to, total int64
+	if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &from, &to, &total); err != nil {
+		return fmt.Errorf("GET %s: Content-Range %q: %w", u, resp.Header.Get("Content-Range"), errBadBytes)
+	}
+	if total != size || from != off || to != off+int64(len(buf))-1 {
+		return fmt.Errorf("GET %s: Content-Range %q for bytes %d-%d of %d: %w", u, resp.Header.Get("Content-Range"), off, off+int64(len(buf))-1, size, errBadBytes)
+	}
+	for n := 0; n < len(buf); {
+		k, err := resp.Body.Read(buf[n:])
+		n += k
+		if k > 0 {
+			stall.Reset(stallTimeout)
+		}
+		if n == len(buf) {
+			break
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+				err = c
+			}
+			return fmt.Errorf("GET %s: %d of %d bytes: %w", u, n, len(buf), err)
+		}
 	}
 	return nil
 }
