@@ -165,6 +165,16 @@ func checkInfo(info *metainfo.Info, j *job) error {
 	if len(files) != len(j.packs) || (j.bundle == nil && len(info.Files) != 0) {
 		return fmt.Errorf("torrent %s: %d files, want %d", j.name, len(files), len(j.packs))
 	}
+	// The fixed recipe's piece length and one hash per piece: the
+	// infohash check lets only the origin's info through, but an info
+	// with no piece hashes or a piece length of 0 passed here, and the
+	// range fill then had no piece to fetch (FuzzTorrentInfo).
+	if pl := PieceLength(j.size()); info.PieceLength != pl {
+		return fmt.Errorf("torrent %s: piece length %d, the recipe's is %d", j.name, info.PieceLength, pl)
+	}
+	if n := (j.size() + info.PieceLength - 1) / info.PieceLength; int64(len(info.Pieces)) != n*sha1.Size {
+		return fmt.Errorf("torrent %s: %d bytes of piece hashes, want %d for %d pieces", j.name, len(info.Pieces), n*sha1.Size, n)
+	}
 	for i, fi := range files {
 		name := info.Name
 		if j.bundle != nil {
