@@ -63,6 +63,7 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 			return
 		}
 		dropped = true
+		f.blameWebSeeds(t, j)
 		s := t.Stats()
 		f.mu.Lock()
 		f.st.BytesDown += s.BytesReadUsefulData.Int64()
@@ -152,6 +153,38 @@ func (f *follower) logBanned() {
 		f.mu.Unlock()
 		if !known {
 			f.log.Warn("swarm: follow: peer banned: it sent data that failed a piece hash", "peer", ip)
+		}
+	}
+}
+
+// blameWebSeeds gives a penalty to each source whose web seed sent t
+// more pieces that failed their hash than pieces that passed, and logs
+// every one that sent a bad piece. anacrolix drops such a web seed for a
+// minute and tells no one: a source sending bad bytes over the web seed
+// while an honest one completed the download was neither counted nor
+// logged. A piece that more than one peer wrote to counts for each, so
+// one bad piece beside good ones is logged, not penalised; two sources on
+// the same host:port (anacrolix names a web seed by its host) are not
+// told apart and get no penalty.
+func (f *follower) blameWebSeeds(t *torrent.Torrent, j *job) {
+	for _, p := range t.WebseedPeerConns() {
+		st := p.Stats()
+		bad, good := st.PiecesDirtiedBad.Int64(), st.PiecesDirtiedGood.Int64()
+		if bad == 0 || p.RemoteAddr == nil {
+			continue
+		}
+		host := p.RemoteAddr.String()
+		var match []*source
+		for _, s := range f.srcs {
+			if u, err := url.Parse(s.base); err == nil && u.Host == host {
+				match = append(match, s)
+			}
+		}
+		penalty := bad > good && len(match) == 1
+		for _, s := range match {
+			err := fmt.Errorf("torrent %s: web seed %s: %d pieces failed their hash, %d passed: %w", j.name, s.spec, bad, good, errBadBytes)
+			s.failed(err, penalty)
+			f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "penalty", penalty, "err", err)
 		}
 	}
 }
