@@ -109,6 +109,13 @@ func (s *source) usable() bool {
 	return time.Now().After(s.bannedUntil)
 }
 
+// banErr says why s is not used: its penalties and its last error.
+func (s *source) banErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Errorf("%d penalties, not used until %s; last: %s", s.Penalties, s.bannedUntil.UTC().Format(time.RFC3339), s.LastError)
+}
+
 func (s *source) status() SourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -387,7 +387,11 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 			mu.Lock()
 			s := f.srcs[(next+k)%len(f.srcs)]
 			mu.Unlock()
-			if !s.usable() || (failed[s] && len(failed) < len(f.srcs)) {
+			if !s.usable() {
+				errs = append(errs, fmt.Errorf("%s: skipped: %w", s.spec, s.banErr()))
+				continue
+			}
+			if failed[s] && len(failed) < len(f.srcs) {
 				continue
 			}
 			buf := make([]byte, n)
