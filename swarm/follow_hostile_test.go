@@ -90,6 +90,9 @@ type hostile struct {
 	manifest func(w http.ResponseWriter, r *http.Request, after int64)
 	// torrent alters a .torrent file.
 	torrent func(name string, b []byte) []byte
+	// files serves these bytes for a path (a pack or .torrent the honest
+	// node does not have), with Range.
+	files map[string][]byte
 
 	altered atomic.Int64 // answers altered
 }
@@ -131,9 +134,14 @@ func (h *hostile) originBytes(path string) ([]byte, error) {
 func (h *hostile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	pack, stall, manifest, torrent := h.pack, h.stall, h.manifest, h.torrent
+	file, isFile := h.files[r.URL.Path]
 	h.mu.Unlock()
 	p := r.URL.Path
 	switch {
+	case isFile:
+		h.altered.Add(1)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(file))
+		return
 	case strings.HasSuffix(p, "/status"):
 		http.NotFound(w, r)
 		return
@@ -720,5 +728,68 @@ func TestFollowHostileWebSeed(t *testing.T) {
 		t.Errorf("no WARN line names %s; log:\n%s", r.h.url, r.logs)
 	} else {
 		t.Logf("logged: %s", lines[0])
+	}
+}
+
+// A manifest signed by the list's key (the origin's own mistake, or its
+// key in other hands) that names, for the range after the mirror's tip, a
+// pack of another history that continues the same tip: the bytes match
+// the manifest (size, sha256, .torrent), the pack continues the tip, but
+// its commits end elsewhere than the manifest's To. The mirror must check
+// the range before anything changes.
+func TestFollowSignedPackOfAnotherRange(t *testing.T) {
+	tn := startTestNode(t, 2)
+	other := startTestNode(t, 2)
+	m1, om1 := tn.manifest(t), other.manifest(t)
+	if m1.Epochs[0].Tip != om1.Epochs[0].Tip {
+		t.Skip("two lists of the same messages have different histories: cannot build a fork")
+	}
+	priv, err := archive.ReadPrivateKey(tn.l.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newHostileRun(t, tn)
+	r.g.open.Store(true)
+	if err := r.m.node.SyncOnce(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	addAt(t, tn.l, 100, day("2026-11-23", 1))
+	addAt(t, other.l, 200, day("2026-11-23", 1), day("2026-11-23", 2))
+	for _, n := range []*testNode{tn, other} {
+		if _, err := n.node.Publish("demo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2, om2 := tn.manifest(t), other.manifest(t)
+	p, op := m2.Packs[len(m2.Packs)-1], om2.Packs[len(om2.Packs)-1]
+	if p.From != op.From || p.File != op.File {
+		t.Fatalf("the new slices differ in From or name: %s %s", p.File, op.File)
+	}
+	forged := signed(t, m2, priv, func(c *Manifest) {
+		q := &c.Packs[len(c.Packs)-1]
+		to := q.To
+		*q = op
+		q.To = to // the manifest's range, the other history's bytes
+	})
+	_, pack := httpGet(t, other.url+"/lists/demo/packs/"+op.File)
+	_, tor := httpGet(t, other.url+"/lists/demo/torrents/"+op.File+".torrent")
+	r.h.set(func(h *hostile) {
+		h.manifest = func(w http.ResponseWriter, _ *http.Request, _ int64) { w.Write(forged) }
+		h.files = map[string][]byte{
+			"/lists/demo/packs/" + op.File:                 pack,
+			"/lists/demo/torrents/" + op.File + ".torrent": tor,
+		}
+	})
+	r.g.open.Store(false)
+	before := exportSum(t, r.m.a)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	err = r.m.node.SyncOnce(ctx, "demo")
+	t.Logf("sync: %v", err)
+	if err == nil {
+		t.Error("a pack whose commits are not the manifest's range was installed")
+	}
+	if exportSum(t, r.m.a) != before {
+		t.Error("the archive changed: the pack was installed before its range was checked")
 	}
 }
