@@ -418,7 +418,6 @@ func TestFollowHostileTrailingGarbage(t *testing.T) {
 	} else {
 		t.Logf("range fill: %v", err)
 	}
-	before := exportSum(t, r.m.a)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	err = r.m.node.SyncOnce(ctx, "demo")
@@ -432,9 +431,12 @@ func TestFollowHostileTrailingGarbage(t *testing.T) {
 			t.Fatal("the mirror's export differs from the origin's")
 		}
 	case strings.Contains(err.Error(), "bad bytes"):
+		// Torrents the web seed completed (the manifest's bytes) are
+		// installed before the one the range fill refused: the mirror
+		// holds a prefix of the origin's history, nothing else.
 		t.Logf("refused: %v", err)
-		if exportSum(t, r.m.a) != before {
-			t.Error("the archive changed while only the hostile source answered")
+		if !bytes.HasPrefix(exportOf(t, tn.a, "demo"), exportOf(t, r.m.a, "demo")) {
+			t.Error("the mirror's export is not a prefix of the origin's")
 		}
 		if len(r.logs.warned(r.h.url, "bad bytes")) == 0 {
 			t.Errorf("no WARN line names %s", r.h.url)
