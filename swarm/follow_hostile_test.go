@@ -201,6 +201,8 @@ type gate struct {
 	url      string
 	open     atomic.Bool
 	noStatus atomic.Bool // /status is 404: the node's BitTorrent address is not told
+	// packsOpen, when set, answers packs with 503 until it says true.
+	packsOpen atomic.Pointer[func() bool]
 }
 
 func newGate(t testing.TB, origin string) *gate {
@@ -214,6 +216,10 @@ func newGate(t testing.TB, origin string) *gate {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.open.Load() {
 			http.Error(w, "shut", http.StatusServiceUnavailable)
+			return
+		}
+		if f := g.packsOpen.Load(); f != nil && strings.Contains(r.URL.Path, "/packs/") && !(*f)() {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
 			return
 		}
 		if g.noStatus.Load() && strings.HasSuffix(r.URL.Path, "/status") {
@@ -675,6 +681,11 @@ func TestFollowHostileStall(t *testing.T) {
 	r.h.set(func(h *hostile) { h.stall = true })
 	r.g.open.Store(true)
 	r.g.noStatus.Store(true) // no BitTorrent peer: the packs come over HTTP
+	// The honest node's packs only once the watchdog has seen the stall:
+	// else anacrolix may take every piece from its web seed first and
+	// never ask the hostile one (it did, once in three -race runs).
+	stalled := func() bool { return len(r.logs.warned("download stalled")) > 0 }
+	r.g.packsOpen.Store(&stalled)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
