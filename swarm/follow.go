@@ -109,6 +109,13 @@ func (s *source) usable() bool {
 	return time.Now().After(s.bannedUntil)
 }
 
+// banErr says why s is not used: its penalties and its last error.
+func (s *source) banErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Errorf("%d penalties, not used until %s; last: %s", s.Penalties, s.bannedUntil.UTC().Format(time.RFC3339), s.LastError)
+}
+
 func (s *source) status() SourceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -354,6 +361,9 @@ func (f *follower) pollOnce(ctx context.Context, s *source, wait time.Duration) 
 	if m != nil {
 		if err := f.offer(m); err != nil {
 			s.failed(err, true)
+			f.mu.Lock()
+			f.st.Refused++
+			f.mu.Unlock()
 			f.log.Warn("swarm: follow: manifest refused", "source", s.spec, "seq", m.Seq, "err", err)
 			return err
 		}
@@ -401,6 +411,12 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, after int64, wa
 		return nil, refused(fmt.Errorf("from %s: oversized: %d bytes, more than the %d a follower reads", s.spec, resp.ContentLength, maxFollowManifest))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFollowManifest+1))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// The answer ended before its Content-Length: a torn manifest
+		// is refused like any other bad one (it was logged at debug
+		// level, with no penalty).
+		return nil, refused(fmt.Errorf("from %s: torn: %d of %d bytes", s.spec, len(b), resp.ContentLength))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
@@ -408,7 +424,7 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, after int64, wa
 		return nil, refused(fmt.Errorf("from %s: oversized: more than the %d bytes a follower reads", s.spec, maxFollowManifest))
 	}
 	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
-		return nil, fmt.Errorf("GET %s: torn: %d of %d bytes", u, len(b), resp.ContentLength)
+		return nil, refused(fmt.Errorf("from %s: torn: %d of %d bytes", s.spec, len(b), resp.ContentLength))
 	}
 	m, err := ParseManifest(b, f.spec.Key)
 	if err != nil {
@@ -417,10 +433,26 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, after int64, wa
 	if m.List != f.spec.List {
 		return nil, refused(fmt.Errorf("from %s: a manifest of list %q, not %q", s.spec, m.List, f.spec.List))
 	}
+	if m.Seq <= after && after > 0 && f.forks(m) {
+		return nil, refused(fmt.Errorf("from %s: forked chain: another manifest for seq %d than the one verified here", s.spec, m.Seq))
+	}
 	if m.Seq <= after && after > 0 {
 		return nil, refused(fmt.Errorf("from %s: seq %d is not newer than %d, which was asked for (a replay)", s.spec, m.Seq, after))
 	}
 	return m, nil
+}
+
+// forks reports whether m has the sequence of a manifest verified here
+// but other bytes.
+func (f *follower) forks(m *Manifest) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, prev := range []*Manifest{f.cur, f.best} {
+		if prev != nil && prev.Seq == m.Seq && prev.Hash() != m.Hash() {
+			return true
+		}
+	}
+	return false
 }
 
 // offer takes m as the newest manifest to apply when it follows the
@@ -509,6 +541,11 @@ func (n *Node) SyncOnce(ctx context.Context, local string) error {
 	if m == nil || (cur != nil && m.Seq <= cur.Seq) {
 		if cur == nil {
 			return fmt.Errorf("swarm: follow %s: no manifest from any source: %w", local, errors.Join(errs...))
+		}
+		if len(errs) == len(f.srcs) {
+			// Not one source answered (or every answer was refused):
+			// nothing says the list is up to date.
+			return fmt.Errorf("swarm: follow %s: no source answered: %w", local, errors.Join(errs...))
 		}
 		return nil // up to date
 	}

@@ -63,6 +63,7 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 			return
 		}
 		dropped = true
+		f.blameWebSeeds(t, j)
 		s := t.Stats()
 		f.mu.Lock()
 		f.st.BytesDown += s.BytesReadUsefulData.Int64()
@@ -156,6 +157,38 @@ func (f *follower) logBanned() {
 	}
 }
 
+// blameWebSeeds gives a penalty to each source whose web seed sent t
+// more pieces that failed their hash than pieces that passed, and logs
+// every one that sent a bad piece. anacrolix drops such a web seed for a
+// minute and tells no one: a source sending bad bytes over the web seed
+// while an honest one completed the download was neither counted nor
+// logged. A piece that more than one peer wrote to counts for each, so
+// one bad piece beside good ones is logged, not penalised; two sources on
+// the same host:port (anacrolix names a web seed by its host) are not
+// told apart and get no penalty.
+func (f *follower) blameWebSeeds(t *torrent.Torrent, j *job) {
+	for _, p := range t.WebseedPeerConns() {
+		st := p.Stats()
+		bad, good := st.PiecesDirtiedBad.Int64(), st.PiecesDirtiedGood.Int64()
+		if bad == 0 || p.RemoteAddr == nil {
+			continue
+		}
+		host := p.RemoteAddr.String()
+		var match []*source
+		for _, s := range f.srcs {
+			if u, err := url.Parse(s.base); err == nil && u.Host == host {
+				match = append(match, s)
+			}
+		}
+		penalty := bad > good && len(match) == 1
+		for _, s := range match {
+			err := fmt.Errorf("torrent %s: web seed %s: %d pieces failed their hash, %d passed: %w", j.name, s.spec, bad, good, errBadBytes)
+			s.failed(err, penalty)
+			f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "penalty", penalty, "err", err)
+		}
+	}
+}
+
 // checkInfo checks that a torrent's info describes exactly j's files.
 func checkInfo(info *metainfo.Info, j *job) error {
 	if info.Name != j.name {
@@ -164,6 +197,16 @@ func checkInfo(info *metainfo.Info, j *job) error {
 	files := info.UpvertedFiles()
 	if len(files) != len(j.packs) || (j.bundle == nil && len(info.Files) != 0) {
 		return fmt.Errorf("torrent %s: %d files, want %d", j.name, len(files), len(j.packs))
+	}
+	// The fixed recipe's piece length and one hash per piece: the
+	// infohash check lets only the origin's info through, but an info
+	// with no piece hashes or a piece length of 0 passed here, and the
+	// range fill then had no piece to fetch (FuzzTorrentInfo).
+	if pl := PieceLength(j.size()); info.PieceLength != pl {
+		return fmt.Errorf("torrent %s: piece length %d, the recipe's is %d", j.name, info.PieceLength, pl)
+	}
+	if n := (j.size() + info.PieceLength - 1) / info.PieceLength; int64(len(info.Pieces)) != n*sha1.Size {
+		return fmt.Errorf("torrent %s: %d bytes of piece hashes, want %d for %d pieces", j.name, len(info.Pieces), n*sha1.Size, n)
 	}
 	for i, fi := range files {
 		name := info.Name
@@ -320,6 +363,11 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 		}
 		files[i] = fh
 	}
+	sizes := map[string]int64{}
+	for _, p := range j.packs {
+		sizes[p.File] = p.Size
+	}
+	failed := map[*source]bool{}
 	var mu sync.Mutex
 	next := 0
 	for _, pi := range missing {
@@ -334,17 +382,22 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 			}
 		}
 		got := false
+		var errs []error
 		for k := 0; k < len(f.srcs) && !got; k++ {
 			mu.Lock()
 			s := f.srcs[(next+k)%len(f.srcs)]
 			mu.Unlock()
 			if !s.usable() {
+				errs = append(errs, fmt.Errorf("%s: skipped: %w", s.spec, s.banErr()))
+				continue
+			}
+			if failed[s] && len(failed) < len(f.srcs) {
 				continue
 			}
 			buf := make([]byte, n)
 			var err error
 			for _, sp := range spans {
-				if err = f.getRange(ctx, s, sp.file, sp.off, buf[sp.globalFrom:sp.globalFrom+sp.n]); err != nil {
+				if err = f.getRange(ctx, s, sp.file, sizes[sp.file], sp.off, buf[sp.globalFrom:sp.globalFrom+sp.n]); err != nil {
 					break
 				}
 			}
@@ -352,11 +405,25 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.failed(err, false)
+				// A source that failed one piece is tried last for the
+				// rest: one that stalls cost stallTimeout per piece,
+				// not once.
+				failed[s] = true
+				err = fmt.Errorf("piece %d of %s from %s: %w", pi, j.name, s.spec, err)
+				errs = append(errs, err)
+				bad := errors.Is(err, errBadBytes)
+				s.failed(err, bad)
+				if bad {
+					f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "err", err)
+				} else {
+					f.log.Warn("swarm: follow: range fetch failed", "source", s.spec, "err", err)
+				}
 				continue
 			}
 			if sha1.Sum(buf) != [20]byte(piece.V1Hash().Unwrap()) {
-				err := fmt.Errorf("piece %d of %s: bad bytes (hash mismatch)", pi, j.name)
+				err := fmt.Errorf("piece %d of %s from %s: %w (hash mismatch)", pi, j.name, s.spec, errBadBytes)
+				failed[s] = true
+				errs = append(errs, err)
 				s.failed(err, true)
 				f.log.Warn("swarm: follow: source sent bad bytes", "source", s.spec, "err", err)
 				continue
@@ -379,7 +446,7 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 			got = true
 		}
 		if !got {
-			return fmt.Errorf("piece %d of %s: no source gave it", pi, j.name)
+			return fmt.Errorf("piece %d of %s: no source gave it: %w", pi, j.name, errors.Join(errs...))
 		}
 		next++
 	}
@@ -391,10 +458,22 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 	return nil
 }
 
-// getRange reads len(buf) bytes of a pack at off from s.
-func (f *follower) getRange(ctx context.Context, s *source, file string, off int64, buf []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+// errBadBytes marks a source's answer that cannot be the manifest's
+// file: bytes that fail their hash, or a file of another size.
+var errBadBytes = errors.New("bad bytes")
+
+// getRange reads len(buf) bytes at off of a pack of size bytes from s.
+// The answer must be a 206 for a file of exactly size bytes (a source
+// that has the file truncated, or with bytes after it, serves another
+// file: errBadBytes). No deadline bounds the whole read: a slow but
+// moving answer goes on, but one that brings no byte for stallTimeout
+// (the header included) is cut off.
+func (f *follower) getRange(ctx context.Context, s *source, file string, size, off int64, buf []byte) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errStalled := fmt.Errorf("stalled: no byte for %s", stallTimeout)
+	stall := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
 	u := s.base + "/packs/" + url.PathEscape(file)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -403,14 +482,43 @@ func (f *follower) getRange(ctx context.Context, s *source, file string, off int
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(buf))-1))
 	resp, err := f.hc.Do(req)
 	if err != nil {
-		return err
+		if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+			err = c
+		}
+		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		return fmt.Errorf("GET %s: %s: its file is shorter than the manifest's %d bytes: %w", u, resp.Status, size, errBadBytes)
+	}
 	if resp.StatusCode != http.StatusPartialContent {
 		return fmt.Errorf("GET %s: %s, want 206", u, resp.Status)
 	}
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
+	var from, to, total int64
+	if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &from, &to, &total); err != nil {
+		return fmt.Errorf("GET %s: Content-Range %q: %w", u, resp.Header.Get("Content-Range"), errBadBytes)
+	}
+	if total != size || from != off || to != off+int64(len(buf))-1 {
+		return fmt.Errorf("GET %s: Content-Range %q for bytes %d-%d of %d: %w", u, resp.Header.Get("Content-Range"), off, off+int64(len(buf))-1, size, errBadBytes)
+	}
+	for n := 0; n < len(buf); {
+		k, err := resp.Body.Read(buf[n:])
+		n += k
+		if k > 0 {
+			stall.Reset(stallTimeout)
+		}
+		if n == len(buf) {
+			break
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			if c := context.Cause(ctx); c != nil && ctx.Err() != nil {
+				err = c
+			}
+			return fmt.Errorf("GET %s: %d of %d bytes: %w", u, n, len(buf), err)
+		}
 	}
 	return nil
 }
