@@ -140,13 +140,17 @@ func (a *Archive) OpenOrCreateMirror(name string, pub ed25519.PublicKey, address
 // packs wrap ErrCorrupt; neither changes anything. It returns the number of
 // commits added. The file must not change afterwards: it is the git pack.
 func (l *List) InstallPack(ctx context.Context, epoch int, path string) (int, error) {
-	return l.InstallPacks(ctx, epoch, []string{path})
+	return l.InstallPacks(ctx, epoch, []string{path}, nil)
 }
+
+// PackRange is the commits a pack must hold (gitstore.PackRange).
+type PackRange = gitstore.PackRange
 
 // InstallPacks is InstallPack for consecutive packs of one epoch (a
 // month bundle's days), installed in git with one ref move and indexed
-// as one batch (gitstore.Store.InstallPacks).
-func (l *List) InstallPacks(ctx context.Context, epoch int, paths []string) (int, error) {
+// as one batch (gitstore.Store.InstallPacks); want, when not nil, is
+// the range each pack must hold.
+func (l *List) InstallPacks(ctx context.Context, epoch int, paths []string, want []PackRange) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	lk, err := l.lockIndex(false)
@@ -154,7 +158,7 @@ func (l *List) InstallPacks(ctx context.Context, epoch int, paths []string) (int
 		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
 	}
 	defer lk.Unlock()
-	entries, err := l.git.InstallPacks(epoch, paths)
+	entries, err := l.git.InstallPacks(epoch, paths, want)
 	if err != nil {
 		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
 	}

@@ -17,11 +17,16 @@ import (
 // slices of a day receives the sealed day pack and takes its rest. The
 // commits up to tip are the mirror's own by their names (a commit names
 // its parent, so the chain up to tip is the same history). It returns the
-// number of commits added; bad packs wrap ErrCorrupt and change nothing.
-func (l *List) AppendPackAfter(ctx context.Context, epoch int, pack []byte, tip Hash) (int, error) {
+// number of commits added; bad packs, and packs that do not hold exactly
+// the range want, wrap ErrCorrupt and change nothing.
+func (l *List) AppendPackAfter(ctx context.Context, epoch int, pack []byte, tip Hash, want PackRange) (int, error) {
 	base, commits, err := gitstore.PackCommits(pack)
 	if err != nil {
 		return 0, fmt.Errorf("archive: %s: pack: %w", l.name, err)
+	}
+	if last := commitName(commits[len(commits)-1].Commit); base != want.From || last != want.To || len(commits) != want.Commits {
+		return 0, fmt.Errorf("archive: %s: %w: the pack holds %d commits after %s up to %s, not %d after %s up to %s",
+			l.name, ErrCorrupt, len(commits), base, last, want.Commits, want.From, want.To)
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()

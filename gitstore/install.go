@@ -34,12 +34,23 @@ func (s *Store) InstallPack(epoch int, path string) ([]Entry, error) {
 // before anything changes, and the ref moves once, after every pack is in
 // place. One ref move and one directory fsync for them all: installed one
 // by one, each day cost about six fsyncs.
-func (s *Store) InstallPacks(epoch int, paths []string) ([]Entry, error) {
-	return s.impl.installPacks(epoch, paths)
+//
+// want, when not nil, is what each pack must hold, checked in the same
+// pass before anything changes: a pack signed for one range and holding
+// another is refused (ErrCorrupt) even when it continues the tip.
+func (s *Store) InstallPacks(epoch int, paths []string, want []PackRange) ([]Entry, error) {
+	return s.impl.installPacks(epoch, paths, want)
+}
+
+// PackRange is the commits a pack must hold: those after From (zero: an
+// epoch's root) up to and including To, Commits of them.
+type PackRange struct {
+	From, To Hash
+	Commits  int
 }
 
 func (s *store) installPack(n int, path string) ([]Entry, error) {
-	return s.installPacks(n, []string{path})
+	return s.installPacks(n, []string{path}, nil)
 }
 
 // verified is a pack file checked for installing.
@@ -79,12 +90,15 @@ func verifyInstall(path string) (*verified, error) {
 	return v, nil
 }
 
-func (s *store) installPacks(n int, paths []string) ([]Entry, error) {
+func (s *store) installPacks(n int, paths []string, want []PackRange) ([]Entry, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("gitstore: bad epoch %d", n)
 	}
 	if len(paths) == 0 {
 		return nil, nil
+	}
+	if want != nil && len(want) != len(paths) {
+		return nil, fmt.Errorf("gitstore: install: %d ranges for %d packs", len(want), len(paths))
 	}
 	// Verify before taking the append lock: it reads every pack and
 	// appends need not wait for it.
@@ -100,6 +114,18 @@ func (s *store) installPacks(n int, paths []string) ([]Entry, error) {
 			return nil, err
 		}
 		vs = append(vs, v)
+		if want != nil {
+			w := want[i]
+			last := v.objs[v.chain[len(v.chain)-1].commitI].Hash
+			switch {
+			case v.base != w.From:
+				return nil, fmt.Errorf("gitstore: install %s: %w: it continues %s, not %s", path, ErrCorrupt, v.base, w.From)
+			case last != w.To:
+				return nil, fmt.Errorf("gitstore: install %s: %w: it ends at %s, not %s", path, ErrCorrupt, last, w.To)
+			case len(v.chain) != w.Commits:
+				return nil, fmt.Errorf("gitstore: install %s: %w: %d commits, not %d", path, ErrCorrupt, len(v.chain), w.Commits)
+			}
+		}
 		if i > 0 {
 			prev := vs[i-1]
 			if last := prev.objs[prev.chain[len(prev.chain)-1].commitI].Hash; v.base != last {

@@ -316,14 +316,23 @@ func TestInstallPacks(t *testing.T) {
 	b := openTest(t, t.TempDir(), nil)
 	before := packDirState(t, b)
 	for _, bad := range [][]string{{paths[0], paths[2]}, {paths[1], paths[0]}, {paths[1], paths[2]}} {
-		if _, err := b.InstallPacks(0, bad); !errors.Is(err, ErrNotTip) {
+		if _, err := b.InstallPacks(0, bad, nil); !errors.Is(err, ErrNotTip) {
 			t.Errorf("packs that do not chain from the tip: %v, want ErrNotTip", err)
 		}
 		if after := packDirState(t, b); !slices.Equal(before, after) {
 			t.Fatalf("a refused install changed the store: %v -> %v", before, after)
 		}
 	}
-	es, err := b.InstallPacks(0, paths)
+	// The range each pack must hold is checked before anything changes.
+	wrong := []PackRange{{ZeroHash, ea[9].Commit, 10}, {ea[9].Commit, ea[19].Commit, 10}, {ea[19].Commit, ea[28].Commit, 10}}
+	if _, err := b.InstallPacks(0, paths, wrong); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a pack holding another range than wanted: %v, want ErrCorrupt", err)
+	}
+	if after := packDirState(t, b); !slices.Equal(before, after) {
+		t.Fatalf("a refused install changed the store: %v -> %v", before, after)
+	}
+	right := []PackRange{{ZeroHash, ea[9].Commit, 10}, {ea[9].Commit, ea[19].Commit, 10}, {ea[19].Commit, ea[29].Commit, 10}}
+	es, err := b.InstallPacks(0, paths, right)
 	if err != nil {
 		t.Fatal(err)
 	}
