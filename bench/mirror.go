@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -783,9 +784,8 @@ func runLTMirror(ctx context.Context, root, list string, ts []mirrorTorrent, st 
 	r.Seconds, _ = strconv.ParseFloat(string(m[3]), 64)
 	sums := map[string][32]byte{}
 	for _, p := range st.Packs {
-		var s [32]byte
-		if _, err := fmt.Sscanf(p.SHA256, "%x", &s); err == nil {
-			sums[p.Name] = s
+		if b, err := hex.DecodeString(p.SHA256); err == nil && len(b) == 32 {
+			sums[p.Name] = [32]byte(b)
 		}
 	}
 	for _, t := range ts {
