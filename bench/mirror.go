@@ -670,7 +670,7 @@ func runFollow(ctx context.Context, c mirrorConfig, bin string, o *oursMirror, s
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", serve.Process.Pid)); err == nil {
 		r.ServeKiB = procStatusField(b, "VmHWM:")
 	}
-	if out, err := exec.CommandContext(ctx, bin, "follow", "status", "--data", data, "--json").Output(); err == nil {
+	if out, err := exec.CommandContext(ctx, bin, "follow", "status", "--data", data, "--list", c.List, "--json").Output(); err == nil {
 		r.BytesDown = jsonSum(out, "bytes_down")
 	}
 	return r
@@ -873,8 +873,12 @@ func (r mirrorReport) render() string {
 				oursRate = mibOf(f.BytesDown) / f.Follow.Wall.Seconds()
 				down, rate = fmt.Sprintf("%.1f", mibOf(f.BytesDown)), fmt.Sprintf("%.1f", oursRate)
 			}
-			fmt.Fprintf(&b, "| mailswarm | %s | **%.1f** (follow %.1f) | **%s** | %s | %s | %s | %s | %d |\n",
-				step, s, f.Follow.Wall.Seconds(), ratio(both, s), ratio(clone, s), down, rate,
+			vsBoth := ratio(both, s)
+			if vsBoth != "" {
+				vsBoth = "**" + vsBoth + "**"
+			}
+			fmt.Fprintf(&b, "| mailswarm | %s | **%.1f** (follow %.1f) | %s | %s | %s | %s | %s | %d |\n",
+				step, s, f.Follow.Wall.Seconds(), vsBoth, ratio(clone, s), down, rate,
 				mib(max(f.Follow.RSSKiB, f.ServeKiB)), f.Exists)
 		}
 		if lt := o.LT; lt != nil {
