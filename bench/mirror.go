@@ -40,8 +40,11 @@ type mirrorConfig struct {
 	SkipPI   bool
 	SkipOurs bool
 	SkipLT   bool
-	Timeout  time.Duration
-	Keep     bool
+	// CopySeeders makes every seeder a copy of the origin even when the
+	// binary has follow (then seeders 2 and up are mirrors of seeder 1).
+	CopySeeders bool
+	Timeout     time.Duration
+	Keep        bool
 	// CacheDir holds the prepared origin (import + publish), keyed by the
 	// epoch's tip; "" is os.TempDir().
 	CacheDir string
@@ -58,6 +61,7 @@ func mirrorMain(args []string) error {
 	fs.BoolVar(&c.SkipPI, "skip-pi", false, "do not run the git clone + public-inbox-index side")
 	fs.BoolVar(&c.SkipOurs, "skip-ours", false, "do not run the mailswarm (follow) and libtorrent side")
 	fs.BoolVar(&c.SkipLT, "skip-lt", false, "do not run libtorrent beside the follower")
+	fs.BoolVar(&c.CopySeeders, "copy-seeders", false, "every seeder a copy of the origin (default with follow: seeders 2 and up mirror seeder 1)")
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Hour, "give up after this long")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory and the prepared origin (reused by the next run on the same epoch tip)")
 	if err := fs.Parse(args); err != nil {
@@ -107,9 +111,12 @@ type oursMirror struct {
 	Bytes    int64 // sum of the torrents' sizes
 	Prepare  time.Duration
 	Cached   bool
-	Follow   *followResult
-	LT       *ltMirrorResult
-	Err      error
+	// MirrorSeeders: seeders 2 and up are mirrors following seeder 1;
+	// false: copies of the origin.
+	MirrorSeeders bool
+	Follow        *followResult
+	LT            *ltMirrorResult
+	Err           error
 }
 
 // mirrorTorrent is one torrent a new mirror fetches: a month bundle (of
@@ -343,7 +350,9 @@ func runOursMirror(ctx context.Context, c mirrorConfig, bin, root, epoch, tip, d
 	fmt.Fprintf(log, "bench: origin %s: %d messages, manifest %d, %d torrents to fetch (%.1f MiB)\n",
 		origin, r.Messages, st.Seq, len(r.Torrents), mibOf(r.Bytes))
 
-	seeders, err := startSeeders(ctx, c, bin, origin, dir, log)
+	hasFollow := hasCommand(ctx, bin, "follow")
+	r.MirrorSeeders = hasFollow && !c.CopySeeders
+	seeders, err := startSeeders(ctx, c, bin, origin, st, r.MirrorSeeders, dir, log)
 	defer func() {
 		for _, s := range seeders {
 			stopGroup(s.cmd)
@@ -367,7 +376,7 @@ func runOursMirror(ctx context.Context, c mirrorConfig, bin, root, epoch, tip, d
 		}
 	}
 
-	if !hasCommand(ctx, bin, "follow") {
+	if !hasFollow {
 		fmt.Fprintf(log, "bench: %s has no follow command: its row is \"not built yet\"\n", bin)
 		r.Follow = &followResult{NotBuilt: true, BytesDown: -1, ServeKiB: -1}
 	} else {
@@ -474,44 +483,66 @@ func mirrorTorrents(st swarmStatusJSON) []mirrorTorrent {
 	return ts
 }
 
-// seeder is one `mailswarm serve` over a copy of the origin.
+// seeder is one `mailswarm serve`: over a copy of the origin, or a mirror
+// of it.
 type seeder struct {
 	cmd      *exec.Cmd
 	data     string
 	http, bt string // host:port
+	mirror   bool
 }
 
-// startSeeders copies the origin's data directory (cp -a) for each seeder
-// and runs `mailswarm serve` on it, seeder i on 127.0.0.(2+i) with its own
-// HTTP and BitTorrent ports, and waits until each serves the list's status.
-// Each copy holds list.key, so each is an origin of the same list (same
-// manifest, same packs); no mail arrives, so none publishes anything new.
-func startSeeders(ctx context.Context, c mirrorConfig, bin, origin, dir string, log io.Writer) ([]*seeder, error) {
+// startSeeders runs c.Seeders `mailswarm serve` processes, seeder i on
+// 127.0.0.(2+i) with its own HTTP and BitTorrent ports and data directory,
+// and waits until each seeds the list at the origin's manifest seq.
+// Seeder 1 serves a copy (cp -a) of the origin. With mirrors (the binary
+// has follow), the others are real mirrors: copies of one data directory
+// synced from seeder 1 by `follow --once` (untimed, cached beside the
+// origin), each serving with a [[follow]] table whose source is seeder 1.
+// Without, they are copies of the origin too: each holds list.key, so each
+// is an origin of the same list (same manifest, same packs); no mail
+// arrives, so none publishes anything new.
+func startSeeders(ctx context.Context, c mirrorConfig, bin, origin string, st swarmStatusJSON, mirrors bool, dir string, log io.Writer) ([]*seeder, error) {
 	var ss []*seeder
+	var mirrorData string
 	for i := range c.Seeders {
 		ip := fmt.Sprintf("127.0.0.%d", 2+i)
 		sd := filepath.Join(dir, fmt.Sprintf("seeder-%d", i+1))
 		if err := os.MkdirAll(sd, 0o755); err != nil {
 			return ss, err
 		}
-		s := &seeder{data: filepath.Join(sd, "data")}
-		if b, err := exec.CommandContext(ctx, "cp", "-a", origin, s.data).CombinedOutput(); err != nil {
-			return ss, fmt.Errorf("cp -a %s: %w: %s", origin, err, lastLines(b, 3))
-		}
+		s := &seeder{data: filepath.Join(sd, "data"), mirror: mirrors && i > 0}
 		hp, err1 := freePortOn(ip)
 		bp, err2 := freePortOn(ip)
 		if err := errors.Join(err1, err2); err != nil {
 			return ss, err
 		}
 		s.http, s.bt = fmt.Sprintf("%s:%d", ip, hp), fmt.Sprintf("%s:%d", ip, bp)
+		from := origin
+		if s.mirror {
+			if mirrorData == "" {
+				var err error
+				if mirrorData, err = prepareMirrorSeed(ctx, c, bin, origin, st.Key, ss[0], log); err != nil {
+					return ss, err
+				}
+			}
+			from = mirrorData
+		}
+		if b, err := exec.CommandContext(ctx, "cp", "-a", from, s.data).CombinedOutput(); err != nil {
+			return ss, fmt.Errorf("cp -a %s: %w: %s", from, err, lastLines(b, 3))
+		}
 		// Caps raised as for a public mirror behind one address: every
 		// torrent of the new mirror (and of libtorrent) connects from one
 		// loopback address.
 		cfg := fmt.Sprintf("data = %q\n\n[smtp]\nlisten = \"\"\n\n[imap]\nlisten = \"\"\n\n"+
 			"[http]\nlisten = %q\nmax_conns_per_client = 256\n\n"+
-			"[bittorrent]\nlisten = %q\nweb_seed = %q\nmax_conns = 2048\nmax_conns_per_client = 2048\n\n"+
-			"[[list]]\nname = %q\naddresses = [%q]\n",
-			s.data, s.http, s.bt, "http://"+s.http, c.List, c.Address)
+			"[bittorrent]\nlisten = %q\nweb_seed = %q\nmax_conns = 2048\nmax_conns_per_client = 2048\n\n",
+			s.data, s.http, s.bt, "http://"+s.http)
+		if s.mirror {
+			cfg += fmt.Sprintf("[[follow]]\nlist = %q\nkey = %q\nsources = [%q]\n", c.List, st.Key, "http://"+ss[0].http)
+		} else {
+			cfg += fmt.Sprintf("[[list]]\nname = %q\naddresses = [%q]\n", c.List, c.Address)
+		}
 		cfgPath := filepath.Join(sd, "mailswarm.toml")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return ss, err
@@ -522,15 +553,40 @@ func startSeeders(ctx context.Context, c mirrorConfig, bin, origin, dir string, 
 		}
 		s.cmd = cmd
 		ss = append(ss, s)
-	}
-	for i, s := range ss {
-		fmt.Fprintf(log, "bench: seeder %d: http %s, bittorrent %s\n", i+1, s.http, s.bt)
-		if err := waitSeeding(ctx, "http://"+s.http+"/lists/"+c.List+"/status", 10*time.Minute); err != nil {
-			b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("seeder-%d", i+1), "serve.err"))
+		kind := "a copy of the origin"
+		if s.mirror {
+			kind = "a mirror following seeder 1"
+		}
+		fmt.Fprintf(log, "bench: seeder %d (%s): http %s, bittorrent %s\n", i+1, kind, s.http, s.bt)
+		if err := waitSeeding(ctx, "http://"+s.http+"/lists/"+c.List+"/status", st.Seq, 10*time.Minute); err != nil {
+			b, _ := os.ReadFile(filepath.Join(sd, "serve.err"))
 			return ss, fmt.Errorf("seeder %d: %w: %s", i+1, err, lastLines(b, 5))
 		}
 	}
 	return ss, nil
+}
+
+// prepareMirrorSeed returns a data directory mirroring the list from the
+// seeder src (`follow --once`, untimed), cached beside the origin (same
+// key: epoch tip) and reused; the caller copies it for each mirror seeder.
+func prepareMirrorSeed(ctx context.Context, c mirrorConfig, bin, origin, key string, src *seeder, log io.Writer) (string, error) {
+	dir := filepath.Dir(origin)
+	data := filepath.Join(dir, "mirror-data")
+	if fi, err := os.Stat(data); err == nil && fi.IsDir() {
+		fmt.Fprintf(log, "bench: reusing the prepared mirror %s\n", data)
+		return data, nil
+	}
+	tmp := data + ".tmp"
+	os.RemoveAll(tmp)
+	fmt.Fprintf(log, "bench: preparing the mirror seeders' data (untimed): follow --once from seeder 1\n")
+	spec := fmt.Sprintf("mailswarm:%s:%s@http://%s,%s", c.List, key, src.http, src.bt)
+	if _, err := timed(ctx, nil, filepath.Join(dir, "mirror-follow"), bin, "follow", "--data", tmp, "--once", spec); err != nil {
+		return "", fmt.Errorf("prepare the mirror seeders: %w", err)
+	}
+	if err := os.Rename(tmp, data); err != nil {
+		return "", err
+	}
+	return data, nil
 }
 
 // startLogged starts bin with args in its own process group, its output
@@ -550,8 +606,9 @@ func startLogged(ctx context.Context, errLog, bin string, args ...string) (*exec
 	return cmd, nil
 }
 
-// waitSeeding polls a node's /lists/NAME/status until it says it seeds.
-func waitSeeding(ctx context.Context, url string, d time.Duration) error {
+// waitSeeding polls a node's /lists/NAME/status until it says it seeds
+// manifest seq.
+func waitSeeding(ctx context.Context, url string, seq int64, d time.Duration) error {
 	client := &http.Client{Timeout: 10 * time.Second}
 	var last string
 	for deadline := time.Now().Add(d); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
@@ -561,14 +618,15 @@ func waitSeeding(ctx context.Context, url string, d time.Duration) error {
 			continue
 		}
 		var st struct {
-			Seeding bool `json:"seeding"`
+			Seeding bool  `json:"seeding"`
+			Seq     int64 `json:"seq"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
-		if err == nil && resp.StatusCode == http.StatusOK && st.Seeding {
+		if err == nil && resp.StatusCode == http.StatusOK && st.Seeding && st.Seq >= seq {
 			return nil
 		}
-		last = fmt.Sprintf("status %d, seeding %v, %v", resp.StatusCode, st.Seeding, err)
+		last = fmt.Sprintf("status %d, seeding %v, seq %d, %v", resp.StatusCode, st.Seeding, st.Seq, err)
 	}
 	return fmt.Errorf("%s not seeding after %v (last: %s)", url, d, last)
 }
@@ -900,8 +958,12 @@ func (r mirrorReport) render() string {
 			if o.Cached {
 				origin = "cached"
 			}
-			fmt.Fprintf(&b, "\nOrigin (%s, untimed: %.0f s): %d messages, %d torrents to fetch (%.1f MiB). Follow string:\n\n    %s\n",
-				origin, o.Prepare.Seconds(), o.Messages, len(o.Torrents), mibOf(o.Bytes), o.Spec)
+			seeders := fmt.Sprintf("%d copies of the origin", r.Seeders)
+			if o.MirrorSeeders {
+				seeders = fmt.Sprintf("a copy of the origin and %d mirrors following it", r.Seeders-1)
+			}
+			fmt.Fprintf(&b, "\nOrigin (%s, untimed: %.0f s): %d messages, %d torrents to fetch (%.1f MiB). Seeders: %s. Follow string:\n\n    %s\n",
+				origin, o.Prepare.Seconds(), o.Messages, len(o.Torrents), mibOf(o.Bytes), seeders, o.Spec)
 		}
 	}
 	return b.String()
