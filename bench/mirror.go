@@ -409,17 +409,27 @@ func prepareOrigin(ctx context.Context, c mirrorConfig, bin, epoch, tip string, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, err
 	}
-	tmp := filepath.Join(dir, "data.tmp")
-	os.RemoveAll(tmp) // an interrupted earlier preparation
+	// A directory of its own: a second run preparing the same origin
+	// must not remove this one's files under it (the first of them to
+	// finish wins the rename; the other's is removed).
+	tmp, err := os.MkdirTemp(dir, "data.tmp-")
+	if err != nil {
+		return "", false, err
+	}
+	defer os.RemoveAll(tmp)
+	logBase := tmp + "."
 	fmt.Fprintf(log, "bench: preparing the origin (untimed): mailswarm import %s, then swarm publish\n", epoch)
-	if _, err := timed(ctx, nil, filepath.Join(dir, "import"), bin, "import", "--data", tmp, "--list", c.List,
+	if _, err := timed(ctx, nil, logBase+"import", bin, "import", "--data", tmp, "--list", c.List,
 		"--address", c.Address, epoch); err != nil {
 		return "", false, err
 	}
-	if _, err := timed(ctx, nil, filepath.Join(dir, "publish"), bin, "swarm", "publish", "--data", tmp, "--list", c.List); err != nil {
+	if _, err := timed(ctx, nil, logBase+"publish", bin, "swarm", "publish", "--data", tmp, "--list", c.List); err != nil {
 		return "", false, err
 	}
 	if err := os.Rename(tmp, data); err != nil {
+		if fi, serr := os.Stat(data); serr == nil && fi.IsDir() {
+			return data, true, nil // another run prepared it first
+		}
 		return "", false, err
 	}
 	if c.Keep {
