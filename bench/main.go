@@ -17,6 +17,8 @@
 //	                        [-shared DIR] [-keep]
 //	go run ./bench swarm [-mib 512] [-repeat 3] [-cut-n 10000] [-days 5000]
 //	                     [-skip-throughput] [-skip-cut] [-skip-rss] [-shared DIR] [-keep]
+//	go run ./bench mirror [-epoch DIR] [-seeders 3] [-skip-pi] [-skip-ours] [-skip-lt]
+//	                      [-bin PATH] [-keep]
 //
 // import: for each input mbox, `mailswarm import` into a fresh data
 // directory and public-inbox's full-index import (import_mbox.pl, as
@@ -95,6 +97,25 @@
 // and idle CPU, and their cost per torrent. lt_tool.py is
 // internal/peertest/bittorrent's copy, else shared/peers/bittorrent's.
 //
+// mirror: a new mirror of a real list, in one run on the same data (-epoch,
+// a public-inbox v2 epoch; default the alsa-devel epoch fetched as
+// benchmark input). What a lore.kernel.org mirror does today: git daemon
+// serves the epoch on 127.0.0.1, `git clone --mirror` (timed), the clone
+// becomes epoch 0 of a fresh v2 inbox and `public-inbox-index` (full
+// level, fsync: its defaults) indexes it (timed). Ours: an origin made by
+// `mailswarm import` of the epoch (same commit ids) and `swarm publish`,
+// untimed and cached in os.TempDir() by the epoch's tip with -keep; -seeders
+// `mailswarm serve` processes over copies of it (cp -a), each on its own
+// loopback address 127.0.0.2 and up; then, timed, `mailswarm follow --once`
+// of the list from all of them into a new data directory, serve on it and
+// IMAP SELECT answering the origin's EXISTS (IMAP-ready; a binary without
+// follow gets "not built yet"). Beside it, libtorrent (bench/lt_mirror.py)
+// downloads the same torrents (month bundles, the day packs no bundle
+// holds, slices) from the same seeders. The table: seconds of each, the
+// ratio of clone + index and of the clone alone over ours, MiB down and
+// MiB/s (ours: follow status --json bytes_down over follow's time), peak
+// RSS.
+//
 // Needs: go, python3 (generator, IMAP client), public-inbox, perl,
 // sqlite3, git, dovecot-imapd (imap), python3-libtorrent
 // for Debian's /usr/bin/python3 (swarm) and GNU time at /usr/bin/time (else
@@ -122,6 +143,7 @@ commands:
   idle     IMAP IDLE latency at steady SMTP rates and ingest throughput, -baseline beside (go run ./bench idle -h)
   imapload 200 IMAP clients fetching, searching and idling while mail arrives, -baseline beside (go run ./bench imapload -h)
   swarm    seeding vs libtorrent, cutting a busy day, a node with 5,000 torrents (go run ./bench swarm -h)
+  mirror   a new mirror from 3 seeders vs git clone --mirror + public-inbox-index (go run ./bench mirror -h)
 `)
 	os.Exit(2)
 }
@@ -144,6 +166,8 @@ func main() {
 		err = imapLoadMain(os.Args[2:])
 	case "swarm":
 		err = swarmMain(os.Args[2:])
+	case "mirror":
+		err = mirrorMain(os.Args[2:])
 	case "swarm-node": // the node child of the swarm benchmark
 		err = swarmNodeMain(os.Args[2:])
 	case "-h", "-help", "--help", "help":
