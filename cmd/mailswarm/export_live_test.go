@@ -122,6 +122,13 @@ func exportRace(t *testing.T, addr, to string, dirs ...string) {
 						// 2 KiB read.
 						m = fmt.Sprintf("From: p@example.net\r\nTo: %s\r\nSubject: post %03d\r\n\r\npost %03d\r\n%s\r\n", to, k, k, strings.Repeat(fmt.Sprintf("line %03d of random-ish text\r\n", k), 200))
 					}
+					if b%2 == 1 && i%2 == 0 {
+						// As mirrorCluster sends them: replies, a line mbox
+						// quotes, lengths growing with the number.
+						m = fmt.Sprintf("From: Poster %d <p%d@example.net>\r\nTo: %s\r\nSubject: client post %d\r\n"+
+							"Message-ID: <client%d@example.net>\r\nIn-Reply-To: <p100@example.net>\r\n\r\nbody %d\r\nFrom the start of a line\r\n%s",
+							k%4, k%4, to, k, k, k, strings.Repeat("more text\r\n", k%25))
+					}
 					mu.Lock()
 					sent[m] = true
 					mu.Unlock()
@@ -190,4 +197,87 @@ func exportRace(t *testing.T, addr, to string, dirs ...string) {
 		}
 	}
 	t.Logf("%d exports compared against the final one (%d messages)", len(exports), len(want))
+}
+
+// TestExportMirrorCatchesUp repeats mirrorCluster's wait: bursts of 25
+// sent to an origin, its export read right after the last 250, then both
+// nodes' exports read until the mirror's equals the origin's with the
+// whole burst. Every export of either node must be a prefix of the
+// origin's final export, message by message, and no mirror export may
+// have the size of the origin's read at the last 250 and other bytes.
+func TestExportMirrorCatchesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two serves and many exports")
+	}
+	o := newClusterNode(t, 0, true)
+	o.start(t)
+	defer o.srv.stop(t)
+	m := newClusterNode(t, 1, false)
+	m.key, m.sources = listKey(t, o.data), []string{o.httpBase()}
+	m.start(t)
+	defer m.srv.stop(t)
+	export := func(data string) []byte {
+		out, stderr, err := mailswarm(t, "export", "--data", data, "--list", "dev")
+		if err != nil {
+			t.Fatalf("export %s: %v\n%s", data, err, stderr)
+		}
+		return out
+	}
+	type seen struct {
+		who string
+		b   []byte
+	}
+	var all []seen
+	const rounds, per = 6, 25
+	for r := range rounds {
+		for i := 1; i <= per; i++ {
+			k := r*per + i
+			msg := fmt.Sprintf("From: Poster %d <p%d@example.net>\r\nTo: dev@example.org\r\nSubject: client post %d\r\n"+
+				"Message-ID: <client%d@example.net>\r\n", k%4, k%4, k, k)
+			if k > 1 {
+				msg += "In-Reply-To: <client1@example.net>\r\n"
+			}
+			msg += fmt.Sprintf("\r\nbody %d\r\nFrom the start of a line\r\n%s", k, strings.Repeat("more text\r\n", i))
+			if err := smtp.SendMail(fmt.Sprintf("%s:%d", o.ip, o.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
+				t.Fatalf("message %d: %v", k, err)
+			}
+		}
+		// A 250 is a durable spool record, not yet an article: the
+		// export read at once holds what was committed by then.
+		first := export(o.data)
+		all = append(all, seen{"origin at the last 250", first})
+		t.Logf("round %d: the origin's export read at the last 250 holds %d of %d messages", r, len(splitMbox(t, first)), (r+1)*per)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got := export(m.data)
+			now := export(o.data)
+			all = append(all, seen{"mirror", got}, seen{"origin", now})
+			if len(got) == len(first) && !bytes.Equal(got, first) {
+				t.Errorf("round %d: the mirror's export has the size of the origin's read at the last 250 (%d bytes) and other bytes", r, len(got))
+			}
+			if bytes.Equal(got, now) && len(splitMbox(t, now)) == (r+1)*per {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the mirror's export (%d bytes) did not reach the origin's (%d bytes) in 60 s", r, len(got), len(now))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	want := splitMbox(t, export(o.data))
+	if len(want) != rounds*per {
+		t.Fatalf("final export holds %d messages, want %d", len(want), rounds*per)
+	}
+	for i, s := range all {
+		got := splitMbox(t, s.b)
+		for j := range min(len(got), len(want)) {
+			if !bytes.Equal(got[j], want[j]) {
+				t.Errorf("export %d (%s, %d messages): message %d is\n%q\nfinal has\n%q", i, s.who, len(got), j+1, got[j], want[j])
+			}
+		}
+		if len(got) > len(want) {
+			t.Errorf("export %d (%s) holds %d messages, more than the final %d", i, s.who, len(got), len(want))
+		}
+	}
+	t.Logf("%d exports compared", len(all))
 }
