@@ -92,6 +92,8 @@ func TestExportSecondHandleDuringCommits(t *testing.T) {
 					mu.Lock()
 					sent = append(sent, m)
 					mu.Unlock()
+					// Spread the burst over several committer passes.
+					time.Sleep(time.Duration(b%3) * time.Millisecond)
 				}
 			})
 		}
