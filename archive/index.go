@@ -139,22 +139,21 @@ var errStaleSchema = errors.New("archive: index schema is stale")
 
 func initSchema(db *sql.DB) error {
 	ctx := context.Background()
-	var v string
-	err := db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'schema'`).Scan(&v)
-	if err == nil {
-		if v != fmt.Sprint(schemaVersion) {
-			return errStaleSchema
-		}
-		return nil
-	}
-	if !strings.Contains(err.Error(), "no such table") {
+	if ok, err := checkSchema(ctx, db); ok || err != nil {
 		return err
 	}
+	// Another process may be creating the index too (serve creating a
+	// mirror list while `mailswarm export` opens it): the transaction is
+	// immediate, so whoever comes second waits here and then finds the
+	// schema, instead of failing with "table meta already exists".
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if ok, err := checkSchema(ctx, tx); ok || err != nil {
+		return err
+	}
 	for _, s := range schema {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("schema: %w", err)
@@ -164,6 +163,22 @@ func initSchema(db *sql.DB) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// checkSchema reports whether the index has its schema: false (and no
+// error) when it has none yet, errStaleSchema when it has another version's.
+func checkSchema(ctx context.Context, q querier) (bool, error) {
+	var v string
+	err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'schema'`).Scan(&v)
+	switch {
+	case err == nil && v != fmt.Sprint(schemaVersion):
+		return false, errStaleSchema
+	case err == nil:
+		return true, nil
+	case strings.Contains(err.Error(), "no such table"):
+		return false, nil
+	}
+	return false, err
 }
 
 // indexTips returns the last indexed commit of every epoch.
