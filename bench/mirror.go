@@ -135,6 +135,10 @@ type followResult struct {
 	Ready     time.Duration // follow start to SELECT answering the origin's EXISTS
 	Exists    int
 	BytesDown int64 // from follow status --json; -1 unknown
+	// Sync is the follower's own figures of the sync (follow status
+	// --json, last_sync): bytes downloaded, seconds to the last
+	// download's end, seconds installing; nil when not reported.
+	Sync *syncFigures
 	ServeKiB  int64 // VmHWM of serve on the new mirror at SELECT, -1 unknown
 	Err       error
 }
@@ -740,8 +744,28 @@ func runFollow(ctx context.Context, c mirrorConfig, bin string, o *oursMirror, s
 	}
 	if out, err := exec.CommandContext(ctx, bin, "follow", "status", "--data", data, "--list", c.List, "--json").Output(); err == nil {
 		r.BytesDown = jsonSum(out, "bytes_down")
+		var st struct {
+			Follow struct {
+				LastSync *syncFigures `json:"last_sync"`
+			} `json:"follow"`
+			LastSync *syncFigures `json:"last_sync"`
+		}
+		if json.Unmarshal(out, &st) == nil {
+			r.Sync = st.LastSync
+			if r.Sync == nil {
+				r.Sync = st.Follow.LastSync
+			}
+		}
 	}
 	return r
+}
+
+// syncFigures is swarm.SyncFigures as follow status prints it.
+type syncFigures struct {
+	Bytes           int64   `json:"bytes"`
+	DownloadSeconds float64 `json:"download_seconds"`
+	InstallSeconds  float64 `json:"install_seconds"`
+	Seconds         float64 `json:"seconds"`
 }
 
 // imapSelectExists logs in (loopback: any name and password), selects
@@ -937,9 +961,15 @@ func (r mirrorReport) render() string {
 		default:
 			s := f.Ready.Seconds()
 			down, rate := "n/a", "n/a"
-			if f.BytesDown >= 0 {
+			switch {
+			case f.Sync != nil && f.Sync.DownloadSeconds > 0:
+				// The download's own rate: downloads run ahead of the
+				// installs, so this is the network side, as libtorrent's.
+				oursRate = mibOf(f.Sync.Bytes) / f.Sync.DownloadSeconds
+				down, rate = fmt.Sprintf("%.1f", mibOf(f.Sync.Bytes)), fmt.Sprintf("%.1f", oursRate)
+			case f.BytesDown >= 0:
 				oursRate = mibOf(f.BytesDown) / f.Follow.Wall.Seconds()
-				down, rate = fmt.Sprintf("%.1f", mibOf(f.BytesDown)), fmt.Sprintf("%.1f", oursRate)
+				down, rate = fmt.Sprintf("%.1f", mibOf(f.BytesDown)), fmt.Sprintf("%.1f (whole sync)", oursRate)
 			}
 			vsBoth := ratio(both, s)
 			if vsBoth != "" {
@@ -962,6 +992,12 @@ func (r mirrorReport) render() string {
 		}
 		if oursRate > 0 && ltRate > 0 {
 			fmt.Fprintf(&b, "\nDownload rate, mailswarm follow / libtorrent from the same seeders: **%.2f×**\n", oursRate/ltRate)
+		}
+		if f := o.Follow; f != nil && f.Sync != nil && f.Sync.Bytes > 0 {
+			fmt.Fprintf(&b, "\nThe follower's own figures: %.1f MiB downloaded in %.1f s from the start of the sync; "+
+				"installed (verify, link, index) in %.1f s: **%.3f s per MiB**; the whole sync %.1f s.\n",
+				mibOf(f.Sync.Bytes), f.Sync.DownloadSeconds, f.Sync.InstallSeconds,
+				f.Sync.InstallSeconds/mibOf(f.Sync.Bytes), f.Sync.Seconds)
 		}
 		if o.Err == nil || o.Key != "" {
 			origin := "prepared"

@@ -143,8 +143,22 @@ type FollowStatus struct {
 	DaysRebuilt    int            `json:"days_rebuilt"`
 	DaysDownloaded int            `json:"days_downloaded"`
 	Refused        int            `json:"manifests_refused"`
+	// LastSync is the newest sync that downloaded anything.
+	LastSync *SyncFigures `json:"last_sync,omitempty"`
 	LastError      string         `json:"last_error,omitempty"`
 	Sources        []SourceStatus `json:"sources"`
+}
+
+// SyncFigures are one sync's figures: the bytes of the torrents it
+// downloaded, the seconds from its start to the last download's end, the
+// seconds spent installing (verify, link, index), and the whole.
+type SyncFigures struct {
+	Seq             int64   `json:"seq"`
+	Torrents        int     `json:"torrents"`
+	Bytes           int64   `json:"bytes"`
+	DownloadSeconds float64 `json:"download_seconds"`
+	InstallSeconds  float64 `json:"install_seconds"`
+	Seconds         float64 `json:"seconds"`
 }
 
 // follower keeps one followed list current.
@@ -602,7 +616,7 @@ func (f *follower) loadState() {
 	}
 	var st FollowStatus
 	if json.Unmarshal(b, &st) == nil {
-		f.st.BytesDown, f.st.TorrentsOpened = st.BytesDown, st.TorrentsOpened
+		f.st.BytesDown, f.st.TorrentsOpened, f.st.LastSync = st.BytesDown, st.TorrentsOpened, st.LastSync
 		f.st.DaysRebuilt, f.st.DaysDownloaded, f.st.Refused = st.DaysRebuilt, st.DaysDownloaded, st.Refused
 		f.st.Sources = st.Sources
 	}

@@ -173,6 +173,10 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 	if len(jobs) > 0 {
 		f.log.Info("swarm: follow: syncing", "seq", m.Seq, "torrents", len(jobs), "packs", npacks, "MiB", total>>20)
 	}
+	start := time.Now()
+	var fmu sync.Mutex
+	var lastFetched time.Time
+	var installing time.Duration
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Downloads run ahead of installs, at most downloadAhead at once.
@@ -194,6 +198,9 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				j.err = f.fetch(ctx, m, j)
+				fmu.Lock()
+				lastFetched = time.Now()
+				fmu.Unlock()
 				close(j.done)
 			})
 		}
@@ -209,9 +216,11 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 		if j.err != nil {
 			return fmt.Errorf("%s: %w", j.name, j.err)
 		}
+		t := time.Now()
 		if err := f.install(ctx, j); err != nil {
 			return fmt.Errorf("%s: %w", j.name, err)
 		}
+		installing += time.Since(t)
 		for _, p := range j.packs {
 			prog.packDone(p.Size)
 		}
@@ -221,6 +230,18 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 	}
 	if err := f.seedable(ctx, m, held); err != nil {
 		return err
+	}
+	if len(jobs) > 0 {
+		fmu.Lock()
+		fig := &SyncFigures{Seq: m.Seq, Torrents: len(jobs), Bytes: total, DownloadSeconds: lastFetched.Sub(start).Seconds(),
+			InstallSeconds: installing.Seconds(), Seconds: time.Since(start).Seconds()}
+		fmu.Unlock()
+		f.mu.Lock()
+		f.st.LastSync = fig
+		f.mu.Unlock()
+		f.log.Info("swarm: follow: downloaded and installed", "seq", m.Seq, "torrents", fig.Torrents,
+			"MiB", fmt.Sprintf("%.1f", float64(fig.Bytes)/(1<<20)), "download_s", fmt.Sprintf("%.2f", fig.DownloadSeconds),
+			"install_s", fmt.Sprintf("%.2f", fig.InstallSeconds), "s", fmt.Sprintf("%.2f", fig.Seconds))
 	}
 	return f.commit(m)
 }
