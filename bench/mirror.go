@@ -138,9 +138,9 @@ type followResult struct {
 	// Sync is the follower's own figures of the sync (follow status
 	// --json, last_sync): bytes downloaded, seconds to the last
 	// download's end, seconds installing; nil when not reported.
-	Sync *syncFigures
-	ServeKiB  int64 // VmHWM of serve on the new mirror at SELECT, -1 unknown
-	Err       error
+	Sync     *syncFigures
+	ServeKiB int64 // VmHWM of serve on the new mirror at SELECT, -1 unknown
+	Err      error
 }
 
 // ltMirrorResult is libtorrent downloading the same torrents.

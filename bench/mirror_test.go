@@ -74,7 +74,7 @@ func TestRenderMirrorTable(t *testing.T) {
 	for _, want := range []string{
 		"| lore mirror today | git clone --mirror from local git daemon | 10.0 | | 1.00× | 10.0 | 1.0 | 2 | |",
 		"| lore mirror today | **clone + index** | **100.0** | 1.00× | | | | 4 | 900 |",
-		"| **5.0** (follow 4.0) | **20.00×** | 2.00× | 20.0 | 5.0 | 1 | 900 |",
+		"| **5.0** (follow 4.0) | **20.00×** | 2.00× | 20.0 | 5.0 (whole sync) | 1 | 900 |",
 		"| 2.0 (process 3.0) | 50.00× | 5.00× | 20.0 | 10.0 | 1 | |",
 		"follow / libtorrent from the same seeders: **0.50×**",
 	} {

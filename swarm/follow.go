@@ -139,14 +139,14 @@ type FollowStatus struct {
 	// TorrentsOpened counts the torrents downloaded through (bundles
 	// count once); DaysRebuilt the day packs rebuilt from held slices,
 	// DaysDownloaded those downloaded instead (a rebuild mismatched).
-	TorrentsOpened int            `json:"torrents_opened"`
-	DaysRebuilt    int            `json:"days_rebuilt"`
-	DaysDownloaded int            `json:"days_downloaded"`
-	Refused        int            `json:"manifests_refused"`
+	TorrentsOpened int `json:"torrents_opened"`
+	DaysRebuilt    int `json:"days_rebuilt"`
+	DaysDownloaded int `json:"days_downloaded"`
+	Refused        int `json:"manifests_refused"`
 	// LastSync is the newest sync that downloaded anything.
-	LastSync *SyncFigures `json:"last_sync,omitempty"`
-	LastError      string         `json:"last_error,omitempty"`
-	Sources        []SourceStatus `json:"sources"`
+	LastSync  *SyncFigures   `json:"last_sync,omitempty"`
+	LastError string         `json:"last_error,omitempty"`
+	Sources   []SourceStatus `json:"sources"`
 }
 
 // SyncFigures are one sync's figures: the bytes of the torrents it
