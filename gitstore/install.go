@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"syscall"
 )
 
@@ -101,19 +103,37 @@ func (s *store) installPacks(n int, paths []string, want []PackRange) ([]Entry, 
 		return nil, fmt.Errorf("gitstore: install: %d ranges for %d packs", len(want), len(paths))
 	}
 	// Verify before taking the append lock: it reads every pack and
-	// appends need not wait for it.
-	vs := make([]*verified, 0, len(paths))
+	// appends need not wait for it. The packs are verified on every core
+	// (inflating and hashing every object is a third of an install), then
+	// checked in order.
+	vs := make([]*verified, len(paths))
+	errs := make([]error, len(paths))
 	defer func() {
 		for _, v := range vs {
-			v.f.Close()
+			if v != nil {
+				v.f.Close()
+			}
 		}
 	}()
+	next := make(chan int, len(paths))
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(len(paths), runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := range next {
+				vs[i], errs[i] = verifyInstall(paths[i])
+			}
+		})
+	}
+	wg.Wait()
 	for i, path := range paths {
-		v, err := verifyInstall(path)
-		if err != nil {
-			return nil, err
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		vs = append(vs, v)
+		v := vs[i]
 		if want != nil {
 			w := want[i]
 			last := v.objs[v.chain[len(v.chain)-1].commitI].Hash

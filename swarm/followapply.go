@@ -182,11 +182,14 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 	// Downloads run ahead of installs, at most downloadAhead at once.
 	sem := make(chan struct{}, downloadAhead)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // a failed apply stops the downloads under way
 	for _, j := range jobs {
 		j.done = make(chan struct{})
 	}
+	allFetched := make(chan struct{})
+	var fetches sync.WaitGroup
 	wg.Go(func() {
+		defer func() { fetches.Wait(); close(allFetched) }()
 		for _, j := range jobs {
 			select {
 			case sem <- struct{}{}:
@@ -195,7 +198,7 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 				close(j.done)
 				continue
 			}
-			wg.Go(func() {
+			fetches.Go(func() {
 				defer func() { <-sem }()
 				j.err = f.fetch(ctx, m, j)
 				fmu.Lock()
@@ -205,6 +208,16 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 			})
 		}
 	})
+	// Installs start when the downloads are done, or after
+	// downloadFirst: installing takes both cores (verify, parse, index)
+	// and, run beside them, held alsa-devel's downloads to 17.5 MiB/s
+	// (387 MiB in 22 s) where libtorrent alone took 2 s.
+	select {
+	case <-allFetched:
+	case <-time.After(downloadFirst):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	prog := newProgress(f, total, npacks)
 	defer prog.stop()
 	for _, j := range jobs {
