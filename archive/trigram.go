@@ -397,10 +397,27 @@ func newBatch(msgs []*Prepared, postings bool) *batch {
 		for _, m := range msgs {
 			n += len(m.trigrams)
 		}
-		b.lists = make(map[uint64][]uint32, min(n, 1<<16))
+		// Counted first, then filled into one array: appending to each
+		// key's list grew and copied them (growslice and memmove were 17 %
+		// of a mirror's install of 10,000 messages).
+		next := make(map[uint64]int, min(n, 1<<16))
+		for _, m := range msgs {
+			for _, k := range m.trigrams {
+				next[k]++
+			}
+		}
+		all := make([]uint32, n)
+		b.lists = make(map[uint64][]uint32, len(next))
+		off := 0
+		for k, c := range next {
+			b.lists[k] = all[off : off+c : off+c]
+			next[k] = off
+			off += c
+		}
 		for i, m := range msgs {
 			for _, k := range m.trigrams {
-				b.lists[k] = append(b.lists[k], uint32(i))
+				all[next[k]] = uint32(i)
+				next[k]++
 			}
 		}
 	}
