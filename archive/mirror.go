@@ -151,6 +151,41 @@ type PackRange = gitstore.PackRange
 // as one batch (gitstore.Store.InstallPacks); want, when not nil, is
 // the range each pack must hold.
 func (l *List) InstallPacks(ctx context.Context, epoch int, paths []string, want []PackRange) (int, error) {
+	p, err := l.PrepareInstall(epoch, paths, want)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	return l.CommitInstall(ctx, p)
+}
+
+// InstallPrep is packs verified and their messages parsed for an install
+// (PrepareInstall), not installed yet. Close releases it.
+type InstallPrep struct {
+	epoch int
+	vp    *gitstore.VerifiedPacks
+	batch *batch
+}
+
+// Close releases the pack files.
+func (p *InstallPrep) Close() { p.vp.Close() }
+
+// PrepareInstall is the first half of InstallPacks, the CPU-heavy one:
+// the packs verified (gitstore.VerifyPacks) and their messages parsed for
+// the index, without any lock and changing nothing, so that a mirror
+// prepares a torrent's packs while the one before is committed.
+func (l *List) PrepareInstall(epoch int, paths []string, want []PackRange) (*InstallPrep, error) {
+	vp, err := gitstore.VerifyPacks(paths, want)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %s: %w", l.name, err)
+	}
+	return &InstallPrep{epoch: epoch, vp: vp, batch: installBatch(vp.Entries(epoch), vp.ReadBlob)}, nil
+}
+
+// CommitInstall is the second half of InstallPacks: the prepared packs
+// installed in git (gitstore.Store.InstallVerified: their first commit
+// must continue the epoch's tip) and indexed.
+func (l *List) CommitInstall(ctx context.Context, p *InstallPrep) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	lk, err := l.lockIndex(false)
@@ -158,11 +193,11 @@ func (l *List) InstallPacks(ctx context.Context, epoch int, paths []string, want
 		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
 	}
 	defer lk.Unlock()
-	entries, err := l.git.InstallPacks(epoch, paths, want)
+	entries, err := l.git.InstallVerified(p.epoch, p.vp)
 	if err != nil {
 		return 0, fmt.Errorf("archive: %s: %w", l.name, err)
 	}
-	if _, _, err := l.catchUp(ctx, l.installBatch(entries)); err != nil {
+	if _, _, err := l.catchUp(ctx, p.batch); err != nil {
 		return len(entries), fmt.Errorf("archive: %s: index: %w", l.name, err)
 	}
 	return len(entries), nil
@@ -179,7 +214,7 @@ const installBatchMax = 256 << 20
 // (BenchmarkInstallPack). nil (index message by message) when the pack
 // holds more than installBatchMax bytes of mail or a blob cannot be read
 // (catch-up reads it again and reports it).
-func (l *List) installBatch(entries []gitstore.Entry) *batch {
+func installBatch(entries []gitstore.Entry, read func(gitstore.Entry) ([]byte, error)) *batch {
 	var msgs []pendingMsg
 	var size int64
 	for _, e := range entries {
@@ -189,7 +224,7 @@ func (l *List) installBatch(entries []gitstore.Entry) *batch {
 		if size += e.BlobSize; size > installBatchMax {
 			return nil
 		}
-		raw, err := l.git.ReadBlob(e.BlobLoc)
+		raw, err := read(e)
 		if err != nil {
 			return nil
 		}

@@ -92,12 +92,64 @@ func verifyInstall(path string) (*verified, error) {
 	return v, nil
 }
 
-func (s *store) installPacks(n int, paths []string, want []PackRange) ([]Entry, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("gitstore: bad epoch %d", n)
+// VerifiedPacks are pack files checked for installing (VerifyPacks) and
+// not installed yet; Close releases them.
+type VerifiedPacks struct {
+	vs []*verified
+}
+
+// Close closes the pack files.
+func (p *VerifiedPacks) Close() {
+	for _, v := range p.vs {
+		if v != nil {
+			v.f.Close()
+		}
 	}
+}
+
+// Entries returns the packs' commits as entries of epoch, their blobs
+// located in the packs as InstallVerified will name them.
+func (p *VerifiedPacks) Entries(epoch int) []Entry {
+	var out []Entry
+	for _, v := range p.vs {
+		name := "pack-" + v.trailer.String()
+		for _, l := range v.chain {
+			b := v.objs[l.blob]
+			out = append(out, Entry{
+				Epoch: epoch, Commit: v.objs[l.commitI].Hash, Parent: l.ci.Parent, Tree: v.objs[l.treeI].Hash,
+				Blob: b.Hash, Remove: l.name == "d", BlobSize: b.Size,
+				BlobLoc: Loc{Epoch: epoch, Pack: name, Offset: b.Offset},
+				Author:  l.ci.Author, Committer: l.ci.Committer, Message: l.ci.Message,
+			})
+		}
+	}
+	return out
+}
+
+// ReadBlob returns the contents of the blob of e, an entry of Entries,
+// from the verified pack file itself (nothing is installed yet).
+func (p *VerifiedPacks) ReadBlob(e Entry) ([]byte, error) {
+	for _, v := range p.vs {
+		if "pack-"+v.trailer.String() != e.BlobLoc.Pack {
+			continue
+		}
+		fi, err := v.f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		return objectAtReader(v.f, fi.Size(), PackObject{Hash: e.Blob, Type: ObjBlob, Offset: e.BlobLoc.Offset, Size: e.BlobSize})
+	}
+	return nil, fmt.Errorf("gitstore: blob %s: pack %s is not one of these", e.Blob, e.BlobLoc.Pack)
+}
+
+// VerifyPacks checks consecutive canonical pack files of one epoch for
+// InstallVerified, without any lock and without changing anything: each
+// strictly, as PackCommits does; each continuing the one before; each
+// holding the range want names (when want is not nil). Errors wrap
+// ErrCorrupt (ErrNotTip for packs that do not chain).
+func VerifyPacks(paths []string, want []PackRange) (*VerifiedPacks, error) {
 	if len(paths) == 0 {
-		return nil, nil
+		return nil, errors.New("gitstore: install: no pack")
 	}
 	if want != nil && len(want) != len(paths) {
 		return nil, fmt.Errorf("gitstore: install: %d ranges for %d packs", len(want), len(paths))
@@ -108,11 +160,10 @@ func (s *store) installPacks(n int, paths []string, want []PackRange) ([]Entry, 
 	// checked in order.
 	vs := make([]*verified, len(paths))
 	errs := make([]error, len(paths))
+	ok := false
 	defer func() {
-		for _, v := range vs {
-			if v != nil {
-				v.f.Close()
-			}
+		if !ok {
+			(&VerifiedPacks{vs}).Close()
 		}
 	}()
 	next := make(chan int, len(paths))
@@ -153,7 +204,38 @@ func (s *store) installPacks(n int, paths []string, want []PackRange) ([]Entry, 
 			}
 		}
 	}
+	ok = true
+	return &VerifiedPacks{vs}, nil
+}
 
+func (s *store) installPacks(n int, paths []string, want []PackRange) ([]Entry, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("gitstore: bad epoch %d", n)
+	}
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	vp, err := VerifyPacks(paths, want)
+	if err != nil {
+		return nil, err
+	}
+	defer vp.Close()
+	return s.installVerified(n, vp)
+}
+
+// InstallVerified installs packs VerifyPacks checked into epoch: their
+// idx and .keep written, the files hard-linked in, one directory fsync,
+// the ref moved last (see InstallPacks). The first pack must continue the
+// epoch's tip (ErrNotTip).
+func (s *Store) InstallVerified(epoch int, vp *VerifiedPacks) ([]Entry, error) {
+	return s.impl.installVerified(epoch, vp)
+}
+
+func (s *store) installVerified(n int, vp *VerifiedPacks) ([]Entry, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("gitstore: bad epoch %d", n)
+	}
+	vs := vp.vs
 	release, err := s.beginAppend()
 	if err != nil {
 		return nil, err

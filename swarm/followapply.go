@@ -33,6 +33,12 @@ type job struct {
 
 	done chan struct{}
 	err  error
+	// prep is the job's packs verified and parsed ahead of their install
+	// (archive.List.PrepareInstall); prepared is closed when prep and
+	// prepErr are set.
+	prep     *archive.InstallPrep
+	prepErr  error
+	prepared chan struct{}
 }
 
 func (j *job) size() int64 {
@@ -182,9 +188,17 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 	// Downloads run ahead of installs, at most downloadAhead at once.
 	sem := make(chan struct{}, downloadAhead)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }() // a failed apply stops the downloads under way
+	defer func() {
+		cancel() // a failed apply stops the downloads under way
+		wg.Wait()
+		for _, j := range jobs {
+			if j.prep != nil {
+				j.prep.Close()
+			}
+		}
+	}()
 	for _, j := range jobs {
-		j.done = make(chan struct{})
+		j.done, j.prepared = make(chan struct{}), make(chan struct{})
 	}
 	allFetched := make(chan struct{})
 	var fetches sync.WaitGroup
@@ -218,21 +232,54 @@ func (f *follower) apply(ctx context.Context, m *Manifest) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The next torrent's packs are verified and parsed (both cores)
+	// while the one before is committed (git, then the index: one
+	// core), at most two ahead.
+	tok := make(chan struct{}, 2)
+	tok <- struct{}{}
+	tok <- struct{}{}
+	wg.Go(func() {
+		for _, j := range jobs {
+			select {
+			case <-tok:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case <-j.done:
+			case <-ctx.Done():
+				return
+			}
+			if j.err == nil && !j.suffix {
+				j.prep, j.prepErr = f.prepare(j)
+			}
+			close(j.prepared)
+		}
+	})
 	prog := newProgress(f, total, npacks)
 	defer prog.stop()
 	for _, j := range jobs {
 		select {
-		case <-j.done:
+		case <-j.prepared:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		if j.err != nil {
 			return fmt.Errorf("%s: %w", j.name, j.err)
 		}
+		if j.prepErr != nil {
+			return fmt.Errorf("%s: %w", j.name, j.prepErr)
+		}
 		t := time.Now()
-		if err := f.install(ctx, j); err != nil {
+		err := f.install(ctx, j)
+		if j.prep != nil {
+			j.prep.Close()
+			j.prep = nil
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", j.name, err)
 		}
+		tok <- struct{}{}
 		installing += time.Since(t)
 		for _, p := range j.packs {
 			prog.packDone(p.Size)
@@ -265,6 +312,25 @@ func (f *follower) current() *Manifest {
 	return f.cur
 }
 
+// wantOf is the range each of j's packs must hold, as the manifest says.
+func wantOf(j *job) []archive.PackRange {
+	want := make([]archive.PackRange, len(j.packs))
+	for i, q := range j.packs {
+		want[i] = archive.PackRange{From: q.From, To: q.To, Commits: q.Commits}
+	}
+	return want
+}
+
+// prepare verifies j's downloaded packs (and the range each must hold)
+// and parses their messages, changing nothing (archive.List.PrepareInstall).
+func (f *follower) prepare(j *job) (*archive.InstallPrep, error) {
+	paths := make([]string, len(j.packs))
+	for i, p := range j.packs {
+		paths[i] = filepath.Join(f.dir, incomingDir, p.File)
+	}
+	return f.list.PrepareInstall(j.packs[0].Epoch, paths, wantOf(j))
+}
+
 // install installs j's verified packs into the list (one copy: the files
 // become the epoch's git packs; a month's days with one ref move) and
 // moves them to packs/.
@@ -278,10 +344,7 @@ func (f *follower) install(ctx context.Context, j *job) error {
 	// install's own pass): the sha256 ties the bytes to the manifest, but
 	// a manifest the key signed may still name a pack of another range
 	// that continues the tip (TestFollowSignedPackOfAnotherRange).
-	want := make([]archive.PackRange, len(j.packs))
-	for i, q := range j.packs {
-		want[i] = archive.PackRange{From: q.From, To: q.To, Commits: q.Commits}
-	}
+	want := wantOf(j)
 	if j.suffix {
 		tip, err := f.tip(p.Epoch)
 		if err != nil {
@@ -292,6 +355,10 @@ func (f *follower) install(ctx context.Context, j *job) error {
 			return err
 		}
 		if _, err := f.list.AppendPackAfter(ctx, p.Epoch, b, tip, want[0]); err != nil {
+			return err
+		}
+	} else if j.prep != nil {
+		if _, err := f.list.CommitInstall(ctx, j.prep); err != nil {
 			return err
 		}
 	} else if _, err := f.list.InstallPacks(ctx, p.Epoch, paths, want); err != nil {
