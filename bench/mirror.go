@@ -478,15 +478,21 @@ func swarmStatus(ctx context.Context, bin, data, list string) (swarmStatusJSON, 
 	return st, nil
 }
 
-// mirrorTorrents is the fewest torrents a new mirror opens: every month
-// bundle, the day packs no bundle holds, the slices of the open day.
+// mirrorTorrents is the fewest torrents a new mirror opens: every year
+// bundle, the month bundles of no year bundle, the day packs no bundle
+// holds, the slices of the open day.
 func mirrorTorrents(st swarmStatusJSON) []mirrorTorrent {
 	var ts []mirrorTorrent
 	inBundle := map[string]bool{}
-	for _, b := range st.Bundles {
-		ts = append(ts, mirrorTorrent{Kind: "bundle", Name: b.Name, Files: b.Files, Size: b.Size})
-		for _, f := range b.Files {
-			inBundle[f] = true
+	for _, years := range []bool{true, false} {
+		for _, b := range st.Bundles {
+			if (len(b.Month) == len("2006")) != years || inBundle[b.Files[0]] {
+				continue
+			}
+			ts = append(ts, mirrorTorrent{Kind: "bundle", Name: b.Name, Files: b.Files, Size: b.Size})
+			for _, f := range b.Files {
+				inBundle[f] = true
+			}
 		}
 	}
 	for _, p := range st.Packs {

@@ -148,6 +148,12 @@ type FollowStatus struct {
 	DaysRebuilt    int `json:"days_rebuilt"`
 	DaysDownloaded int `json:"days_downloaded"`
 	Refused        int `json:"manifests_refused"`
+	// ManifestBytes counts the bytes of manifests and patches read
+	// from sources; ManifestsFetched the manifests taken from them,
+	// ManifestPatches those that came as a patch.
+	ManifestBytes    int64 `json:"manifest_bytes"`
+	ManifestsFetched int   `json:"manifests_fetched"`
+	ManifestPatches  int   `json:"manifest_patches"`
 	// LastSync is the newest sync that downloaded anything.
 	LastSync  *SyncFigures   `json:"last_sync,omitempty"`
 	LastError string         `json:"last_error,omitempty"`
@@ -359,8 +365,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // pollOnce asks s for a manifest newer than the newest seen, waiting up
 // to wait, and offers what it gets.
 func (f *follower) pollOnce(ctx context.Context, s *source, wait time.Duration) error {
-	after := f.seen()
-	m, err := f.fetchManifest(ctx, s, after, wait)
+	base := f.newest()
+	m, err := f.fetchManifest(ctx, s, base, wait)
 	if err != nil {
 		if ctx.Err() == nil {
 			penalty := errors.Is(err, ErrManifest)
@@ -390,24 +396,30 @@ func (f *follower) pollOnce(ctx context.Context, s *source, wait time.Duration) 
 	return nil
 }
 
-// seen is the newest sequence verified (applied or not).
-func (f *follower) seen() int64 {
+// newest is the newest manifest verified (applied or not), nil before
+// the first.
+func (f *follower) newest() *Manifest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch {
-	case f.best != nil:
-		return f.best.Seq
-	case f.cur != nil:
-		return f.cur.Seq
+	if f.best != nil {
+		return f.best
 	}
-	return 0
+	return f.cur
 }
 
-// fetchManifest GETs a manifest newer than after from s (nil, nil when
-// none came within wait) and parses it with the list's key. A manifest
-// of another list or older than asked for is refused (ErrManifest).
-func (f *follower) fetchManifest(ctx context.Context, s *source, after int64, wait time.Duration) (*Manifest, error) {
-	u := s.base + "/manifest?after=" + strconv.FormatInt(after, 10) + "&wait=" + strconv.Itoa(int(wait/time.Second))
+// fetchManifest GETs a manifest newer than base from s (nil, nil when
+// none came within wait) and parses it with the list's key. It tells s
+// the hash of base: s may answer with a patch from it, which is applied
+// to base and then parsed like a whole manifest. A manifest of another
+// list or older than asked for is refused (ErrManifest).
+func (f *follower) fetchManifest(ctx context.Context, s *source, base *Manifest, wait time.Duration) (*Manifest, error) {
+	var after int64
+	var have string
+	if base != nil {
+		h := base.Hash()
+		after, have = base.Seq, "&have="+hex.EncodeToString(h[:])
+	}
+	u := s.base + "/manifest?after=" + strconv.FormatInt(after, 10) + have + "&wait=" + strconv.Itoa(int(wait/time.Second))
 	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -425,6 +437,13 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, after int64, wa
 		return nil, nil
 	default:
 		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	patch := resp.Header.Get("Content-Type") == patchContentType
+	if patch && base == nil {
+		return nil, refused(fmt.Errorf("from %s: a patch, but no manifest was named to patch", s.spec))
+	}
+	if patch && resp.ContentLength > maxPatchSize {
+		return nil, refused(fmt.Errorf("from %s: oversized patch: %d bytes, more than the %d a follower reads", s.spec, resp.ContentLength, maxPatchSize))
 	}
 	if resp.ContentLength > maxFollowManifest {
 		return nil, refused(fmt.Errorf("from %s: oversized: %d bytes, more than the %d a follower reads", s.spec, resp.ContentLength, maxFollowManifest))
@@ -445,10 +464,31 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, after int64, wa
 	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
 		return nil, refused(fmt.Errorf("from %s: torn: %d of %d bytes", s.spec, len(b), resp.ContentLength))
 	}
+	f.mu.Lock()
+	f.st.ManifestBytes += int64(len(b))
+	f.mu.Unlock()
+	if patch {
+		p, err := DecodePatch(b)
+		if err != nil {
+			return nil, fmt.Errorf("from %s: %w", s.spec, err)
+		}
+		if b, err = p.Apply(base); err != nil {
+			return nil, fmt.Errorf("from %s: %w", s.spec, err)
+		}
+	}
 	m, err := ParseManifest(b, f.spec.Key)
 	if err != nil {
+		if patch {
+			return nil, fmt.Errorf("from %s: patch from seq %d: %w", s.spec, base.Seq, err)
+		}
 		return nil, fmt.Errorf("from %s: %w", s.spec, err)
 	}
+	f.mu.Lock()
+	f.st.ManifestsFetched++
+	if patch {
+		f.st.ManifestPatches++
+	}
+	f.mu.Unlock()
 	if m.List != f.spec.List {
 		return nil, refused(fmt.Errorf("from %s: a manifest of list %q, not %q", s.spec, m.List, f.spec.List))
 	}
@@ -623,6 +663,7 @@ func (f *follower) loadState() {
 	if json.Unmarshal(b, &st) == nil {
 		f.st.BytesDown, f.st.TorrentsOpened, f.st.LastSync = st.BytesDown, st.TorrentsOpened, st.LastSync
 		f.st.DaysRebuilt, f.st.DaysDownloaded, f.st.Refused = st.DaysRebuilt, st.DaysDownloaded, st.Refused
+		f.st.ManifestBytes, f.st.ManifestsFetched, f.st.ManifestPatches = st.ManifestBytes, st.ManifestsFetched, st.ManifestPatches
 		f.st.Sources = st.Sources
 	}
 }

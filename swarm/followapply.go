@@ -53,10 +53,17 @@ func (j *job) size() int64 {
 // order, and the packs whose commits are held (to be seeded from a local
 // file).
 func (f *follower) plan(m *Manifest) (jobs []*job, held []*PackEntry, err error) {
-	bundleOf := map[string]*BundleEntry{} // day pack file → its bundle
+	// A day pack file → the bundle starting with it, a year bundle
+	// before a month bundle: a closed year none of whose days is held is
+	// one torrent, a closed month of the open year (or of a year partly
+	// held) another.
+	bundleOf := map[string][]*BundleEntry{}
 	for i := range m.Bundles {
-		for _, file := range m.Bundles[i].Files {
-			bundleOf[file] = &m.Bundles[i]
+		b := &m.Bundles[i]
+		if b.Year() {
+			bundleOf[b.Files[0]] = append([]*BundleEntry{b}, bundleOf[b.Files[0]]...)
+		} else {
+			bundleOf[b.Files[0]] = append(bundleOf[b.Files[0]], b)
 		}
 	}
 	f.mu.Lock()
@@ -108,7 +115,7 @@ func (f *follower) plan(m *Manifest) (jobs []*job, held []*PackEntry, err error)
 		}
 		for k := start; k < len(ps); {
 			p := ps[k]
-			if b := bundleOf[p.File]; b != nil && b.Files[0] == p.File && k+len(b.Files) <= len(ps) && ps[k+len(b.Files)-1].File == b.Files[len(b.Files)-1] {
+			if b := bundleAt(bundleOf[p.File], ps[k:]); b != nil {
 				j := &job{name: b.Name, ih: b.InfoHash, bundle: b, install: true}
 				j.packs = append(j.packs, ps[k:k+len(b.Files)]...)
 				jobs = append(jobs, j)
@@ -120,6 +127,17 @@ func (f *follower) plan(m *Manifest) (jobs []*job, held []*PackEntry, err error)
 		}
 	}
 	return jobs, held, nil
+}
+
+// bundleAt returns the first of bs whose files are the packs ps starts
+// with, nil when none is.
+func bundleAt(bs []*BundleEntry, ps []*PackEntry) *BundleEntry {
+	for _, b := range bs {
+		if len(b.Files) <= len(ps) && ps[0].File == b.Files[0] && ps[len(b.Files)-1].File == b.Files[len(b.Files)-1] {
+			return b
+		}
+	}
+	return nil
 }
 
 // containing returns the index in ps of the day pack that holds tip: the

@@ -24,7 +24,10 @@ import (
 //	GET /lists/                       the lists served, JSON
 //	GET /lists/NAME/manifest          the signed manifest; ETag "SEQ-HASH";
 //	                                  ?after=N&wait=S long-polls up to S s
-//	                                  (≤ 300) for a manifest with seq > N
+//	                                  (≤ 300) for a manifest with seq > N;
+//	                                  &have=HASH (hex sha256 of a manifest
+//	                                  file the client holds): a patch from
+//	                                  it when this node can make one
 //	GET /lists/NAME/key               the list's public key, hex, one line
 //	GET /lists/NAME/torrents/F.torrent  a pack's or bundle's torrent, with
 //	                                  this node's web seed
@@ -98,6 +101,19 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 		}
 		after = v
 	}
+	var have [32]byte
+	hasBase := false
+	if s := r.URL.Query().Get("have"); s != "" {
+		if len(s) != 2*len(have) {
+			http.Error(w, "have: want the sha256 of a manifest file, hex", http.StatusBadRequest)
+			return
+		}
+		if _, err := hex.Decode(have[:], []byte(s)); err != nil {
+			http.Error(w, "have: want the sha256 of a manifest file, hex", http.StatusBadRequest)
+			return
+		}
+		hasBase = true
+	}
 	var wait time.Duration
 	if s := r.URL.Query().Get("wait"); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
@@ -124,6 +140,16 @@ func (n *Node) serveManifest(w http.ResponseWriter, r *http.Request) {
 			if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
 				w.WriteHeader(http.StatusNotModified)
 				return
+			}
+			if hasBase {
+				// The client holds an earlier manifest this node
+				// served: the patch from it, when worth sending.
+				if p := n.patchFor(nl, m, have); p != nil {
+					w.Header().Set("Content-Type", patchContentType)
+					w.Header().Set("Content-Length", strconv.Itoa(len(p)))
+					w.Write(p)
+					return
+				}
 			}
 			w.Header().Set("Content-Type", "application/x-mailswarm-manifest")
 			w.Header().Set("Content-Length", strconv.Itoa(len(m.Bytes())))

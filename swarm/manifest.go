@@ -24,7 +24,8 @@ import (
 //
 // and the signature covers the body bytes exactly. The body dictionary is
 //
-//	bundles  list of {epoch, files (list of file names), infohash (20), month, name, size}
+//	bundles  list of {epoch, files (list of file names), infohash (20), month, name, size};
+//	         month is YYYY-MM for a month bundle, YYYY for a year bundle
 //	epochs   list of {epoch, tip (20)}
 //	key      the list's ed25519 public key (32)
 //	list     the list's name
@@ -33,7 +34,7 @@ import (
 //	prev     sha256 of the previous manifest file (32; zeros for seq 1)
 //	seq      sequence number
 //	time     Unix seconds
-//	v        format version, 1
+//	v        format version: 1, or 2 when a bundle is a year bundle
 //
 // Every key is always present (an empty list is "le", a zero From is 20
 // zero bytes) and no other key is allowed, so a manifest has exactly one
@@ -41,6 +42,14 @@ import (
 // encoder and decoder below are this package's own, not anacrolix's: the
 // decoder refuses anything but that one encoding, and ParseManifest also
 // re-encodes what it decoded and requires the same bytes.
+//
+// The version follows from the content (2 exactly when there is a year
+// bundle), so it adds no second encoding, and a manifest without year
+// bundles is still read by nodes that know only version 1. Those refuse a
+// version 2 manifest (its year bundle has more files than they allow, or
+// its version is not 1) as they refuse any bad manifest: a WARN naming
+// the source, nothing changed. This node refuses a version above 2 by its
+// version before reading anything else.
 
 // ErrManifest is wrapped by every error about a manifest that is refused.
 var ErrManifest = errors.New("swarm: manifest refused")
@@ -52,12 +61,17 @@ const (
 )
 
 const (
+	// manifestVersion is the version of a manifest with no year bundle,
+	// yearsVersion of one with; maxVersion is the newest this node reads.
 	manifestVersion = 1
+	yearsVersion    = 2
+	maxVersion      = yearsVersion
 	// maxManifestSize bounds a manifest file. A list with a day pack
 	// for every day of a century needs about 15 MiB.
 	maxManifestSize = 64 << 20
-	// maxBundleFiles is the most day packs a month bundle can hold.
-	maxBundleFiles = 31
+	// maxBundleFiles is the most day packs a bundle can hold: a year's
+	// (a month's hold at most 31, as their days are distinct).
+	maxBundleFiles = 366
 )
 
 var (
@@ -120,13 +134,16 @@ type PackEntry struct {
 	InfoHash                  [20]byte // not zero
 }
 
-// BundleEntry is a multi-file torrent over a month's day packs of one
-// epoch: the same files as the day torrents, so seeding it costs no disk.
+// BundleEntry is a multi-file torrent over a month's or a year's day packs
+// of one epoch: the same files as the day torrents, so seeding it costs no
+// disk. A closed year has a year bundle beside its month bundles (a late
+// joiner opens one torrent for the year, a mirror that holds part of it
+// the month bundles of the rest).
 type BundleEntry struct {
 	Name     string // torrent name: the directory the files sit in; same rule as PackEntry.File
 	Epoch    int
-	Month    string   // YYYY-MM
-	Files    []string // day pack file names of this epoch and month, in day order, at least one
+	Month    string   // the period: YYYY-MM for a month bundle, YYYY for a year bundle
+	Files    []string // day pack file names of this epoch and period, in day order, at least one
 	Size     int64    // sum of the files' sizes
 	InfoHash [20]byte // not zero
 }
@@ -422,8 +439,8 @@ func (b *BundleEntry) check(packs map[string]*PackEntry) error {
 		return fmt.Errorf("name %q is not valid", b.Name)
 	case b.Epoch < 0:
 		return fmt.Errorf("epoch %d is negative", b.Epoch)
-	case !validTime("2006-01", b.Month):
-		return fmt.Errorf("month %q is not a YYYY-MM month", b.Month)
+	case !validTime("2006-01", b.Month) && !validTime("2006", b.Month):
+		return fmt.Errorf("month %q is not a YYYY-MM month or a YYYY year", b.Month)
 	case len(b.Files) == 0:
 		return errors.New("no files")
 	case b.InfoHash == [20]byte{}:
@@ -439,8 +456,8 @@ func (b *BundleEntry) check(packs map[string]*PackEntry) error {
 			return fmt.Errorf("file %q is a %s, not a day pack", f, p.Kind)
 		case p.Epoch != b.Epoch:
 			return fmt.Errorf("file %q is of epoch %d, not %d", f, p.Epoch, b.Epoch)
-		case p.Day[:7] != b.Month:
-			return fmt.Errorf("file %q is of day %s, not in month %s", f, p.Day, b.Month)
+		case p.Day[:len(b.Month)] != b.Month:
+			return fmt.Errorf("file %q is of day %s, not in %s", f, p.Day, b.Month)
 		case i > 0 && f == b.Files[i-1]:
 			return fmt.Errorf("file %q listed twice", f)
 		case i > 0 && p.Day <= packs[b.Files[i-1]].Day:
@@ -454,6 +471,20 @@ func (b *BundleEntry) check(packs map[string]*PackEntry) error {
 		return fmt.Errorf("size %d, but its files sum to %d", b.Size, sum)
 	}
 	return nil
+}
+
+// Year reports whether b is a year bundle.
+func (b *BundleEntry) Year() bool { return len(b.Month) == len("2006") }
+
+// version is the format version m is written in: 2 when a bundle is a
+// year bundle, else 1.
+func (m *Manifest) version() int64 {
+	for i := range m.Bundles {
+		if m.Bundles[i].Year() {
+			return yearsVersion
+		}
+	}
+	return manifestVersion
 }
 
 func validName(s string) bool {

@@ -69,17 +69,7 @@ func encodeBody(m *Manifest) []byte {
 		case "bundles":
 			e.list(len(m.Bundles), func(i int) { m.Bundles[i].encode(&e) })
 		case "epochs":
-			e.list(len(m.Epochs), func(i int) {
-				t := &m.Epochs[i]
-				e.dict(epochKeys, func(k string) {
-					switch k {
-					case "epoch":
-						e.int(int64(t.Epoch))
-					case "tip":
-						e.bytes(t.Tip[:])
-					}
-				})
-			})
+			e.epochs(m.Epochs)
 		case "key":
 			e.bytes(m.Key)
 		case "list":
@@ -93,10 +83,24 @@ func encodeBody(m *Manifest) []byte {
 		case "time":
 			e.int(m.Time)
 		case "v":
-			e.int(manifestVersion)
+			e.int(m.version())
 		}
 	})
 	return e.b
+}
+
+func (e *encoder) epochs(ts []EpochTip) {
+	e.list(len(ts), func(i int) {
+		t := &ts[i]
+		e.dict(epochKeys, func(k string) {
+			switch k {
+			case "epoch":
+				e.int(int64(t.Epoch))
+			case "tip":
+				e.bytes(t.Tip[:])
+			}
+		})
+	})
 }
 
 func (p *PackEntry) encode(e *encoder) {
@@ -380,8 +384,14 @@ func decodeFile(b []byte) (body, sig []byte, err error) {
 // decodeBody decodes the manifest dictionary. It checks the encoding
 // only, not the rules of Manifest.check.
 func decodeBody(b []byte) (*Manifest, error) {
+	// v is the body's last key: a version this node does not read is
+	// refused by it, before anything of a format it does not know.
+	if v, ok := bodyVersion(b); ok && v > maxVersion {
+		return nil, fmt.Errorf("manifest version %d: this node reads versions up to %d (a newer mailswarm wrote it)", v, maxVersion)
+	}
 	d := decoder{b: b}
 	m := new(Manifest)
+	var version int64
 	err := d.dict(bodyKeys, func(k string) error {
 		var err error
 		switch k {
@@ -393,22 +403,7 @@ func decodeBody(b []byte) (*Manifest, error) {
 				return err
 			})
 		case "epochs":
-			err = d.list(0, func() error {
-				var t EpochTip
-				err := d.dict(epochKeys, func(k string) error {
-					switch k {
-					case "epoch":
-						var err error
-						t.Epoch, err = d.smallInt()
-						return err
-					case "tip":
-						return d.fixed(t.Tip[:])
-					}
-					return nil
-				})
-				m.Epochs = append(m.Epochs, t)
-				return err
-			})
+			m.Epochs, err = d.epochs()
 		case "key":
 			m.Key = make(ed25519.PublicKey, ed25519.PublicKeySize)
 			err = d.fixed(m.Key)
@@ -429,10 +424,9 @@ func decodeBody(b []byte) (*Manifest, error) {
 			m.Time, err = d.int()
 		case "v":
 			at := d.i
-			var v int64
-			if v, err = d.int(); err == nil && v != manifestVersion {
+			if version, err = d.int(); err == nil && (version < manifestVersion || version > maxVersion) {
 				d.i = at
-				err = d.errorf("version %d, want %d", v, manifestVersion)
+				err = d.errorf("version %d, this node reads %d to %d", version, manifestVersion, maxVersion)
 			}
 		}
 		return err
@@ -443,10 +437,49 @@ func decodeBody(b []byte) (*Manifest, error) {
 	if d.i != len(b) {
 		return nil, d.errorf("trailing bytes after the manifest dictionary")
 	}
+	if want := m.version(); version != want {
+		return nil, fmt.Errorf("version %d, but its bundles make it version %d", version, want)
+	}
 	if !bytes.Equal(encodeBody(m), b) {
 		return nil, errors.New("not canonical bencode")
 	}
 	return m, nil
+}
+
+func (d *decoder) epochs() ([]EpochTip, error) {
+	var ts []EpochTip
+	err := d.list(0, func() error {
+		var t EpochTip
+		err := d.dict(epochKeys, func(k string) error {
+			switch k {
+			case "epoch":
+				var err error
+				t.Epoch, err = d.smallInt()
+				return err
+			case "tip":
+				return d.fixed(t.Tip[:])
+			}
+			return nil
+		})
+		ts = append(ts, t)
+		return err
+	})
+	return ts, err
+}
+
+// bodyVersion reads the version at the end of a canonical manifest body
+// ("1:vi<N>ee"); ok is false when the body does not end so.
+func bodyVersion(b []byte) (v int64, ok bool) {
+	i := bytes.LastIndex(b, []byte("1:vi"))
+	if i < 0 || !bytes.HasSuffix(b, []byte("ee")) {
+		return 0, false
+	}
+	digits := b[i+len("1:vi") : len(b)-2]
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil || len(digits) == 0 || digits[0] == '0' || digits[0] == '-' {
+		return 0, false
+	}
+	return n, true
 }
 
 func (p *PackEntry) decode(d *decoder) error {

@@ -115,6 +115,9 @@ type nodeList struct {
 	dirty     bool                     // new mail since the last publish
 	day       string                   // the UTC day of the last publish
 	published time.Time                // when it was last published
+
+	// patches are the manifests served before (manifest_patch.go).
+	patches patchCache
 }
 
 // NewNode starts the BitTorrent client and loads every list's manifest and
@@ -578,6 +581,7 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 	}
 	n.mu.Lock()
 	prev := nl.manifest
+	nl.patches.served(prev, m)
 	nl.manifest = m
 	close(nl.changed)
 	nl.changed = make(chan struct{})

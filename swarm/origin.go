@@ -33,6 +33,7 @@ const (
 	lockFile     = "swarm.lock"
 	dayLayout    = "2006-01-02"
 	monthLayout  = "2006-01"
+	yearLayout   = "2006"
 )
 
 // Origin publishes one list: it cuts slices of the open day, seals closed
@@ -172,8 +173,12 @@ func nextDay(d string) string {
 	return t.AddDate(0, 0, 1).Format(dayLayout)
 }
 
-// firstDayAfterMonth returns the first day of the month after m (YYYY-MM).
+// firstDayAfterMonth returns the first day after a bundle's period: the
+// month after m (YYYY-MM), the year after it (YYYY).
 func firstDayAfterMonth(m string) string {
+	if t, err := time.Parse(yearLayout, m); err == nil {
+		return t.AddDate(1, 0, 0).Format(dayLayout)
+	}
 	t, err := time.Parse(monthLayout, m)
 	if err != nil {
 		return ""
@@ -522,11 +527,20 @@ func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string,
 
 // sortPacks orders packs as manifests list them: by epoch, then day, a
 // day pack before slices, slices in the order they were cut.
-func sortPacks(ps []PackEntry) {
-	slices.SortStableFunc(ps, func(a, b PackEntry) int {
-		return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), strings.Compare(a.Day, b.Day),
-			cmp.Compare(kindRank(a.Kind), kindRank(b.Kind)), strings.Compare(a.File, b.File))
-	})
+func sortPacks(ps []PackEntry) { slices.SortStableFunc(ps, comparePacks) }
+
+// comparePacks is the order of sortPacks. It is total (file names are
+// unique), so a patch's receiver rebuilds the same order (manifest_patch.go).
+func comparePacks(a, b PackEntry) int {
+	return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), strings.Compare(a.Day, b.Day),
+		cmp.Compare(kindRank(a.Kind), kindRank(b.Kind)), strings.Compare(a.File, b.File))
+}
+
+// sortBundles orders bundles as manifests list them: by epoch, month, name.
+func sortBundles(bs []BundleEntry) { slices.SortStableFunc(bs, compareBundles) }
+
+func compareBundles(a, b BundleEntry) int {
+	return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), strings.Compare(a.Month, b.Month), strings.Compare(a.Name, b.Name))
 }
 
 func kindRank(k string) int {
@@ -629,10 +643,25 @@ func (o *Origin) writeTorrent(name string, mi *metainfo.MetaInfo) error {
 	return durable.WriteFile(filepath.Join(o.dir, torrentsDir, name+".torrent"), b, 0o644, o.sync)
 }
 
-// bundle makes a bundle for every closed month of every epoch that has
-// sealed day packs and no bundle yet.
+// bundle makes a bundle for every closed month, then for every closed
+// year, of every epoch that has sealed day packs and no bundle for it yet.
+// A year bundle is over the same files as its month bundles: a late
+// joiner of a 20-year list opens 20 torrents for the closed years instead
+// of 240.
 func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult, b *budget) error {
-	month := now.Format(monthLayout)
+	for _, layout := range []string{monthLayout, yearLayout} {
+		if err := o.bundlePeriods(m, now, layout, res, b); err != nil {
+			return err
+		}
+	}
+	sortBundles(m.Bundles)
+	return nil
+}
+
+// bundlePeriods makes the bundles of closed periods of layout (a month or
+// a year) that have none.
+func (o *Origin) bundlePeriods(m *Manifest, now time.Time, layout string, res *PublishResult, b *budget) error {
+	month := now.Format(layout)
 	type key struct {
 		epoch int
 		month string
@@ -644,12 +673,12 @@ func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult, b *budge
 	groups := map[key][]PackEntry{}
 	var keys []key
 	for _, p := range m.Packs {
-		k := key{p.Epoch, p.Day[:7]}
+		k := key{p.Epoch, p.Day[:len(layout)]}
 		if p.Kind != KindDay || k.month >= month || have[k] {
 			continue
 		}
-		// A step that ended early has not written the rest of its month.
-		if b.stopped && (k.epoch > b.stopEpoch || k.epoch == b.stopEpoch && k.month >= b.stopDay[:7]) {
+		// A step that ended early has not written the rest of its period.
+		if b.stopped && (k.epoch > b.stopEpoch || k.epoch == b.stopEpoch && k.month >= b.stopDay[:len(layout)]) {
 			continue
 		}
 		if groups[k] == nil {
@@ -677,9 +706,6 @@ func (o *Origin) bundle(m *Manifest, now time.Time, res *PublishResult, b *budge
 		m.Bundles = append(m.Bundles, b)
 		res.Bundles = append(res.Bundles, name)
 	}
-	slices.SortFunc(m.Bundles, func(a, b BundleEntry) int {
-		return cmp.Or(cmp.Compare(a.Epoch, b.Epoch), strings.Compare(a.Month, b.Month))
-	})
 	return nil
 }
 
