@@ -60,7 +60,7 @@ func TestInteropLibtorrentTrackerOnly(t *testing.T) {
 	peertest.Need(t, "git")
 	tn, tm, m := interopMirror(t)
 	p := trackerOnlyDay(t, tm, m, 1)
-	magnet := "magnet:?xt=urn:btih:" + p.InfoHash.HexString() + "&tr=" + url.QueryEscape(tm.url+"/announce")
+	magnet := "magnet:?xt=urn:btih:" + metainfo.Hash(p.InfoHash).HexString() + "&tr=" + url.QueryEscape(tm.url+"/announce")
 	out := t.TempDir()
 	up0 := mirrorUploaded(t, tm)
 	start := time.Now()

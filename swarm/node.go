@@ -223,6 +223,20 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	cfg.TotalHalfOpenConns = min(100, max(1, n.opts.Peers.MaxConns/2))
 	cfg.HandshakesTimeout = peerHandshakeTimeout
 	cfg.MaxAllocPeerRequestDataPerConn = peerRequestBuffer
+	// Announces leave from the BitTorrent listen address when it is one
+	// address: a tracker stores a peer under the address its announce
+	// came from, and a node on 127.0.0.3 announcing from the system's
+	// choice (127.0.0.1) was listed where nobody listens.
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		network := "tcp6"
+		if ip.To4() != nil {
+			network = "tcp4"
+		}
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 30 * time.Second}
+		cfg.TrackerDialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+	}
 	cfg.Seed = true
 	cfg.NoDefaultPortForwarding = true
 	cfg.DisablePEX = !n.opts.DHT

@@ -264,17 +264,20 @@ func parseAnnounce(raw string) (announceReq, error) {
 		return req, err
 	} else if ok {
 		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 {
-			return req, errAnnounce("numwant: want a number from 0")
+		if err != nil {
+			return req, errAnnounce("numwant: want a number")
 		}
-		req.numWant = v
+		if v >= 0 { // some clients send -1 for "the default"
+			req.numWant = v
+		}
 	}
-	if s, ok, err := one("ip"); err != nil {
-		return req, err
-	} else if ok {
-		// A host name is not looked up: an address or nothing.
+	// ip may come once per address family (anacrolix sends one for
+	// each, BEP 7): the first that parses. A host name is not looked
+	// up: an address or nothing.
+	for _, s := range q["ip"] {
 		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
 			req.ip = a.Unmap()
+			break
 		}
 	}
 	return req, nil

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"mailswarm/archive"
+
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
@@ -65,6 +67,32 @@ func announceTo(t testing.TB, announce string, ih metainfo.Hash, port int, left 
 	return a
 }
 
+// startListenMirror is startTestMirror with the mirror's BitTorrent
+// client listening on listen.
+func startListenMirror(t testing.TB, key []byte, now func() time.Time, listen string, sources ...string) *testMirror {
+	t.Helper()
+	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &testMirror{a: a, url: "http://" + ln.Addr().String()}
+	tm.node, err = NewNode(a, &Options{Listen: listen, WebSeedBase: tm.url, Now: now, NoSync: true,
+		Follow: []FollowSpec{{List: "demo", Key: key, Sources: sources}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.node.Close() })
+	srv := &httptest.Server{Listener: tm.node.HTTPListener(ln), Config: tm.node.HTTPServer(t.Context())}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return tm
+}
+
 func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(a.String())
@@ -82,7 +110,9 @@ func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
 func TestTracker(t *testing.T) {
 	tn := startTestNode(t, 3)
 	m := tn.manifest(t)
-	tm := startTestMirror(t, tn.l.PublicKey(), func() time.Time { return tn.now }, tn.url)
+	// The mirror seeds on 127.0.0.3: its announces must leave from there
+	// for the origin's tracker to list it where it listens.
+	tm := startListenMirror(t, tn.l.PublicKey(), func() time.Time { return tn.now }, "127.0.0.3:0", tn.url)
 	if err := tm.node.SyncOnce(t.Context(), "demo"); err != nil {
 		t.Fatal(err)
 	}
@@ -257,13 +287,15 @@ func TestParseAnnounce(t *testing.T) {
 		{q: "info_hash=" + ih + "&port=1&left=0&event=completed&numwant=7&ip=::ffff:127.0.0.3",
 			want: announceReq{port: 1, left: 0, event: "completed", numWant: 7, ip: netip.MustParseAddr("127.0.0.3")}},
 		{q: "info_hash=" + ih + "&port=1&event=empty&ip=host.example", want: announceReq{port: 1, left: -1, numWant: -1}},
+		{q: "info_hash=" + ih + "&port=1&ip=x&ip=::1&ip=127.0.0.4", want: announceReq{port: 1, left: -1, numWant: -1, ip: netip.MustParseAddr("::1")}},
 		{q: "port=1", fail: "info_hash: want 20 bytes"},
 		{q: "info_hash=" + ih + "&info_hash=" + ih + "&port=1", fail: "info_hash given twice"},
 		{q: "info_hash=" + ih, fail: "port: want 1 to 65535"},
 		{q: "info_hash=" + ih + "&port=65536", fail: "port: want 1 to 65535"},
 		{q: "info_hash=" + ih + "&port=1&left=-1", fail: "left: want a number of bytes"},
 		{q: "info_hash=" + ih + "&port=1&event=paused", fail: "event: want started, completed or stopped"},
-		{q: "info_hash=" + ih + "&port=1&numwant=x", fail: "numwant: want a number from 0"},
+		{q: "info_hash=" + ih + "&port=1&numwant=x", fail: "numwant: want a number"},
+		{q: "info_hash=" + ih + "&port=1&numwant=-1", want: announceReq{port: 1, left: -1, numWant: -1}},
 		{q: "info_hash=%zz&port=1", fail: "bad query"},
 		{q: strings.Repeat("a", maxAnnounceQuery+1), fail: "request too long"},
 	} {
