@@ -355,3 +355,28 @@ func TestTrackerOff(t *testing.T) {
 		t.Errorf("torrent with the tracker off: announce %q %q", mi.Announce, mi.AnnounceList)
 	}
 }
+
+// BenchmarkTrackerAnnounce is one announce, parsed and answered, to a
+// torrent with a full store (1,000 peers, DefaultTrackerMaxPeersPerTorrent).
+func BenchmarkTrackerAnnounce(b *testing.B) {
+	o := TrackerOptions{}.withDefaults()
+	s := newPeerStore(o)
+	ih := metainfo.Hash{9}
+	now := time.Now()
+	for i := range o.MaxPeersPerTorrent {
+		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
+		s.announce(now, ih, ap, i%4 == 0, false, 0, netip.AddrPort{})
+	}
+	q := "info_hash=" + url.QueryEscape(string(ih[:])) + "&peer_id=-MS0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=10&compact=1&numwant=200"
+	self := netip.MustParseAddrPort("127.0.0.1:6881")
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := parseAnnounce(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := s.announce(now, req.infoHash, netip.AddrPortFrom(netip.MustParseAddr("127.2.0.1"), req.port),
+			false, false, o.MaxNumWant, self)
+		a.encode(o)
+	}
+}
