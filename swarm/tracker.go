@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,15 +115,20 @@ func (n *Node) TrackerURL() string {
 }
 
 // trackerOf is the announce URL of the node whose HTTP base (or list
-// URL, http://host:port/lists/NAME) is base: /announce at its root, the
-// path libtorrent accepts for a tracker on a local address (its SSRF
-// mitigation refuses others). "" when base is no http(s) URL.
+// URL, BASE/lists/NAME) is base: BASE/announce, the path libtorrent
+// accepts for a tracker on a local address (its SSRF mitigation refuses
+// others). A base with a path (a node behind a proxy under a prefix)
+// keeps it. "" when base is no http(s) URL.
 func trackerOf(base string) string {
-	u, err := url.Parse(base)
+	u, err := url.Parse(strings.TrimSuffix(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return ""
 	}
-	return u.Scheme + "://" + u.Host + "/announce"
+	p := u.Path
+	if i := strings.LastIndex(p, "/lists/"); i >= 0 && !strings.Contains(p[i+len("/lists/"):], "/") {
+		p = p[:i]
+	}
+	return u.Scheme + "://" + u.Host + p + "/announce"
 }
 
 // clientTrackers are the trackers the node's own client announces list's

@@ -277,6 +277,22 @@ func TestPeerStore(t *testing.T) {
 	}
 }
 
+func TestTrackerOf(t *testing.T) {
+	for _, tc := range []struct{ base, want string }{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/announce"},
+		{"http://127.0.0.1:8080/", "http://127.0.0.1:8080/announce"},
+		{"http://127.0.0.2:8080/lists/demo", "http://127.0.0.2:8080/announce"},
+		{"https://example.org/mailswarm", "https://example.org/mailswarm/announce"},
+		{"https://example.org/mailswarm/lists/dev/", "https://example.org/mailswarm/announce"},
+		{"127.0.0.1:6881", ""},
+		{"ftp://example.org", ""},
+	} {
+		if got := trackerOf(tc.base); got != tc.want {
+			t.Errorf("trackerOf(%q) = %q, want %q", tc.base, got, tc.want)
+		}
+	}
+}
+
 func TestParseAnnounce(t *testing.T) {
 	ih := url.QueryEscape(string(bytes.Repeat([]byte{0xfe}, 20)))
 	for _, tc := range []struct {
