@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
+	"modernc.org/sqlite" // the "sqlite" driver (pure Go, no cgo)
 
 	"mailswarm/gitstore"
 	"mailswarm/message"
@@ -110,11 +110,29 @@ func openIndex(path string, nosync bool) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: index %s: %w", path, err)
 	}
-	if err := initSchema(db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("archive: index %s: %w", path, err)
+	// SQLite answers SQLITE_BUSY without waiting out busy_timeout when
+	// openers race on a file that is not in WAL mode yet (the journal
+	// mode switch and the lock promotion it needs): TestOpenIndexConcurrentCreate
+	// saw it in 1 of 20 rounds of 4 openers under CI load. Such an open
+	// is tried again, for as long as busy_timeout would have waited.
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := initSchema(db)
+		if err == nil {
+			return db, nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			db.Close()
+			return nil, fmt.Errorf("archive: index %s: %w", path, err)
+		}
+		time.Sleep(wait)
 	}
-	return db, nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (primary code 5).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 5
 }
 
 // openReader opens a second handle on the index for the IMAP server's

@@ -1,7 +1,7 @@
 // Package swarm publishes a list's history over BitTorrent and HTTP and
 // follows lists others publish (docs/SWARM.md). Gossip between peers and
-// finding peers through the DHT and trackers are coming (issue 13;
-// docs/DESIGN.md, "Mirrors").
+// finding peers through the DHT are coming (issue 13; docs/DESIGN.md,
+// "Mirrors").
 //
 // It owns, for every list whose private key (list.key) it holds:
 //
@@ -21,8 +21,11 @@
 //     listener open to anyone: connection caps, timeouts, a deadline on
 //     each write, long-poll caps), the BitTorrent side's limits (peerlimits.go,
 //     PeerLimits: its own TCP listener and dialer, capped in all and per
-//     client, and a rate-limited client log), and DHT announces plus the
-//     newest manifest as a BEP 44 item under the list key (dhtput.go).
+//     client, and a rate-limited client log), DHT announces plus the
+//     newest manifest as a BEP 44 item under the list key (dhtput.go), and
+//     an HTTP tracker at /announce (tracker.go: only for the infohashes of
+//     manifests the node verified, a bounded peer store, the node itself
+//     as a seeder; its URL first in every .torrent served).
 //   - Mirror (follow.go, followapply.go, followfetch.go): a followed
 //     list, Options.Follow: manifests long-polled from HTTP sources and
 //     taken only when signed by the given key and following the last one

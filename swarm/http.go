@@ -30,12 +30,13 @@ import (
 //	                                  it when this node can make one
 //	GET /lists/NAME/key               the list's public key, hex, one line
 //	GET /lists/NAME/torrents/F.torrent  a pack's or bundle's torrent, with
-//	                                  this node's web seed
+//	                                  this node's web seed and trackers
 //	GET /lists/NAME/packs/F           a pack (Range requests): the web seed
 //	GET /lists/NAME/packs/BUNDLE/F    the same file as a bundle's member
 //	GET /lists/NAME/status            what `mailswarm swarm status` shows,
 //	                                  without server paths unless asked
 //	                                  with the list's StatusToken
+//	GET /announce                     the node's tracker (tracker.go)
 //
 // Only files the current manifest names are served: retired slices and
 // leftovers are 404.
@@ -58,6 +59,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /lists/{list}/packs/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/packs/{bundle}/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/status", n.serveStatus)
+	mux.HandleFunc("GET /announce", n.serveAnnounce)
 	return withWriteStall(mux, n.opts.HTTP.WriteStall)
 }
 
@@ -232,9 +234,19 @@ func (n *Node) serveTorrent(w http.ResponseWriter, r *http.Request) {
 	if ws := n.WebSeed(nl.name); ws != "" {
 		out.UrlList = []string{ws}
 	}
+	// Trackers sit outside the info dictionary: the infohash stays the
+	// manifest's. This node's own tracker comes first (BEP 12: the
+	// first tier is tried first), the configured ones next.
+	var tiers [][]string
+	if tr := n.TrackerURL(); tr != "" {
+		tiers = append(tiers, []string{tr})
+	}
 	if len(n.opts.Trackers) > 0 {
-		out.Announce = n.opts.Trackers[0]
-		out.AnnounceList = [][]string{n.opts.Trackers}
+		tiers = append(tiers, n.opts.Trackers)
+	}
+	if len(tiers) > 0 {
+		out.Announce = tiers[0][0]
+		out.AnnounceList = tiers
 	}
 	b, err := bencode.Marshal(out)
 	if err != nil {

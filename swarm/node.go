@@ -74,6 +74,9 @@ type Options struct {
 	// Peers are the limits of the BitTorrent connections, accepted and
 	// dialed; zero fields mean their defaults.
 	Peers PeerLimits
+	// Tracker configures the node's HTTP tracker (tracker.go); the zero
+	// value runs it with its defaults.
+	Tracker TrackerOptions
 }
 
 // Node publishes and seeds every list of an archive it is the origin of,
@@ -91,6 +94,8 @@ type Node struct {
 	// is the BitTorrent listener, ours: anacrolix's own has no cap.
 	peers *peerConns
 	ln    net.Listener
+	// tracker is the peer store of the node's tracker (tracker.go).
+	tracker *peerStore
 
 	mu      sync.Mutex
 	lists   map[string]*nodeList
@@ -130,6 +135,8 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	}
 	n.opts.HTTP = n.opts.HTTP.withDefaults()
 	n.opts.Peers = n.opts.Peers.withDefaults()
+	n.opts.Tracker = n.opts.Tracker.withDefaults()
+	n.tracker = newPeerStore(n.opts.Tracker)
 	n.peers = &peerConns{lim: n.opts.Peers, counts: netlimit.NewCounts()}
 	if n.opts.Now == nil {
 		n.opts.Now = time.Now
@@ -219,6 +226,20 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	cfg.TotalHalfOpenConns = min(100, max(1, n.opts.Peers.MaxConns/2))
 	cfg.HandshakesTimeout = peerHandshakeTimeout
 	cfg.MaxAllocPeerRequestDataPerConn = peerRequestBuffer
+	// Announces leave from the BitTorrent listen address when it is one
+	// address: a tracker stores a peer under the address its announce
+	// came from, and a node on 127.0.0.3 announcing from the system's
+	// choice (127.0.0.1) was listed where nobody listens.
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		network := "tcp6"
+		if ip.To4() != nil {
+			network = "tcp4"
+		}
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 30 * time.Second}
+		cfg.TrackerDialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+	}
 	cfg.Seed = true
 	cfg.NoDefaultPortForwarding = true
 	cfg.DisablePEX = !n.opts.DHT
@@ -572,8 +593,8 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 			InfoBytes:                mi.InfoBytes,
 			DisableInitialPieceCheck: true,
 		})
-		if len(n.opts.Trackers) > 0 {
-			t.AddTrackers([][]string{n.opts.Trackers})
+		if trackers := n.clientTrackers(nl); len(trackers) > 0 {
+			t.AddTrackers([][]string{trackers})
 		}
 		n.mu.Lock()
 		nl.torrents[name] = t

@@ -23,7 +23,10 @@ type Status struct {
 	Key         string `json:"key"` // hex ed25519 public key
 	Seq         int64  `json:"seq"` // manifest sequence; 0 before the first publish
 	ManifestURL string `json:"manifest_url,omitempty"`
-	Dir         string `json:"dir,omitempty"` // the list's swarm directory (absolute, as every path here)
+	// Tracker is the announce URL of the node's tracker (tracker.go),
+	// which the .torrent files it serves name first.
+	Tracker string `json:"tracker,omitempty"`
+	Dir     string `json:"dir,omitempty"` // the list's swarm directory (absolute, as every path here)
 	// Seeding says whether a running node reported the live figures
 	// (peers, bytes_up, listen); otherwise they are zero.
 	Seeding bool     `json:"seeding"`
@@ -88,6 +91,7 @@ func statusOf(list *archive.List, dir string, m *Manifest, httpBase string) Stat
 	if httpBase != "" {
 		base = httpBase + "/lists/" + list.Name()
 		st.ManifestURL = base + "/manifest"
+		st.Tracker = trackerOf(httpBase)
 	}
 	if m == nil {
 		return st
@@ -128,6 +132,7 @@ func (n *Node) Status(list string) (Status, error) {
 	}
 	st := statusOf(nl.list, nl.dir, n.manifest(nl), n.opts.WebSeedBase)
 	st.Seeding = true
+	st.Tracker = n.TrackerURL()
 	if nl.follow != nil {
 		fs := nl.follow.status()
 		st.Follow = &fs

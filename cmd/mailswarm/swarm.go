@@ -168,6 +168,9 @@ func runSwarmStatus(ctx context.Context, args []string) error {
 	}
 	fmt.Println()
 	fmt.Printf("follow: %s\n", follow)
+	if st.Tracker != "" {
+		fmt.Printf("tracker: %s\n", st.Tracker)
+	}
 	for _, it := range append(st.Packs, st.Bundles...) {
 		fmt.Printf("%-6s %-40s %10d %s %s\n", it.Kind, it.Name, it.Size, it.InfoHash, it.Path)
 	}

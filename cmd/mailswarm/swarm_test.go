@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/smtp"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,8 +201,19 @@ addresses = ["dev@example.org"]
 	}
 	var st swarm.Status
 	if err := json.Unmarshal(out, &st); err != nil || !st.Seeding || st.Listen == "" || len(st.Packs) != 1 ||
-		!filepath.IsAbs(st.Dir) || !filepath.IsAbs(st.Packs[0].Path) {
+		!filepath.IsAbs(st.Dir) || !filepath.IsAbs(st.Packs[0].Path) || st.Tracker != base+"/announce" {
 		t.Errorf("status of a serving node: %s (%v)", out, err)
+	}
+	// serve's tracker: the slice's infohash is known (the node is its
+	// seeder), another is refused with a BEP 3 failure reason.
+	ih := m.Packs[0].InfoHash
+	q := "?info_hash=" + url.QueryEscape(string(ih[:])) + "&port=40001&left=1"
+	if code, b := get(st.Tracker + q); code != 200 || !strings.Contains(string(b), "5:peers6:") {
+		t.Errorf("announce of the slice: %d %q, want one peer (the node)", code, b)
+	}
+	q = "?info_hash=" + strings.Repeat("%01", 20) + "&port=40001&left=1"
+	if code, b := get(st.Tracker + q); code != 200 || string(b) != "d14:failure reason16:unknown infohashe" {
+		t.Errorf("announce of an unknown infohash: %d %q", code, b)
 	}
 	// Over public HTTP the same status has no server paths.
 	if _, b := get(base + "/lists/dev/status"); !strings.Contains(string(b), `"seeding": true`) || strings.Contains(string(b), data) {

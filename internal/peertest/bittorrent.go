@@ -145,15 +145,33 @@ func runBounded(ctx context.Context, limit time.Duration, logPath, name string, 
 
 // LTGet downloads the torrent at torrentPath into outDir with libtorrent,
 // given the one peer addr (127.0.0.1:PORT) with connect_peer, and fails t
-// unless it has every piece within limit.
+// unless it has every piece within limit. With peer "", libtorrent finds
+// peers through the torrent's trackers alone (which must be on 127.x).
 func LTGet(t testing.TB, torrentPath, peer, outDir string, limit time.Duration) {
+	t.Helper()
+	ltGet(t, []string{"--torrent", torrentPath}, peer, outDir, limit)
+}
+
+// LTGetMagnet is LTGet of a magnet link (BEP 9): libtorrent fetches the
+// info dictionary from the peers it finds, through the magnet's tr=
+// trackers when peer is "".
+func LTGetMagnet(t testing.TB, magnet, peer, outDir string, limit time.Duration) {
+	t.Helper()
+	ltGet(t, []string{"--magnet", magnet}, peer, outDir, limit)
+}
+
+func ltGet(t testing.TB, what []string, peer, outDir string, limit time.Duration) {
 	t.Helper()
 	NeedLibtorrent(t)
 	dir := t.TempDir()
 	script := writeScript(t, dir, "lt_tool.py", ltToolPY)
 	secs := strconv.Itoa(int(limit.Seconds()))
-	err := runBounded(t.Context(), limit+15*time.Second, filepath.Join(dir, "lt-get.log"),
-		SystemPython, script, "get", "--torrent", torrentPath, "--peer", peer, "--out", outDir, "--timeout", secs)
+	args := append([]string{script, "get"}, what...)
+	if peer != "" {
+		args = append(args, "--peer", peer)
+	}
+	args = append(args, "--out", outDir, "--timeout", secs)
+	err := runBounded(t.Context(), limit+15*time.Second, filepath.Join(dir, "lt-get.log"), SystemPython, args...)
 	if err != nil {
 		t.Fatalf("peertest: libtorrent get: %v", err)
 	}
