@@ -3,11 +3,13 @@ package archive
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mailswarm/internal/peertest"
 )
@@ -223,4 +225,67 @@ func TestAdoptSealedCrashOrder(t *testing.T) {
 	if left, _ := epochPacks(t, l); len(left) != len(days) {
 		t.Fatalf("finished: %d packs, want the %d day packs", len(left), len(days))
 	}
+}
+
+// TestAdoptSealedConcurrentReaders: readers going through the rows (as
+// IMAP FETCH does: Rows, then ReadAt and ReadHeaderAt by each row's Loc)
+// while the swap runs in three rounds never fail and always read the
+// article's bytes.
+func TestAdoptSealedConcurrentReaders(t *testing.T) {
+	ctx := context.Background()
+	l := batchList(t)
+	want := exportAll(t, l)
+	days := dayPacks(t, l, 12, t.TempDir())
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	reads := make([]int, 2)
+	for g := range 2 {
+		go func() {
+			for pass := 0; pass < 10000; pass++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				err := l.Rows(ctx, 1, int64(len(want)), RowFields{}, func(r *Row) error {
+					raw, err := l.ReadAt(r.Loc)
+					if err != nil {
+						return err
+					}
+					if !bytes.Equal(raw, want[r.Num-1]) {
+						return fmt.Errorf("article %d: wrong bytes at %+v", r.Num, r.Loc)
+					}
+					if _, err := l.ReadHeaderAt(r.Loc); err != nil {
+						return err
+					}
+					reads[g]++
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	third := len(days) / 3
+	for _, part := range [][]string{days[:third], days[:2*third], days} {
+		if _, err := l.AdoptSealed(ctx, 0, part); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a reader during the swap: %v", err)
+		}
+	}
+	if reads[0]+reads[1] == 0 {
+		t.Fatal("no reads happened during the swap")
+	}
+	t.Logf("%d reads during the swap", reads[0]+reads[1])
+	checkList(t, l, want, "after")
 }
