@@ -440,7 +440,7 @@ func (l *List) Articles(ctx context.Context, from, to int64, withRemoved bool, f
 		}
 		copy(a.Commit[:], c)
 		copy(a.Blob[:], b)
-		a.Loc.Epoch = a.Epoch
+		a.Loc.Epoch, a.Loc.Blob = a.Epoch, a.Blob
 		if a.Removed && !withRemoved {
 			continue
 		}

@@ -61,6 +61,13 @@ func (l *List) WriteCanonicalPack(w io.Writer, epoch int, from, to Hash) (PackIn
 	return l.git.WriteCanonicalPack(w, epoch, from, to)
 }
 
+// WriteCanonicalPackFrom is WriteCanonicalPack copying the compressed
+// records the canonical packs at srcs (a day's slices) hold instead of
+// deflating them again: the same bytes (gitstore.WriteCanonicalPackFrom).
+func (l *List) WriteCanonicalPackFrom(w io.Writer, epoch int, from, to Hash, srcs []string) (PackInfo, error) {
+	return l.git.WriteCanonicalPackFrom(w, epoch, from, to, srcs)
+}
+
 // VerifyPack checks pack bytes strictly (header, object count, every
 // object inflated and re-hashed, no deltas, trailer, nothing after it) and
 // returns the number of objects. Errors wrap ErrCorrupt.

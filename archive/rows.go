@@ -60,7 +60,7 @@ type RowFields struct{ Envelope, Body, Headers bool }
 // removed, in article order.
 func (l *List) Rows(ctx context.Context, from, to int64, want RowFields, fn func(*Row) error) error {
 	envelope, body := want.Envelope, want.Body
-	cols := "num, arrived, vsize, epoch, pack, off"
+	cols := "num, arrived, vsize, epoch, pack, off, blob_id"
 	if envelope {
 		cols += ", env"
 	}
@@ -76,7 +76,8 @@ func (l *List) Rows(ctx context.Context, from, to int64, want RowFields, fn func
 	}
 	defer rows.Close()
 	var r Row
-	dest := []any{&r.Num, &r.Arrived, &r.VSize, &r.Loc.Epoch, &r.Loc.Pack, &r.Loc.Offset}
+	var blob []byte
+	dest := []any{&r.Num, &r.Arrived, &r.VSize, &r.Loc.Epoch, &r.Loc.Pack, &r.Loc.Offset, &blob}
 	if envelope {
 		dest = append(dest, &r.Envelope)
 	}
@@ -90,6 +91,7 @@ func (l *List) Rows(ctx context.Context, from, to int64, want RowFields, fn func
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("archive: rows %s: %w", l.name, err)
 		}
+		copy(r.Loc.Blob[:], blob) // read by name if the pack was dropped meanwhile
 		if err := fn(&r); err != nil {
 			return err
 		}
@@ -207,7 +209,7 @@ func (l *List) ReadNums(ctx context.Context, nums []int64, fn func(num int64, ra
 // not removed, in one query.
 func (l *List) locations(ctx context.Context, nums []int64) (map[int64]gitstore.Loc, error) {
 	q := make([]byte, 0, 64+2*len(nums))
-	q = append(q, "SELECT num, epoch, pack, off FROM msg WHERE removed = 0 AND num IN ("...)
+	q = append(q, "SELECT num, epoch, pack, off, blob_id FROM msg WHERE removed = 0 AND num IN ("...)
 	args := make([]any, len(nums))
 	for i, n := range nums {
 		if i > 0 {
@@ -226,9 +228,11 @@ func (l *List) locations(ctx context.Context, nums []int64) (map[int64]gitstore.
 	for rows.Next() {
 		var n int64
 		var loc gitstore.Loc
-		if err := rows.Scan(&n, &loc.Epoch, &loc.Pack, &loc.Offset); err != nil {
+		var blob []byte
+		if err := rows.Scan(&n, &loc.Epoch, &loc.Pack, &loc.Offset, &blob); err != nil {
 			return nil, fmt.Errorf("archive: read %s: %w", l.name, err)
 		}
+		copy(loc.Blob[:], blob)
 		locs[n] = loc
 	}
 	return locs, rows.Err()

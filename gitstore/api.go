@@ -88,6 +88,11 @@ type Loc struct {
 	Epoch  int
 	Pack   string
 	Offset int64
+	// Blob, when not zero, is the object's name: a Loc whose pack is gone
+	// (a batch pack dropped once sealed day packs hold all its objects,
+	// DropCovered) is read by that name instead. Readers of the index set
+	// it, so a row read just before the rows moved still reads.
+	Blob Hash
 }
 
 // Entry describes one commit of a list, as written or as walked.

@@ -25,12 +25,32 @@ func (s *store) writeCanonicalPack(w io.Writer, n int, from, to Hash) (PackInfo,
 	if err != nil {
 		return PackInfo{}, err
 	}
-	return writeCanonical(db, w, from, to)
+	return writeCanonical(db, w, from, to, nil)
+}
+
+// writeCanonicalPackFrom is writeCanonicalPack copying the records that
+// the canonical packs at srcs hold.
+func (s *store) writeCanonicalPackFrom(w io.Writer, n int, from, to Hash, srcs []string) (PackInfo, error) {
+	db, err := s.epoch(n)
+	if err != nil {
+		return PackInfo{}, err
+	}
+	rs, err := openRecordSource(srcs)
+	if err != nil {
+		return PackInfo{}, err
+	}
+	defer rs.close()
+	return writeCanonical(db, w, from, to, rs)
 }
 
 // writeCanonical writes the canonical pack of the commits after from up to
 // and including to.
-func writeCanonical(db *odb, w io.Writer, from, to Hash) (PackInfo, error) {
+//
+// rs, when not nil, holds records of canonical packs: an object found
+// there is copied as it is (the same bytes canonicalRecord would write,
+// since they are canonical records of the same object) rather than
+// inflated and deflated again.
+func writeCanonical(db *odb, w io.Writer, from, to Hash, rs *recordSource) (PackInfo, error) {
 	var info PackInfo
 	if to.IsZero() {
 		return info, fmt.Errorf("gitstore: canonical pack: no end commit")
@@ -106,7 +126,13 @@ func writeCanonical(db *odb, w io.Writer, from, to Hash) (PackInfo, error) {
 					if i >= len(batch) {
 						return
 					}
-					recs[i], errs[i] = canonicalRecord(db, zws[w], batch[i].t, batch[i].h, recs[i][:0])
+					var ok bool
+					if rs != nil {
+						recs[i], ok, errs[i] = rs.record(batch[i].t, batch[i].h, recs[i][:0])
+					}
+					if !ok && errs[i] == nil {
+						recs[i], errs[i] = canonicalRecord(db, zws[w], batch[i].t, batch[i].h, recs[i][:0])
+					}
 				}
 			})
 		}

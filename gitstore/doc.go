@@ -50,6 +50,10 @@
 // (a mirror's day pack from the swarm) writes no pack: it verifies the
 // canonical pack file, writes its idx and .keep and hard-links the file in
 // (one copy on disk; copied only across file systems), then moves the ref.
+// InstallSealed does the same at the origin for a day pack of objects the
+// epoch already has (no ref move, .keep "mailswarm sealed"), and
+// DropCovered then removes the batch packs whose every object sealed packs
+// hold (onecopy.go; the order is in docs/ARCHITECTURE.md, "One copy").
 //
 // Open only lists the packs. Reading a blob by its Loc opens the named pack
 // and reads at the offset; at most 64 pack files are open per Store, the

@@ -107,12 +107,54 @@ func (db *odb) scan() error {
 		}
 	}
 	sort.Strings(names)
+	db.forgetGone(have)
 	for _, n := range names {
 		if err := db.loadPack(n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// forgetGone drops the packs whose pack or idx file is no longer in the
+// directory listing have (DropCovered removed them, here or in another
+// process) and rebuilds the name index from the packs left: a lookup
+// must not find an object in a pack that is gone while another pack
+// holds it. A file still open keeps reading (the inode lives until it is
+// closed) and is closed when its last reader releases it.
+func (db *odb) forgetGone(have map[string]bool) {
+	db.mu.RLock()
+	gone := false
+	for name := range db.packs {
+		if !have[name+".pack"] || !have[name+".idx"] {
+			gone = true
+			break
+		}
+	}
+	db.mu.RUnlock()
+	if !gone {
+		return
+	}
+	db.imu.Lock()
+	defer db.imu.Unlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return
+	}
+	for name, p := range db.packs {
+		if !have[name+".pack"] || !have[name+".idx"] {
+			delete(db.packs, name)
+			db.files.drop(p)
+		}
+	}
+	left := make([]*pack, 0, len(db.packs))
+	for _, p := range db.packs {
+		left = append(left, p)
+	}
+	sort.Slice(left, func(i, j int) bool { return left[i].name < left[j].name })
+	db.unindexed, db.mis = left, nil
+	db.cache.reset()
 }
 
 // loadPack adds pack base name, which must be complete on disk (idx and
@@ -263,7 +305,7 @@ func (db *odb) packByName(name string) (*pack, error) {
 	p = db.packs[name]
 	db.mu.RUnlock()
 	if p == nil {
-		return nil, fmt.Errorf("gitstore: pack %s not found", name)
+		return nil, fmt.Errorf("gitstore: pack %s: %w", name, os.ErrNotExist)
 	}
 	return p, nil
 }
@@ -301,11 +343,17 @@ func (db *odb) readDepth(h Hash, depth int) (ObjectType, []byte, error) {
 	if r, ok, err := db.lookup(h); err != nil {
 		return 0, nil, err
 	} else if ok {
-		return db.readAt(r.pack, r.off, depth)
-	}
-	t, data, err := db.readLoose(h)
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		return t, data, err
+		t, data, err := db.readAt(r.pack, r.off, depth)
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return t, data, err
+		}
+		// The pack was dropped since it was indexed (DropCovered): the
+		// scan below forgets it, and the object is found where it is now.
+	} else {
+		t, data, err := db.readLoose(h)
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return t, data, err
+		}
 	}
 	if err := db.scan(); err != nil {
 		return 0, nil, err

@@ -138,10 +138,11 @@ func (c *fileCache) release(p *pack) {
 	if p.refs > 0 {
 		return
 	}
-	if c.closed {
+	if c.closed || p.gone {
 		p.f.Close()
 		p.f = nil
 		c.open--
+		c.cond.Broadcast()
 		return
 	}
 	p.elem = c.idle.PushBack(p)
@@ -155,6 +156,15 @@ func (c *fileCache) evictLocked() {
 	p.f.Close()
 	p.f = nil
 	c.open--
+}
+
+// drop is forget for a pack whose file was removed: a file in use is
+// closed when its last reader releases it, not kept idle.
+func (c *fileCache) drop(p *pack) {
+	c.mu.Lock()
+	p.gone = true
+	c.mu.Unlock()
+	c.forget(p)
 }
 
 // forget closes p's file if it is idle, for a pack its database drops.

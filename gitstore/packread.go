@@ -37,6 +37,7 @@ type pack struct {
 	refs    int           // acquires not released
 	opening bool          // being opened by an acquire
 	elem    *list.Element // in fileCache.idle while open and unused
+	gone    bool          // removed from disk: closed at its last release
 }
 
 // packHeader is the parsed header of the object at some offset.

@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -207,6 +208,9 @@ func (s *store) readBlob(loc Loc) ([]byte, error) {
 		return nil, err
 	}
 	t, data, err := db.readLoc(loc.Pack, loc.Offset)
+	if err != nil && !loc.Blob.IsZero() && errors.Is(err, os.ErrNotExist) {
+		t, data, err = db.read(loc.Blob) // the pack was dropped: by name
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gitstore: read blob %s@%d: %w", loc.Pack, loc.Offset, err)
 	}
@@ -222,6 +226,9 @@ func (s *store) readBlobHead(loc Loc, done func([]byte) bool) ([]byte, error) {
 		return nil, err
 	}
 	t, data, err := db.readHead(loc.Pack, loc.Offset, done)
+	if err != nil && !loc.Blob.IsZero() && errors.Is(err, os.ErrNotExist) {
+		t, data, err = db.read(loc.Blob) // the pack was dropped: by name
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gitstore: read blob %s@%d: %w", loc.Pack, loc.Offset, err)
 	}
@@ -238,6 +245,11 @@ func (s *store) walk(n int, from Hash, fn func(Entry) error) error {
 	}
 	tip, err := readRef(s.gitDir(n), masterRef)
 	if err != nil {
+		return err
+	}
+	// A walk locates blobs for the index: packs another process dropped
+	// (DropCovered) must not be named, even while their files are open.
+	if err := db.scan(); err != nil {
 		return err
 	}
 	return walkChain(db, n, tip, from, false, func(e Entry, _ RawCommit) error { return fn(e) })

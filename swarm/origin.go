@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -49,9 +50,10 @@ type Origin struct {
 	stepPacks int
 
 	mu      sync.Mutex
-	walked  walk      // the last chain walked (under mu)
-	cur     *Manifest // as last read or written
-	curStat fileStamp // of the manifest file when cur was read or written
+	walked  walk              // the last chain walked (under mu)
+	cur     *Manifest         // as last read or written
+	curStat fileStamp         // of the manifest file when cur was read or written
+	sealed  map[[20]byte]bool // day packs known adopted as git storage (under mu)
 }
 
 // fileStamp tells whether a file changed: size, modification time, inode.
@@ -363,6 +365,7 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 	}
 	if len(res.Slices)+len(res.Days)+len(res.Bundles) == 0 && o.cur != nil {
 		o.removeStale(o.cur)
+		o.adoptSealed(o.cur)
 		return res, nil
 	}
 	if len(next.Packs) == 0 {
@@ -393,7 +396,54 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 	o.cur = next
 	res.Changed = true
 	o.removeStale(next)
+	o.adoptSealed(next)
 	return res, nil
+}
+
+// adoptSealed makes the day packs m names the epochs' storage for their
+// objects where they are not yet (archive.List.AdoptSealed: one copy of
+// every object), once m is signed and on disk: a day pack is adopted only
+// when it is final. A failure is logged and retried at the next publish
+// (a crash in between too: the packs not yet sealed in git are found
+// again here).
+func (o *Origin) adoptSealed(m *Manifest) {
+	byEpoch := map[int][]string{}
+	var epochs []int
+	if o.sealed == nil {
+		// The first time in this process: every epoch, so that a swap a
+		// crash cut short (packs linked in, rows or drops not done) ends.
+		o.sealed = map[[20]byte]bool{}
+		for _, p := range m.Packs {
+			if p.Kind == KindDay && byEpoch[p.Epoch] == nil {
+				byEpoch[p.Epoch] = []string{}
+				epochs = append(epochs, p.Epoch)
+			}
+		}
+	}
+	for _, p := range m.Packs {
+		if p.Kind != KindDay || o.sealed[p.Trailer] {
+			continue
+		}
+		if o.list.Sealed(p.Epoch, p.Trailer) {
+			o.sealed[p.Trailer] = true
+			continue
+		}
+		if byEpoch[p.Epoch] == nil {
+			epochs = append(epochs, p.Epoch)
+		}
+		byEpoch[p.Epoch] = append(byEpoch[p.Epoch], filepath.Join(o.dir, packsDir, p.File))
+	}
+	for _, epoch := range epochs {
+		start := time.Now()
+		dropped, err := o.list.AdoptSealed(context.Background(), epoch, byEpoch[epoch])
+		if err != nil {
+			o.log.Warn("swarm: day packs not adopted as the epoch's storage", "list", o.list.Name(), "epoch", epoch, "err", err)
+			o.sealed = nil // every epoch again at the next publish
+			continue
+		}
+		o.log.Debug("swarm: day packs adopted", "list", o.list.Name(), "epoch", epoch,
+			"days", len(byEpoch[epoch]), "batch_packs_dropped", len(dropped), "seconds", time.Since(start).Seconds())
+	}
 }
 
 // unpacked returns epoch's commits after from up to tip, oldest first.
@@ -494,7 +544,12 @@ func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string,
 			if len(run) > 0 {
 				to = run[len(run)-1].ref.Commit
 			}
-			e, err := o.writePack(KindDay, epoch, day, fmt.Sprintf("%s-e%d-%s.pack", o.list.Name(), epoch, day), from, to, sliceArts.add(arts))
+			// The slices' compressed records are copied, not deflated again.
+			var srcs []string
+			for _, p := range daySlices {
+				srcs = append(srcs, filepath.Join(o.dir, packsDir, p.File))
+			}
+			e, err := o.writePack(KindDay, epoch, day, fmt.Sprintf("%s-e%d-%s.pack", o.list.Name(), epoch, day), from, to, sliceArts.add(arts), srcs)
 			if err != nil {
 				return err
 			}
@@ -514,7 +569,7 @@ func (o *Origin) cut(m *Manifest, epoch int, pend []pendingCommit, today string,
 		}
 		e, err := o.writePack(KindSlice, epoch, day,
 			fmt.Sprintf("%s-e%d-%s-s%05d.pack", o.list.Name(), epoch, day, len(daySlices)+1),
-			run[0].ref.Parent, run[len(run)-1].ref.Commit, arts)
+			run[0].ref.Parent, run[len(run)-1].ref.Commit, arts, nil)
 		if err != nil {
 			return err
 		}
@@ -551,8 +606,9 @@ func kindRank(k string) int {
 }
 
 // writePack writes the canonical pack of epoch's commits after from up to
-// to as packs/file, its torrent, and returns its manifest entry.
-func (o *Origin) writePack(kind string, epoch int, day, file string, from, to archive.Hash, articles span) (PackEntry, error) {
+// to as packs/file, its torrent, and returns its manifest entry. The
+// records the canonical packs at srcs hold (a day's slices) are copied.
+func (o *Origin) writePack(kind string, epoch int, day, file string, from, to archive.Hash, articles span, srcs []string) (PackEntry, error) {
 	e := PackEntry{Kind: kind, File: file, Epoch: epoch, Day: day, From: from, To: to}
 	path := filepath.Join(o.dir, packsDir, file)
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+file+"-*")
@@ -561,7 +617,23 @@ func (o *Origin) writePack(kind string, epoch int, day, file string, from, to ar
 	}
 	defer os.Remove(f.Name())
 	bw := bufio.NewWriterSize(f, 256<<10)
-	info, err := o.list.WriteCanonicalPack(bw, epoch, from, to)
+	var info archive.PackInfo
+	done := false
+	if len(srcs) > 0 {
+		if info, err = o.list.WriteCanonicalPackFrom(bw, epoch, from, to, srcs); err == nil {
+			done = true
+		} else {
+			// A slice file unreadable or damaged: write it all from git.
+			o.log.Warn("swarm: sealing from the slices failed: writing the day pack from git", "list", o.list.Name(), "file", file, "err", err)
+			bw.Reset(f)
+			if _, err = f.Seek(0, io.SeekStart); err == nil {
+				err = f.Truncate(0)
+			}
+		}
+	}
+	if !done && err == nil {
+		info, err = o.list.WriteCanonicalPack(bw, epoch, from, to)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}

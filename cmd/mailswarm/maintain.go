@@ -220,11 +220,11 @@ func runVerify(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	if err := l.Verify(ctx); err != nil {
-		return err
-	}
+	// Both, whatever the first says: at the origin a sealed day pack is
+	// also a git pack (one file), and a damaged one is named by both.
+	verr := l.Verify(ctx)
 	packs, err := swarm.CheckPublished(l)
-	if err != nil {
+	if err := errors.Join(verr, err); err != nil {
 		return err
 	}
 	s, _ := l.Stats(ctx)
