@@ -225,44 +225,63 @@ func checkInfo(info *metainfo.Info, j *job) error {
 
 // torrentMeta fetches j's .torrent from a source: its info dictionary
 // must hash to the manifest's infohash.
+//
+// Every source is tried up to three rounds, 0.2 then 1 s apart: a GET
+// on a keep-alive connection the server closed at that moment fails
+// with "server closed idle connection" (seen once under -race with 16
+// torrents fetched at once from one source), and one such error failed
+// the whole sync.
 func (f *follower) torrentMeta(ctx context.Context, j *job) (*metainfo.MetaInfo, error) {
 	var errs []error
-	for _, s := range f.srcs {
-		if !s.usable() {
-			continue
+	bad := map[*source]bool{} // sent a bad .torrent: not asked again
+	for round, wait := range []time.Duration{0, 200 * time.Millisecond, time.Second} {
+		if round > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return nil, errors.Join(append(errs, ctx.Err())...)
+			}
 		}
-		mi, err := f.getTorrent(ctx, s, j)
-		if err == nil {
-			return mi, nil
+		for _, s := range f.srcs {
+			if !s.usable() || bad[s] {
+				continue
+			}
+			mi, isBad, err := f.getTorrent(ctx, s, j)
+			if err == nil {
+				return mi, nil
+			}
+			bad[s] = isBad
+			errs = append(errs, err)
 		}
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil, fmt.Errorf("torrent %s: no usable HTTP source", j.name)
+		if len(errs) == 0 {
+			return nil, fmt.Errorf("torrent %s: no usable HTTP source", j.name)
+		}
 	}
 	return nil, errors.Join(errs...)
 }
 
-func (f *follower) getTorrent(ctx context.Context, s *source, j *job) (*metainfo.MetaInfo, error) {
+// getTorrent GETs j's .torrent from s; bad reports that s answered with
+// a file that is not j's torrent (penalised), not a transport error.
+func (f *follower) getTorrent(ctx context.Context, s *source, j *job) (mi *metainfo.MetaInfo, bad bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u := s.base + "/torrents/" + url.PathEscape(j.name) + ".torrent"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	resp, err := f.hc.Do(req)
 	if err != nil {
 		s.failed(err, false)
-		return nil, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		err := fmt.Errorf("GET %s: %s", u, resp.Status)
 		s.failed(err, false)
-		return nil, err
+		return nil, false, err
 	}
-	mi, err := metainfo.Load(io.LimitReader(resp.Body, maxTorrentFile))
+	mi, err = metainfo.Load(io.LimitReader(resp.Body, maxTorrentFile))
 	if err == nil && mi.HashInfoBytes() != metainfo.Hash(j.ih) {
 		err = fmt.Errorf("infohash %s, the manifest says %x", mi.HashInfoBytes(), j.ih)
 	}
@@ -270,9 +289,9 @@ func (f *follower) getTorrent(ctx context.Context, s *source, j *job) (*metainfo
 		err = fmt.Errorf("torrent %s from %s: %w", j.name, s.spec, err)
 		s.failed(err, true)
 		f.log.Warn("swarm: follow: bad torrent file", "source", s.spec, "err", err)
-		return nil, err
+		return nil, true, err
 	}
-	return mi, nil
+	return mi, false, nil
 }
 
 // peerAddrs returns the BitTorrent peers to try: the sources given as
