@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+
+	"mailswarm/internal/durable"
 )
 
 // ErrNotTip is wrapped when a pack, sound in itself, does not continue the
@@ -272,30 +274,8 @@ func (s *store) installVerified(n int, vp *VerifiedPacks) ([]Entry, error) {
 	packDir := db.packDir()
 	names := make([]string, len(vs))
 	for i, v := range vs {
-		names[i] = "pack-" + v.trailer.String()
-		dst := filepath.Join(packDir, names[i])
-		entries := make([]idxEntry, len(v.objs))
-		for k, o := range v.objs {
-			entries[k] = idxEntry{o.Hash, o.Offset, o.crc}
-		}
-		tmpIdx, err := writeFileSync(packDir, "idx", encodeIdx(entries, v.trailer), s.opts.NoSync)
-		if err != nil {
+		if names[i], err = s.placePack(packDir, v, []byte("mailswarm\n"), false); err != nil {
 			return nil, err
-		}
-		defer os.Remove(tmpIdx) // gone after the rename
-		tmpPack, err := s.linkPack(v.f, v.path, packDir)
-		if err != nil {
-			return nil, err
-		}
-		defer os.Remove(tmpPack)
-		if err := os.WriteFile(dst+".keep", []byte("mailswarm\n"), 0o644); err != nil {
-			return nil, fmt.Errorf("gitstore: write keep: %w", err)
-		}
-		if err := os.Rename(tmpIdx, dst+".idx"); err != nil {
-			return nil, fmt.Errorf("gitstore: install idx: %w", err)
-		}
-		if err := os.Rename(tmpPack, dst+".pack"); err != nil {
-			return nil, fmt.Errorf("gitstore: install pack: %w", err)
 		}
 	}
 	if !s.opts.NoSync {
@@ -308,15 +288,7 @@ func (s *store) installVerified(n int, vp *VerifiedPacks) ([]Entry, error) {
 		if err := db.loadPack(names[i]); err != nil {
 			return nil, err
 		}
-		for _, l := range v.chain {
-			b := v.objs[l.blob]
-			out = append(out, Entry{
-				Epoch: n, Commit: v.objs[l.commitI].Hash, Parent: l.ci.Parent, Tree: v.objs[l.treeI].Hash,
-				Blob: b.Hash, Remove: l.name == "d", BlobSize: b.Size,
-				BlobLoc: Loc{Epoch: n, Pack: names[i], Offset: b.Offset},
-				Author:  l.ci.Author, Committer: l.ci.Committer, Message: l.ci.Message,
-			})
-		}
+		out = v.appendEntries(out, n, names[i])
 	}
 	if err := writeRef(s.gitDir(n), masterRef, out[len(out)-1].Commit, s.opts.NoSync, s.log); err != nil {
 		return nil, err
@@ -372,4 +344,57 @@ func (s *store) linkPack(f *os.File, path, packDir string) (string, error) {
 		return "", fmt.Errorf("gitstore: copy pack: %w", err)
 	}
 	return tmp, nil
+}
+
+// placePack puts the verified pack v in packDir under its trailer's name
+// in packBuilder.write's order: its idx written and fsynced aside, the
+// file linked aside (copied across file systems), the .keep holding
+// keep (written whole and fsynced by a rename when durableKeep), then the idx and the pack renamed in.
+// The caller fsyncs the directory. It returns the pack's name.
+func (s *store) placePack(packDir string, v *verified, keep []byte, durableKeep bool) (string, error) {
+	name := "pack-" + v.trailer.String()
+	dst := filepath.Join(packDir, name)
+	entries := make([]idxEntry, len(v.objs))
+	for k, o := range v.objs {
+		entries[k] = idxEntry{o.Hash, o.Offset, o.crc}
+	}
+	tmpIdx, err := writeFileSync(packDir, "idx", encodeIdx(entries, v.trailer), s.opts.NoSync)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmpIdx) // gone after the rename
+	tmpPack, err := s.linkPack(v.f, v.path, packDir)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmpPack)
+	writeKeep := func() error { return os.WriteFile(dst+".keep", keep, 0o644) }
+	if durableKeep {
+		writeKeep = func() error { return durable.WriteFile(dst+".keep", keep, 0o644, !s.opts.NoSync) }
+	}
+	if err := writeKeep(); err != nil {
+		return "", fmt.Errorf("gitstore: write keep: %w", err)
+	}
+	if err := os.Rename(tmpIdx, dst+".idx"); err != nil {
+		return "", fmt.Errorf("gitstore: install idx: %w", err)
+	}
+	if err := os.Rename(tmpPack, dst+".pack"); err != nil {
+		return "", fmt.Errorf("gitstore: install pack: %w", err)
+	}
+	return name, nil
+}
+
+// appendEntries appends v's commits as entries of epoch n, their blobs
+// located in the pack name.
+func (v *verified) appendEntries(out []Entry, n int, name string) []Entry {
+	for _, l := range v.chain {
+		b := v.objs[l.blob]
+		out = append(out, Entry{
+			Epoch: n, Commit: v.objs[l.commitI].Hash, Parent: l.ci.Parent, Tree: v.objs[l.treeI].Hash,
+			Blob: b.Hash, Remove: l.name == "d", BlobSize: b.Size,
+			BlobLoc: Loc{Epoch: n, Pack: name, Offset: b.Offset},
+			Author:  l.ci.Author, Committer: l.ci.Committer, Message: l.ci.Message,
+		})
+	}
+	return out
 }

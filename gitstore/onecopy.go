@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"mailswarm/internal/durable"
 )
 
 // One copy of every object at the origin (docs/ARCHITECTURE.md, "One copy:
@@ -67,34 +65,13 @@ func (s *store) installSealed(n int, path string) ([]Entry, error) {
 		}
 	}
 	packDir := db.packDir()
-	name := "pack-" + v.trailer.String()
-	dst := filepath.Join(packDir, name)
-	entries := make([]idxEntry, len(v.objs))
-	for k, o := range v.objs {
-		entries[k] = idxEntry{o.Hash, o.Offset, o.crc}
-	}
-	// As installVerified: .keep, idx, pack, then one directory fsync. The
-	// .keep is written whole (atomic and fsynced): a torn one would make
-	// the pack look like a batch pack, which is safe (nothing is dropped
-	// for it) but keeps the batch packs it covers.
-	tmpIdx, err := writeFileSync(packDir, "idx", encodeIdx(entries, v.trailer), s.opts.NoSync)
+	// As installVerified, but the .keep is written whole (atomic and
+	// fsynced): a torn one would make the pack look like a batch pack,
+	// which is safe (nothing is dropped for it) but keeps the batch packs
+	// it covers.
+	name, err := s.placePack(packDir, v, []byte(sealedKeep), true)
 	if err != nil {
 		return nil, err
-	}
-	defer os.Remove(tmpIdx)
-	tmpPack, err := s.linkPack(v.f, v.path, packDir)
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmpPack)
-	if err := durable.WriteFile(dst+".keep", []byte(sealedKeep), 0o644, !s.opts.NoSync); err != nil {
-		return nil, fmt.Errorf("gitstore: write keep: %w", err)
-	}
-	if err := os.Rename(tmpIdx, dst+".idx"); err != nil {
-		return nil, fmt.Errorf("gitstore: install idx: %w", err)
-	}
-	if err := os.Rename(tmpPack, dst+".pack"); err != nil {
-		return nil, fmt.Errorf("gitstore: install pack: %w", err)
 	}
 	if !s.opts.NoSync {
 		if err := syncDir(packDir); err != nil {
@@ -104,16 +81,7 @@ func (s *store) installSealed(n int, path string) ([]Entry, error) {
 	if err := db.loadPack(name); err != nil {
 		return nil, err
 	}
-	out := make([]Entry, 0, len(v.chain))
-	for _, l := range v.chain {
-		b := v.objs[l.blob]
-		out = append(out, Entry{
-			Epoch: n, Commit: v.objs[l.commitI].Hash, Parent: l.ci.Parent, Tree: v.objs[l.treeI].Hash,
-			Blob: b.Hash, Remove: l.name == "d", BlobSize: b.Size,
-			BlobLoc: Loc{Epoch: n, Pack: name, Offset: b.Offset},
-			Author:  l.ci.Author, Committer: l.ci.Committer, Message: l.ci.Message,
-		})
-	}
+	out := v.appendEntries(make([]Entry, 0, len(v.chain)), n, name)
 	return out, nil
 }
 
