@@ -655,13 +655,8 @@ func runPIIMAP(ctx context.Context, importScript, script string, in imapInput, r
 	if _, err := timed(ctx, env, filepath.Join(dir, "index"), "public-inbox-index", "--no-fsync", inbox); err != nil {
 		return fail(err)
 	}
-	out, err := exec.CommandContext(ctx, "sqlite3", "-readonly", filepath.Join(inbox, "msgmap.sqlite3"),
-		"SELECT COUNT(*) FROM msgmap").Output()
-	if err != nil {
-		return fail(fmt.Errorf("count msgmap: %w", err))
-	}
-	if s.Loaded, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
-		return fail(fmt.Errorf("count msgmap: %q: %w", out, err))
+	if s.Loaded, err = msgmapCount(ctx, inbox); err != nil {
+		return fail(err)
 	}
 	port, err := freePort()
 	if err != nil {

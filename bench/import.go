@@ -353,16 +353,26 @@ func runPI(ctx context.Context, script, mbox, dir string, opts []string) result 
 	if err != nil {
 		return fail(err)
 	}
-	out, err := exec.CommandContext(ctx, "sqlite3", "-readonly", filepath.Join(inbox, "msgmap.sqlite3"),
-		"SELECT COUNT(*) FROM msgmap").Output()
-	if err != nil {
-		return fail(fmt.Errorf("count msgmap: %w", err))
-	}
-	if r.Kept, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
-		return fail(fmt.Errorf("count msgmap: %q: %w", out, err))
+	if r.Kept, err = msgmapCount(ctx, inbox); err != nil {
+		return fail(err)
 	}
 	if r.DiskKiB, err = diskKiB(inbox); err != nil {
 		return fail(err)
 	}
 	return r
+}
+
+// msgmapCount counts the rows of a public-inbox inbox's msgmap: the
+// messages public-inbox kept (it skips duplicates by Message-ID).
+func msgmapCount(ctx context.Context, inbox string) (int, error) {
+	out, err := exec.CommandContext(ctx, "sqlite3", "-readonly", filepath.Join(inbox, "msgmap.sqlite3"),
+		"SELECT COUNT(*) FROM msgmap").Output()
+	if err != nil {
+		return 0, fmt.Errorf("count msgmap: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		return 0, fmt.Errorf("count msgmap: %q: %w", out, err)
+	}
+	return n, nil
 }

@@ -254,13 +254,8 @@ func runPIMirror(ctx context.Context, epoch, dir string, log io.Writer) *piMirro
 	if err != nil {
 		return fail(err)
 	}
-	out, err := exec.CommandContext(ctx, "sqlite3", "-readonly", filepath.Join(inbox, "msgmap.sqlite3"),
-		"SELECT COUNT(*) FROM msgmap").Output()
-	if err != nil {
-		return fail(fmt.Errorf("count msgmap: %w", err))
-	}
-	if r.Messages, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
-		return fail(fmt.Errorf("count msgmap: %q: %w", out, err))
+	if r.Messages, err = msgmapCount(ctx, inbox); err != nil {
+		return fail(err)
 	}
 	return r
 }

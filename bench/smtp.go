@@ -464,13 +464,8 @@ func runPIMDA(ctx context.Context, dir string, msgs [][]byte, conns int) smtpRes
 		}
 	}
 	r.Err = errors.Join(errs...)
-	out, err := exec.CommandContext(ctx, "sqlite3", "-readonly", filepath.Join(inbox, "msgmap.sqlite3"),
-		"SELECT COUNT(*) FROM msgmap").Output()
-	if err != nil {
-		return fail(errors.Join(r.Err, fmt.Errorf("count msgmap: %w", err)))
-	}
-	if r.Kept, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
-		return fail(errors.Join(r.Err, fmt.Errorf("count msgmap: %q: %w", out, err)))
+	if r.Kept, err = msgmapCount(ctx, inbox); err != nil {
+		return fail(errors.Join(r.Err, err))
 	}
 	return r
 }
