@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -236,28 +235,9 @@ func newGate(t testing.TB, origin string) *gate {
 // startLoggedMirror is startTestMirror with its log in a buffer.
 func startLoggedMirror(t testing.TB, key []byte, now func() time.Time, sources ...string) (*testMirror, *syncBuffer) {
 	t.Helper()
-	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	tm := &testMirror{a: a, url: "http://" + ln.Addr().String()}
-	tm.node, err = NewNode(a, &Options{WebSeedBase: tm.url, Now: now, NoSync: true, Logger: log,
-		Follow: []FollowSpec{{List: "demo", Key: key, Sources: sources}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.node.Close() })
-	srv := &httptest.Server{Listener: tm.node.HTTPListener(ln), Config: tm.node.HTTPServer(t.Context())}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return tm, logs
+	return startMirrorOpts(t, Options{Now: now, Logger: log}, key, sources...), logs
 }
 
 func exportSum(t testing.TB, a *archive.Archive) [32]byte {

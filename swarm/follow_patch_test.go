@@ -36,6 +36,13 @@ func startHistoryNode(t testing.TB, days int, opts Options) *testNode {
 // demo at its time (opts.Now, else 2026-11-23 12:00).
 func serveArchive(t testing.TB, a *archive.Archive, opts Options) *testNode {
 	t.Helper()
+	return serveArchiveWrap(t, a, opts, nil)
+}
+
+// serveArchiveWrap is serveArchive with wrap, when not nil, wrapping the
+// TCP listener under the node's HTTPListener.
+func serveArchiveWrap(t testing.TB, a *archive.Archive, opts Options, wrap func(net.Listener) net.Listener) *testNode {
+	t.Helper()
 	tn := &testNode{a: a, now: day("2026-11-23", 12)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,6 +58,9 @@ func serveArchive(t testing.TB, a *archive.Archive, opts Options) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tn.node.Close() })
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	tn.ln = tn.node.HTTPListener(ln).(*capListener)
 	srv := &httptest.Server{Listener: tn.ln, Config: tn.node.HTTPServer(t.Context())}
 	srv.Start()

@@ -24,6 +24,14 @@ type testMirror struct {
 
 func startTestMirror(t testing.TB, key []byte, now func() time.Time, sources ...string) *testMirror {
 	t.Helper()
+	return startMirrorOpts(t, Options{Now: now}, key, sources...)
+}
+
+// startMirrorOpts starts a node following demo under key from sources
+// with opts (WebSeedBase, NoSync and Follow are set here), its HTTP on
+// 127.0.0.1.
+func startMirrorOpts(t testing.TB, opts Options, key []byte, sources ...string) *testMirror {
+	t.Helper()
 	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +42,9 @@ func startTestMirror(t testing.TB, key []byte, now func() time.Time, sources ...
 		t.Fatal(err)
 	}
 	tm := &testMirror{a: a, url: "http://" + ln.Addr().String()}
-	tm.node, err = NewNode(a, &Options{WebSeedBase: tm.url, Now: now, NoSync: true,
-		Follow: []FollowSpec{{List: "demo", Key: key, Sources: sources}}})
+	opts.WebSeedBase, opts.NoSync = tm.url, true
+	opts.Follow = []FollowSpec{{List: "demo", Key: key, Sources: sources}}
+	tm.node, err = NewNode(a, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

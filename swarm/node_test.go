@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,31 +62,8 @@ func startTestNodeOpts(t testing.TB, perDay int, opts Options, wrap func(net.Lis
 		addAt(t, l, n, at...)
 		n += perDay
 	}
-	tn := &testNode{a: a, l: l, now: day("2026-11-23", 12)}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.url = "http://" + ln.Addr().String()
-	opts.WebSeedBase, opts.NoSync = tn.url, true
-	if opts.Now == nil {
-		opts.Now = func() time.Time { return tn.now }
-	}
-	tn.node, err = NewNode(a, &opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tn.node.Close() })
-	if wrap != nil {
-		ln = wrap(ln)
-	}
-	tn.ln = tn.node.HTTPListener(ln).(*capListener)
-	srv := &httptest.Server{Listener: tn.ln, Config: tn.node.HTTPServer(t.Context())}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	if _, err := tn.node.Publish("demo"); err != nil {
-		t.Fatal(err)
-	}
+	tn := serveArchiveWrap(t, a, opts, wrap)
+	tn.l = l
 	return tn
 }
 

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"mailswarm/archive"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
@@ -71,26 +70,7 @@ func announceTo(t testing.TB, announce string, ih metainfo.Hash, port int, left 
 // client listening on listen.
 func startListenMirror(t testing.TB, key []byte, now func() time.Time, listen string, sources ...string) *testMirror {
 	t.Helper()
-	a, err := archive.Open(&archive.Options{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := &testMirror{a: a, url: "http://" + ln.Addr().String()}
-	tm.node, err = NewNode(a, &Options{Listen: listen, WebSeedBase: tm.url, Now: now, NoSync: true,
-		Follow: []FollowSpec{{List: "demo", Key: key, Sources: sources}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tm.node.Close() })
-	srv := &httptest.Server{Listener: tm.node.HTTPListener(ln), Config: tm.node.HTTPServer(t.Context())}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return tm
+	return startMirrorOpts(t, Options{Listen: listen, Now: now}, key, sources...)
 }
 
 func addrPort(t testing.TB, a net.Addr) netip.AddrPort {
