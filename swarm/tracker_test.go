@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 )
