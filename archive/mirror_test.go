@@ -21,7 +21,7 @@ import (
 // dayPacks writes the canonical packs of origin's epoch 0 in ranges of
 // about per commits into files in dir, as the swarm does, and returns
 // their paths in chain order.
-func dayPacks(t *testing.T, origin *List, per int, dir string) []string {
+func dayPacks(t testing.TB, origin *List, per int, dir string) []string {
 	t.Helper()
 	var commits []CommitRef
 	if err := origin.WalkCommits(0, Hash{}, func(c CommitRef) error { commits = append(commits, c); return nil }); err != nil {

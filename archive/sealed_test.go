@@ -181,6 +181,10 @@ func TestAdoptSealedCrashOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Nothing sealed yet: the pass finds nothing and marks the epoch.
+	if _, err := l.AdoptSealed(ctx, 0, nil); err != nil || !l.git.Swapped(0) {
+		t.Fatalf("a pass with nothing sealed: %v, marked swapped %v", err, l.git.Swapped(0))
+	}
 	// 1. Day packs linked in, rows untouched.
 	for _, p := range days {
 		if _, err := l.git.InstallSealed(0, p); err != nil {
@@ -188,6 +192,9 @@ func TestAdoptSealedCrashOrder(t *testing.T) {
 		}
 	}
 	checkList(t, l, want, "installed")
+	if l.git.Swapped(0) {
+		t.Fatal("installed: still marked swapped (a first pass after a crash here would skip the swap)")
+	}
 	if rp := rowPacks(t, l); !slices.Equal(rp, batches) {
 		t.Fatalf("installed: rows name %v, want the batch packs", rp)
 	}
@@ -224,6 +231,20 @@ func TestAdoptSealedCrashOrder(t *testing.T) {
 	checkList(t, l, want, "finished")
 	if left, _ := epochPacks(t, l); len(left) != len(days) {
 		t.Fatalf("finished: %d packs, want the %d day packs", len(left), len(days))
+	}
+	if !l.git.Swapped(0) {
+		t.Fatal("finished: not marked swapped")
+	}
+	// Marked: a pass with no pack to add reads nothing (a row sent back
+	// to a dropped pack stays: only a crash mid-swap unmarks).
+	if _, err := l.db.ExecContext(ctx, `UPDATE msg SET pack = 'pack-gone' WHERE num = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AdoptSealed(ctx, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rp := rowPacks(t, l); !slices.Contains(rp, "pack-gone") {
+		t.Fatal("a marked epoch was looked at again")
 	}
 }
 
