@@ -173,3 +173,7 @@ func (l *List) packsNamed(ctx context.Context, epoch int) (map[string]bool, erro
 // Sealed reports whether the day pack with this trailer is already the
 // epoch's storage (AdoptSealed installed it).
 func (l *List) Sealed(epoch int, trailer Hash) bool { return l.git.Sealed(epoch, trailer) }
+
+// Installed reports whether the pack with this trailer is one of the
+// epoch's git packs, sealed or not.
+func (l *List) Installed(epoch int, trailer Hash) bool { return l.git.Installed(epoch, trailer) }

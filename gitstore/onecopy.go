@@ -343,3 +343,13 @@ func (s *Store) Sealed(epoch int, trailer Hash) bool {
 	_, err2 := os.Stat(dst + ".pack")
 	return err1 == nil && err2 == nil
 }
+
+// Installed reports whether the pack whose trailer is given is one of
+// epoch's git packs (its .pack and .idx present), sealed or not: a
+// mirror's downloaded day pack is installed as itself, one copy already.
+func (s *Store) Installed(epoch int, trailer Hash) bool {
+	dst := filepath.Join(s.impl.gitDir(epoch), "objects", "pack", "pack-"+trailer.String())
+	_, err1 := os.Stat(dst + ".idx")
+	_, err2 := os.Stat(dst + ".pack")
+	return err1 == nil && err2 == nil
+}

@@ -147,7 +147,10 @@ type FollowStatus struct {
 	TorrentsOpened int `json:"torrents_opened"`
 	DaysRebuilt    int `json:"days_rebuilt"`
 	DaysDownloaded int `json:"days_downloaded"`
-	Refused        int `json:"manifests_refused"`
+	// DaysAdopted counts the day packs made the epoch's storage in place
+	// of the slice packs they cover (one copy; this process).
+	DaysAdopted int `json:"days_adopted"`
+	Refused     int `json:"manifests_refused"`
 	// ManifestBytes counts the bytes of manifests and patches read
 	// from sources; ManifestsFetched the manifests taken from them,
 	// ManifestPatches those that came as a patch.
@@ -184,7 +187,8 @@ type follower struct {
 	srcs  []*source
 	peers []string // BitTorrent peers given as sources
 
-	applyMu sync.Mutex // one apply at a time (Run's loop, SyncOnce)
+	applyMu     sync.Mutex // one apply at a time (Run's loop, SyncOnce)
+	swapChecked bool       // adoptDays passed every epoch (under applyMu)
 
 	mu      sync.Mutex
 	cur     *Manifest // verified and applied: served and seeded
@@ -293,6 +297,12 @@ func (f *follower) run(ctx context.Context) {
 		f.setErr(errors.New("no HTTP source: manifests come from HTTP sources (peer gossip is issue 13); seeding what is held"))
 		f.log.Warn("swarm: follow: no HTTP source to read manifests from", "sources", f.spec.Sources)
 	}
+	// A swap a kill cut short ends before anything new is applied.
+	f.applyMu.Lock()
+	if cur := f.current(); cur != nil {
+		f.adoptDays(cur)
+	}
+	f.applyMu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for _, s := range f.srcs {

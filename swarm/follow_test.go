@@ -157,6 +157,15 @@ func TestFollowLive(t *testing.T) {
 	if st.BytesDown != st0.BytesDown {
 		t.Errorf("day close downloaded %d bytes", st.BytesDown-st0.BytesDown)
 	}
+	// One copy: the rebuilt day pack is the epoch's storage, the slice
+	// packs it covers are gone.
+	if st.DaysAdopted != 1 {
+		t.Errorf("day close: %d day packs adopted, want 1", st.DaysAdopted)
+	}
+	checkOneCopy(t, m1.a, m)
+	if !bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo")) {
+		t.Error("mirror export differs from the origin's after the swap")
+	}
 	// The mirror serves the sealed day pack as the origin does.
 	p := m.Packs[len(m.Packs)-1]
 	_, b := httpGet(t, m1.url+"/lists/demo/packs/"+p.File)
@@ -201,4 +210,7 @@ func TestFollowDaySealedWhileAway(t *testing.T) {
 			t.Errorf("bundle %s not seeded complete by the mirror", b.Name)
 		}
 	}
+	// The downloaded day pack is the storage of the whole day: the
+	// first slices' packs and the pack of the commits after the tip go.
+	checkOneCopy(t, m1.a, m)
 }

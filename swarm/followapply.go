@@ -528,6 +528,9 @@ func (f *follower) commit(m *Manifest) error {
 	if err := durable.WriteFile(filepath.Join(f.dir, manifestFile), m.Bytes(), 0o644, !f.n.opts.NoSync); err != nil {
 		return err
 	}
+	// The manifest naming them is written: its day packs are final and
+	// may become the storage (one copy), before m counts as applied.
+	f.adoptDays(m)
 	f.mu.Lock()
 	f.cur = m
 	if f.best != nil && f.best.Seq <= m.Seq {
