@@ -1,0 +1,8 @@
+//go:build race
+
+package main
+
+// raceDetector is set under -race, which makes serve some ten times
+// slower: the simulated week scales down (fewer days of history, fewer
+// slices a day), never to nothing.
+const raceDetector = true
