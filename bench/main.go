@@ -17,7 +17,7 @@
 //	                        [-shared DIR] [-keep]
 //	go run ./bench swarm [-mib 512] [-repeat 3] [-cut-n 10000] [-days 5000]
 //	                     [-skip-throughput] [-skip-cut] [-skip-rss] [-shared DIR] [-keep]
-//	go run ./bench mirror [-epoch DIR] [-seeders 3] [-skip-pi] [-skip-ours] [-skip-lt]
+//	go run ./bench mirror [-epoch DIR | -years 5 [-per-day 10]] [-seeders 3] [-skip-pi] [-skip-ours] [-skip-lt]
 //	                      [-bin PATH] [-keep]
 //
 // import: for each input mbox, `mailswarm import` into a fresh data
@@ -114,7 +114,10 @@
 // holds, slices) from the same seeders. The table: seconds of each, the
 // ratio of clone + index and of the clone alone over ours, MiB down and
 // MiB/s (ours: follow status --json bytes_down over follow's time), peak
-// RSS.
+// RSS. With -years N the list is synthetic instead (bench/mirror_synth.go):
+// -per-day messages a day over N years ending now, imported untimed and
+// used as the epoch; the report adds the late joiner's torrents opened
+// (follow status) beside the manifest's years + months + days + slices.
 //
 // Needs: go, python3 (generator, IMAP client), public-inbox, perl,
 // sqlite3, git, dovecot-imapd (imap), python3-libtorrent

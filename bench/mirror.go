@@ -45,6 +45,9 @@ type mirrorConfig struct {
 	CopySeeders bool
 	Timeout     time.Duration
 	Keep        bool
+	// Years > 0: the list is synthEpoch's, Years years of PerDay
+	// messages a day, not Epoch.
+	Years, PerDay int
 	// CacheDir holds the prepared origin (import + publish), keyed by the
 	// epoch's tip; "" is os.TempDir().
 	CacheDir string
@@ -63,12 +66,17 @@ func mirrorMain(args []string) error {
 	fs.BoolVar(&c.SkipLT, "skip-lt", false, "do not run libtorrent beside the follower")
 	fs.BoolVar(&c.CopySeeders, "copy-seeders", false, "every seeder a copy of the origin (default with follow: seeders 2 and up mirror seeder 1)")
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Hour, "give up after this long")
+	fs.IntVar(&c.Years, "years", 0, "mirror a synthetic list of this many years ending now instead of -epoch (list synth)")
+	fs.IntVar(&c.PerDay, "per-day", 10, "with -years: messages a day")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory and the prepared origin (reused by the next run on the same epoch tip)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("mirror: unexpected arguments %q", fs.Args())
+	}
+	if c.Years > 0 && c.List == "alsa" {
+		c.List, c.Address = "synth", "synth@example.org"
 	}
 	if c.Seeders < 1 || c.Seeders > 200 {
 		return errors.New("mirror: -seeders must be 1 to 200")
@@ -84,12 +92,13 @@ func mirrorMain(args []string) error {
 
 // mirrorReport is everything one run measured.
 type mirrorReport struct {
-	Epoch   string
-	Tip     string
-	Commits int
-	Seeders int
-	PI      *piMirror
-	Ours    *oursMirror
+	Synthetic string // what -years made, "" for a real epoch
+	Epoch     string
+	Tip       string
+	Commits   int
+	Seeders   int
+	PI        *piMirror
+	Ours      *oursMirror
 }
 
 // piMirror is what a lore.kernel.org mirror does today: git clone
@@ -123,6 +132,7 @@ type oursMirror struct {
 // day pack files), a day pack not in a bundle, or a slice.
 type mirrorTorrent struct {
 	Kind  string
+	Year  bool // a year bundle
 	Name  string
 	Files []string // bundle: its files; else Name itself
 	Size  int64
@@ -135,6 +145,9 @@ type followResult struct {
 	Ready     time.Duration // follow start to SELECT answering the origin's EXISTS
 	Exists    int
 	BytesDown int64 // from follow status --json; -1 unknown
+	// TorrentsOpened is follow status's torrents_opened: the torrents
+	// the sync downloaded through (a bundle counts once); -1 unknown.
+	TorrentsOpened int
 	// Sync is the follower's own figures of the sync (follow status
 	// --json, last_sync): bytes downloaded, seconds to the last
 	// download's end, seconds installing; nil when not reported.
@@ -157,6 +170,26 @@ type ltMirrorResult struct {
 // report with its error; the error returned joins them.
 func runMirrorBench(ctx context.Context, c mirrorConfig, log io.Writer) (mirrorReport, error) {
 	rep := mirrorReport{Seeders: c.Seeders}
+	root, err := peertest.ModuleRoot()
+	if err != nil {
+		return rep, err
+	}
+	work, cleanup, err := workDir("mailswarm-bench-mirror-", c.Keep, log)
+	if err != nil {
+		return rep, err
+	}
+	defer cleanup()
+	if c.Years > 0 {
+		bin, err := mailswarmBinary(ctx, c.Bin, root, work, log)
+		if err != nil {
+			return rep, err
+		}
+		c.Bin = bin
+		if c.Epoch, err = synthEpoch(ctx, bin, c.Years, c.PerDay, c.List, c.Address, filepath.Join(work, "synth"), log); err != nil {
+			return rep, err
+		}
+		rep.Synthetic = fmt.Sprintf("synthetic list of %d years, %d messages a day", c.Years, c.PerDay)
+	}
 	epoch, err := filepath.Abs(c.Epoch)
 	if err != nil {
 		return rep, err
@@ -170,15 +203,6 @@ func runMirrorBench(ctx context.Context, c mirrorConfig, log io.Writer) (mirrorR
 	if out, err := exec.CommandContext(ctx, "git", "--git-dir", epoch, "rev-list", "--count", "HEAD").Output(); err == nil {
 		rep.Commits, _ = strconv.Atoi(strings.TrimSpace(string(out)))
 	}
-	root, err := peertest.ModuleRoot()
-	if err != nil {
-		return rep, err
-	}
-	work, cleanup, err := workDir("mailswarm-bench-mirror-", c.Keep, log)
-	if err != nil {
-		return rep, err
-	}
-	defer cleanup()
 	var errs []error
 	if !c.SkipPI {
 		fmt.Fprintf(log, "bench: git clone --mirror of %s from git daemon, then public-inbox-index\n", epoch)
@@ -484,7 +508,7 @@ func mirrorTorrents(st swarmStatusJSON) []mirrorTorrent {
 			if (len(b.Month) == len("2006")) != years || inBundle[b.Files[0]] {
 				continue
 			}
-			ts = append(ts, mirrorTorrent{Kind: "bundle", Name: b.Name, Files: b.Files, Size: b.Size})
+			ts = append(ts, mirrorTorrent{Kind: "bundle", Year: years, Name: b.Name, Files: b.Files, Size: b.Size})
 			for _, f := range b.Files {
 				inBundle[f] = true
 			}
@@ -689,7 +713,7 @@ func commandListed(usage []byte, command string) bool {
 // loopback address after the seeders) until SELECT of the list answers
 // with the origin's EXISTS.
 func runFollow(ctx context.Context, c mirrorConfig, bin string, o *oursMirror, sources []string, dir string, log io.Writer) *followResult {
-	r := &followResult{BytesDown: -1, ServeKiB: -1}
+	r := &followResult{BytesDown: -1, ServeKiB: -1, TorrentsOpened: -1}
 	fail := func(err error) *followResult { r.Err = err; return r }
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
@@ -745,6 +769,7 @@ func runFollow(ctx context.Context, c mirrorConfig, bin string, o *oursMirror, s
 	}
 	if out, err := exec.CommandContext(ctx, bin, "follow", "status", "--data", data, "--list", c.List, "--json").Output(); err == nil {
 		r.BytesDown = jsonSum(out, "bytes_down")
+		r.TorrentsOpened = int(jsonSum(out, "torrents_opened"))
 		var st struct {
 			Follow struct {
 				LastSync *syncFigures `json:"last_sync"`
@@ -917,8 +942,12 @@ func httpGetFile(ctx context.Context, client *http.Client, url, path string) err
 
 func (r mirrorReport) render() string {
 	var b strings.Builder
+	what := r.Epoch
+	if r.Synthetic != "" {
+		what = r.Synthetic
+	}
 	fmt.Fprintf(&b, "\nMirror, %s, %d CPUs: a new mirror of %s (tip %.12s, %d commits)\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), r.Epoch, r.Tip, r.Commits)
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), what, r.Tip, r.Commits)
 	b.WriteString("| side | step | seconds | clone+index / this | clone / this | MiB down | MiB/s | peak RSS MiB | messages |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	var clone, both float64
@@ -999,6 +1028,24 @@ func (r mirrorReport) render() string {
 				"installed (verify, link, index) in %.1f s: **%.3f s per MiB**; the whole sync %.1f s.\n",
 				mibOf(f.Sync.Bytes), f.Sync.DownloadSeconds, f.Sync.InstallSeconds,
 				f.Sync.InstallSeconds/mibOf(f.Sync.Bytes), f.Sync.Seconds)
+		}
+		if f := o.Follow; f != nil && f.Err == nil && !f.NotBuilt {
+			var years, months, days, slices int
+			for _, t := range o.Torrents {
+				switch {
+				case t.Year:
+					years++
+				case t.Kind == "bundle":
+					months++
+				case t.Kind == "day":
+					days++
+				default:
+					slices++
+				}
+			}
+			fmt.Fprintf(&b, "\nLate joiner: **%d torrents opened** (follow status torrents_opened) for the manifest's %d: "+
+				"%d years + %d months + %d days + %d slices; synced and IMAP-ready in **%.1f s** (follow --once %.1f s).\n",
+				f.TorrentsOpened, len(o.Torrents), years, months, days, slices, f.Ready.Seconds(), f.Follow.Wall.Seconds())
 		}
 		if o.Err == nil || o.Key != "" {
 			origin := "prepared"
