@@ -95,6 +95,12 @@ type BitTorrent struct {
 	DHTBootstrap []string
 	// Trackers are announce URLs given to every torrent.
 	Trackers []string
+	// TrackerOff turns this node's own tracker off (tracker = false):
+	// GET /announce is 404 and its torrents name no tracker of it.
+	TrackerOff bool
+	// TrackerInterval is the announce interval the node's tracker tells
+	// peers (default DefaultTrackerInterval; 0: the node's default).
+	TrackerInterval time.Duration
 	// WebSeed is the public base URL of this node's HTTP listener, put in
 	// every torrent as its web seed (BEP 19); empty means "http://" +
 	// the HTTP listen address, and no web seed when HTTP is off.
@@ -189,6 +195,9 @@ const (
 	DefaultMaxMessageSize = 64 << 20
 	DefaultBitTorrent     = "127.0.0.1:0"
 	DefaultSliceInterval  = time.Minute
+	// DefaultTrackerInterval is swarm.DefaultTrackerInterval (config
+	// imports nothing of ours).
+	DefaultTrackerInterval = 30 * time.Minute
 	// DefaultIMAPLoginTimeout is how long an IMAP connection may stay
 	// without logging in (imapd.DefaultLoginTimeout).
 	DefaultIMAPLoginTimeout = 60 * time.Second
@@ -211,7 +220,7 @@ func Default() *Config {
 			netip.MustParsePrefix("::1/128"),
 		},
 		Lists:      []List{{Name: "demo", Addresses: []string{"demo@localhost"}}},
-		BitTorrent: BitTorrent{Listen: DefaultBitTorrent, SliceInterval: DefaultSliceInterval},
+		BitTorrent: BitTorrent{Listen: DefaultBitTorrent, SliceInterval: DefaultSliceInterval, TrackerInterval: DefaultTrackerInterval},
 		IMAPLimits: IMAPLimits{LoginTimeout: DefaultIMAPLoginTimeout},
 	}
 }

@@ -125,10 +125,13 @@ upload_limit = "10MiB"
 slice_interval = "5m"
 max_conns = 100
 max_conns_per_client = 4
+tracker = false
+tracker_interval = "10m"
 `, func(t *testing.T, c *Config) {
 			want := BitTorrent{Listen: "0.0.0.0:6881", DHT: true, DHTBootstrap: []string{"router.example.org:6881"},
 				Trackers: []string{"udp://tracker.example.org:1337/announce"}, WebSeed: "https://lists.example.org/",
-				UploadLimit: 10 << 20, SliceInterval: 5 * time.Minute, MaxConns: 100, MaxConnsPerClient: 4}
+				UploadLimit: 10 << 20, SliceInterval: 5 * time.Minute, MaxConns: 100, MaxConnsPerClient: 4,
+				TrackerOff: true, TrackerInterval: 10 * time.Minute}
 			if !reflect.DeepEqual(c.BitTorrent, want) {
 				t.Errorf("bittorrent = %+v, want %+v", c.BitTorrent, want)
 			}
@@ -280,10 +283,12 @@ func TestLoadBad(t *testing.T) {
 		{"postmaster not a list", `postmaster = "admin"`, []string{`postmaster: "admin" is not the name of a [[list]]`}},
 		{"postmaster not a string", `postmaster = true`, []string{`postmaster: want a string`}},
 		{"bad bittorrent", "[bittorrent]\nlisten = \"x\"\ndht = 1\ndht_bootstrap = [\"nohost\"]\ntrackers = [\"ftp://t\"]\n" +
-			"web_seed = \"example.org\"\nslice_interval = \"soon\"\nseeds = 3", []string{
+			"web_seed = \"example.org\"\nslice_interval = \"soon\"\nseeds = 3\ntracker = 1\ntracker_interval = \"often\"", []string{
 			"bittorrent.dht: want a boolean",
 			`bittorrent.seeds: unknown key`,
 			`bittorrent.slice_interval: "soon" is not a duration`,
+			"bittorrent.tracker: want a boolean",
+			`bittorrent.tracker_interval: "often" is not a positive duration (like "60s" or "5m")`,
 			`bittorrent.listen: "x" is not host:port`,
 			`bittorrent.dht_bootstrap[0]: "nohost" is not host:port`,
 			`bittorrent.trackers[0]: "ftp://t" is not an http, https or udp announce URL`,

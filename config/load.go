@@ -75,6 +75,8 @@ func (e *Error) Error() string {
 //	  dht                boolean, join the mainline DHT (default false)
 //	  dht_bootstrap      array of "host:port" DHT nodes to start from
 //	  trackers           array of announce URLs
+//	  tracker            boolean, this node's own tracker at /announce (default true)
+//	  tracker_interval   duration ("30m"): the announce interval it tells peers
 //	  web_seed           base URL of this node's HTTP, for the torrents' web seed
 //	  upload_limit       bytes per second (size syntax, "10MiB"); 0 = none
 //	  slice_interval     duration ("60s", "5m"): how often new mail is sliced
@@ -413,6 +415,14 @@ func (l *loader) bittorrent(path string, v any) {
 			if bt.Trackers = l.strs(p, m[k]); len(bt.Trackers) == 0 {
 				bt.Trackers = nil
 			}
+		case "tracker":
+			if b, ok := m[k].(bool); ok {
+				bt.TrackerOff = !b
+			} else {
+				l.problem(p, "want a boolean, have %s", describe(m[k]))
+			}
+		case "tracker_interval":
+			bt.TrackerInterval = l.duration(p, m[k])
 		case "web_seed":
 			if s, ok := l.str(p, m[k]); ok {
 				bt.WebSeed = s

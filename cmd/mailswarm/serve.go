@@ -159,9 +159,10 @@ func bindListeners(cfg *config.Config, a *archive.Archive) (*bound, error) {
 			MaxLongPolls:          cfg.HTTPLimits.MaxLongPolls,
 			MaxLongPollsPerClient: cfg.HTTPLimits.MaxLongPollsPerClient,
 		},
-		Peers:  swarm.PeerLimits{MaxConns: bt.MaxConns, MaxConnsPerClient: bt.MaxConnsPerClient},
-		Follow: follows, // [[follow]]: mirrored lists, created as mirrors by the node
-		Logger: slog.Default().With("part", "swarm"),
+		Peers:   swarm.PeerLimits{MaxConns: bt.MaxConns, MaxConnsPerClient: bt.MaxConnsPerClient},
+		Tracker: swarm.TrackerOptions{Off: bt.TrackerOff, Interval: bt.TrackerInterval},
+		Follow:  follows, // [[follow]]: mirrored lists, created as mirrors by the node
+		Logger:  slog.Default().With("part", "swarm"),
 	})
 	if err != nil {
 		b.close()
