@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mailswarm/internal/durable"
@@ -306,12 +307,24 @@ func itemTraversal(ctx context.Context, s *dht.Server, target bep44.Target, got 
 		},
 		NodeFilter: s.TraversalNodeFilter,
 	})
+	added := 0
 	if nodes, err := s.TraversalStartingNodes(); err == nil {
-		op.AddNodes(nodes)
+		added = op.AddNodes(nodes)
 	}
-	select {
-	case <-op.Stalled():
-	case <-ctx.Done():
+	// traversal.Start runs its loop at once, which finds nothing to
+	// query and offers "stalled" until the starting nodes come: a stall
+	// before any node was asked is not the end. (Taking it was: on
+	// loopback, most traversals asked no node at all, and a put after
+	// the first went nowhere.)
+	for {
+		select {
+		case <-op.Stalled():
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil || added == 0 || atomic.LoadUint32(&op.Stats().NumAddrsTried) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	op.Stop()
 	return op.Closest()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -194,6 +195,25 @@ func (f *follower) hintSources(url string) []*source {
 		}
 	}
 	return out
+}
+
+// fetchSources are the sources to download from: the HTTP sources, then
+// those made from items' URLs that served a verified manifest.
+func (f *follower) fetchSources() []*source {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.urlSrcs) == 0 {
+		return f.srcs
+	}
+	out := slices.Clone(f.srcs)
+	var extra []*source
+	for _, s := range f.urlSrcs {
+		if !s.status().LastOK.IsZero() {
+			extra = append(extra, s)
+		}
+	}
+	slices.SortFunc(extra, func(a, b *source) int { return strings.Compare(a.base, b.base) })
+	return append(out, extra...)
 }
 
 // itemFrom asks s for its item when s gave a manifest newer than the

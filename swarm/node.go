@@ -18,6 +18,7 @@ import (
 	"mailswarm/internal/netlimit"
 
 	"github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -32,6 +33,13 @@ const sliceLinger = time.Second
 // dhtRefresh is how often DHT announces are renewed (the BEP 44 item is
 // put again every Options.DHTRePut, dhtput.go).
 const dhtRefresh = 25 * time.Minute
+
+// dhtSendRate and dhtSendBurst limit what a node's DHT sends: anacrolix's
+// rate, with room for a publish's burst of announces and put.
+const (
+	dhtSendRate  = 250
+	dhtSendBurst = 100
+)
 
 // DefaultSliceInterval is how often an open day's new mail is cut into a
 // slice.
@@ -282,6 +290,23 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
 		c.Store = newDHTItems(dhtMaxItems)
 		c.Exp = n.opts.DHTItemLife
+		// Its own send limiter: anacrolix/dht's default is one for
+		// the whole process (250 a second, burst 25), and a reply over
+		// it is dropped. A publish sends the announces of up to three
+		// torrents and the item's put at once; with nodes sharing the
+		// process's limiter (tests, a bench), the replies to a put
+		// were dropped and the put reached no node.
+		c.SendLimiter = rate.NewLimiter(dhtSendRate, dhtSendBurst)
+		// A node ID secure for the listen address (BEP 42) when it is
+		// one address: anacrolix/dht gives a random one, which nodes
+		// that check drop from their traversals. It does not exempt
+		// loopback, so nodes on 127.x found each other once (by
+		// bootstrap address, with no ID yet) and never again.
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			id := krpc.RandomNodeID()
+			dht.SecureNodeId(&id, ip)
+			c.NodeId = id
+		}
 	}
 	if len(n.opts.DHTBootstrap) > 0 {
 		boot := slices.Clone(n.opts.DHTBootstrap)
