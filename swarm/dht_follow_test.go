@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -450,4 +451,60 @@ func FuzzDecodeItem(f *testing.F) {
 			t.Fatalf("decodeItem(%q) took %+v %+v", b, it, p)
 		}
 	})
+}
+
+// seqlessNode is a DHT node on 127.0.0.1 that answers every query, and a
+// BEP 44 get with the list's key and a value but no seq: what crashed a
+// process through anacrolix's getput (it reads the seq through a nil
+// pointer). It counts the gets answered.
+func seqlessNode(t testing.TB, key ed25519.PublicKey) (string, *atomic.Int64) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	id := loopbackID()
+	var gets atomic.Int64
+	go func() {
+		buf := make([]byte, 2048)
+		for range 10000 { // bounded: a test sends far fewer
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var q krpc.Msg
+			if bencode.Unmarshal(buf[:n], &q) != nil || q.Y != "q" {
+				continue
+			}
+			tok := "token"
+			r := krpc.Return{ID: id, Token: &tok}
+			if q.Q == "get" {
+				gets.Add(1)
+				copy(r.K[:], key)
+				r.V = bencode.MustMarshal(manifestPointer{Hash: make([]byte, 32), Seq: 9})
+			}
+			b, err := bencode.Marshal(krpc.Msg{T: q.T, Y: "r", R: &r})
+			if err == nil {
+				conn.WriteTo(b, from)
+			}
+		}
+	}()
+	return conn.LocalAddr().String(), &gets
+}
+
+// A DHT node answering a get with the list's key and no seq is ignored:
+// the follower reads on, and takes nothing.
+func TestDHTReplyWithoutSeq(t *testing.T) {
+	tn := startTestNodeOpts(t, 1, Options{}, nil)
+	key := tn.l.PublicKey()
+	boot, gets := seqlessNode(t, key)
+	m1 := startMirrorOpts(t, Options{DHT: true, DHTBootstrap: []string{boot}, DHTRead: 100 * time.Millisecond,
+		Now: func() time.Time { return tn.now }}, key, deadURL(t))
+	runNode(t, m1.node)
+	waitFor(t, 20*time.Second, "three gets answered without a seq", func() bool { return gets.Load() >= 3 })
+	waitFor(t, 20*time.Second, "three reads", func() bool { return mustFollowStatus(t, m1).DHTReads >= 3 })
+	if st := mustFollowStatus(t, m1); st.DHTSeq != 0 || st.Seq != 0 {
+		t.Errorf("dht_seq %d, seq %d from a reply without a seq", st.DHTSeq, st.Seq)
+	}
 }
