@@ -429,6 +429,7 @@ func TestDecodeItem(t *testing.T) {
 		{"oversized", append(bytes.Clone(good), make([]byte, maxDHTItem)...), "more than"},
 		{"value over 1,000 bytes", sign(3, manifestPointer{Hash: h, Seq: 3, URL: "http://" + strings.Repeat("a", 1000)}, priv), "value of"},
 		{"empty", nil, "refused"},
+		{"empty dictionary", []byte("de"), "refused"}, // encoding it again panicked
 	} {
 		if _, _, err := decodeItem(tc.b, key); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("decodeItem(%s) = %v, want an error with %q", tc.name, err, tc.want)
