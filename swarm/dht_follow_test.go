@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"mailswarm/archive"
+
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/bep44"
 	"github.com/anacrolix/dht/v2/krpc"
@@ -507,5 +509,53 @@ func TestDHTReplyWithoutSeq(t *testing.T) {
 	waitFor(t, 20*time.Second, "three reads", func() bool { return mustFollowStatus(t, m1).DHTReads >= 3 })
 	if st := mustFollowStatus(t, m1); st.DHTSeq != 0 || st.Seq != 0 {
 		t.Errorf("dht_seq %d, seq %d from a reply without a seq", st.DHTSeq, st.Seq)
+	}
+}
+
+// A mirror keeps the item it learnt over HTTP (the origin's DHT off: the
+// item reaches the DHT only through the mirror) and, restarted with the
+// DHT on and its source gone, puts it at once: a new DHT node finds it.
+func TestDHTItemPutAfterRestart(t *testing.T) {
+	tn := startTestNodeOpts(t, 2, Options{}, nil)
+	key := tn.l.PublicKey()
+	m := tn.manifest(t)
+	dir := t.TempDir()
+	spec := []FollowSpec{{List: "demo", Key: key, Sources: []string{tn.url}}}
+	now := func() time.Time { return tn.now }
+	open := func(opts Options) (*archive.Archive, *Node) {
+		a, err := archive.Open(&archive.Options{Dir: dir, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Follow, opts.NoSync, opts.Now = spec, true, now
+		n, err := NewNode(a, &opts)
+		if err != nil {
+			a.Close()
+			t.Fatal(err)
+		}
+		return a, n
+	}
+	a, n := open(Options{})
+	if err := n.SyncOnce(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	a.Close()
+
+	boot := dhtBoot(t, time.Hour, nil)
+	if it := findItem(t, boot, key); it != nil {
+		t.Fatalf("item seq %d in the DHT before the mirror put it", it.Seq)
+	}
+	spec[0].Sources = []string{deadURL(t)}
+	a, n = open(Options{DHT: true, DHTBootstrap: []string{boot}, DHTRead: time.Hour})
+	t.Cleanup(func() { a.Close() })
+	t.Cleanup(func() { n.Close() })
+	runNode(t, n)
+	waitFor(t, 20*time.Second, "the kept item in the DHT", func() bool {
+		it := findItem(t, boot, key)
+		return it != nil && it.Seq == m.Seq
+	})
+	if st, _ := n.FollowStatus("demo"); st.DHTPut.IsZero() || st.DHTSeq != m.Seq {
+		t.Errorf("dht_seq %d, dht_put %v after the restart's put", st.DHTSeq, st.DHTPut)
 	}
 }
