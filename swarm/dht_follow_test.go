@@ -296,7 +296,7 @@ func TestDHTItemForged(t *testing.T) {
 	put := bep44.Put{V: honest.V, K: &k, Seq: honest.Seq}
 	copy(put.Sig[:], honest.Sig)
 	putter := dhtClient(t, boot)
-	if n, err := putItem(t.Context(), putter, put); err != nil || n == 0 {
+	if n, err := putToClosest(t.Context(), putter, put); err != nil || n == 0 {
 		t.Fatalf("put the honest item: %d nodes, %v", n, err)
 	}
 	putter.Close()

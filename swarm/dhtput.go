@@ -71,6 +71,11 @@ const (
 	// answer costs 2 s, anacrolix/dht's resend delay, and is not asked
 	// again).
 	dhtOpTimeout = 2 * time.Minute
+	// dhtPutTries and dhtPutRetry: a put that reached no node (a node
+	// just started, its routing table empty) is tried again, 30 s
+	// apart, rather than waiting an hour for the next re-put.
+	dhtPutTries = 3
+	dhtPutRetry = 30 * time.Second
 )
 
 // manifestPointer is the BEP 44 value for m.
@@ -257,19 +262,26 @@ func (n *Node) putItem(nl *nodeList) {
 	copy(put.Sig[:], it.Sig)
 	for _, s := range servers {
 		n.bg.Go(func() {
-			ctx, cancel := context.WithTimeout(n.ctx, dhtOpTimeout)
-			defer cancel()
-			stored, err := putItem(ctx, s, put)
-			if err != nil {
-				if ctx.Err() == nil || n.ctx.Err() == nil {
-					n.log.Warn("swarm: dht item put", "list", nl.name, "seq", it.Seq, "err", err)
+			for try := 1; ; try++ {
+				ctx, cancel := context.WithTimeout(n.ctx, dhtOpTimeout)
+				stored, err := putToClosest(ctx, s, put)
+				cancel()
+				if err == nil {
+					n.mu.Lock()
+					nl.itemPut = time.Now().UTC()
+					n.mu.Unlock()
+					n.log.Debug("swarm: dht item put", "list", nl.name, "seq", it.Seq, "nodes", stored)
+					return
 				}
-				return
+				if n.ctx.Err() != nil { // closing
+					return
+				}
+				if try == dhtPutTries {
+					n.log.Warn("swarm: dht item put", "list", nl.name, "seq", it.Seq, "tries", try, "err", err)
+					return
+				}
+				sleep(n.ctx, dhtPutRetry)
 			}
-			n.mu.Lock()
-			nl.itemPut = time.Now().UTC()
-			n.mu.Unlock()
-			n.log.Debug("swarm: dht item put", "list", nl.name, "seq", it.Seq, "nodes", stored)
 		})
 	}
 }
@@ -333,10 +345,10 @@ func itemTraversal(ctx context.Context, s *dht.Server, target bep44.Target, got 
 	return op.Closest()
 }
 
-// putItem puts put to the closest nodes to its target that answered a
+// putToClosest puts put to the closest nodes to its target that answered a
 // get traversal, and returns how many took it. A node holding a newer
 // item refuses it (BEP 44: seq lower than current); that is no error.
-func putItem(ctx context.Context, s *dht.Server, put bep44.Put) (int, error) {
+func putToClosest(ctx context.Context, s *dht.Server, put bep44.Put) (int, error) {
 	closest := itemTraversal(ctx, s, put.Target(), func(itemReply) {})
 	if ctx.Err() != nil {
 		return 0, ctx.Err()

@@ -116,7 +116,7 @@ func (f *follower) hint(ctx context.Context, seq int64, hash [32]byte, url strin
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, errors.New("no HTTP source"))
+		errs = append(errs, errors.New("no HTTP source has it"))
 	}
 	return errors.Join(errs...)
 }
