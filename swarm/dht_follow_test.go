@@ -182,37 +182,47 @@ func TestDHTItemOutlivesOrigin(t *testing.T) {
 // A follower whose only HTTP source is unreachable learns of the list's
 // manifests from the BEP 44 item: it reads the item, fetches the manifest
 // from the item's URL (the origin), syncs, and takes the next slice the
-// same way. Its status shows the item's seq and where it came from.
+// same way. Its status shows the item's seq and where it came from. The
+// same with no source at all: the key and a DHT bootstrap node.
 func TestDHTFollowerLearnsFromItem(t *testing.T) {
-	boot := dhtBoot(t, time.Hour, nil)
-	tn := startTestNodeOpts(t, 2, Options{DHT: true, DHTBootstrap: []string{boot}}, nil)
-	key := tn.l.PublicKey()
-	logs := &syncBuffer{}
-	m1 := startMirrorOpts(t, Options{DHT: true, DHTBootstrap: []string{boot}, DHTRead: 300 * time.Millisecond,
-		Now: func() time.Time { return tn.now }, Logger: textLog(t, logs)}, key, deadURL(t))
-	runNode(t, m1.node)
-	for round := range 2 {
-		if round > 0 {
-			addAt(t, tn.l, 100, tn.now)
-			if _, err := tn.node.Publish("demo"); err != nil {
-				t.Fatal(err)
+	for _, tc := range []struct {
+		name    string
+		sources func() []string
+	}{
+		{"dead source", func() []string { return []string{deadURL(t)} }},
+		{"no source", func() []string { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			boot := dhtBoot(t, time.Hour, nil)
+			tn := startTestNodeOpts(t, 2, Options{DHT: true, DHTBootstrap: []string{boot}}, nil)
+			key := tn.l.PublicKey()
+			logs := &syncBuffer{}
+			m1 := startMirrorOpts(t, Options{DHT: true, DHTBootstrap: []string{boot}, DHTRead: 300 * time.Millisecond,
+				Now: func() time.Time { return tn.now }, Logger: textLog(t, logs)}, key, tc.sources()...)
+			runNode(t, m1.node)
+			for round := range 2 {
+				if round > 0 {
+					addAt(t, tn.l, 100, tn.now)
+					if _, err := tn.node.Publish("demo"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				m := tn.manifest(t)
+				waitFor(t, 30*time.Second, "the mirror to take the manifest the item names", func() bool {
+					return mustFollowStatus(t, m1).Seq == m.Seq
+				})
+				st := mustFollowStatus(t, m1)
+				if st.DHTSeq != m.Seq || st.DHTFrom != "dht" || st.DHTSeen.IsZero() {
+					t.Errorf("round %d: dht_seq %d from %q seen %v; want %d from the DHT", round, st.DHTSeq, st.DHTFrom, st.DHTSeen, m.Seq)
+				}
+				if !bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo")) {
+					t.Fatalf("round %d: the mirror's export differs from the origin's", round)
+				}
 			}
-		}
-		m := tn.manifest(t)
-		waitFor(t, 30*time.Second, "the mirror to take the manifest the item names", func() bool {
-			st := mustFollowStatus(t, m1)
-			return st.Seq == m.Seq
+			if n := strings.Count(logs.String(), "manifest fetched on a DHT hint"); n < 2 {
+				t.Errorf("%d manifests fetched on a DHT hint logged, want 2", n)
+			}
 		})
-		st := mustFollowStatus(t, m1)
-		if st.DHTSeq != m.Seq || st.DHTFrom != "dht" || st.DHTSeen.IsZero() {
-			t.Errorf("round %d: dht_seq %d from %q seen %v; want %d from the DHT", round, st.DHTSeq, st.DHTFrom, st.DHTSeen, m.Seq)
-		}
-		if !bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo")) {
-			t.Fatalf("round %d: the mirror's export differs from the origin's", round)
-		}
-	}
-	if n := strings.Count(logs.String(), "manifest fetched on a DHT hint"); n < 2 {
-		t.Errorf("%d manifests fetched on a DHT hint logged, want 2:\n%s", n, logs)
 	}
 }
 
@@ -388,6 +398,7 @@ func TestDHTItemOverHTTP(t *testing.T) {
 	if it, _, err := decodeItem(fromOrigin, key); err != nil || it.Seq != m.Seq {
 		t.Fatalf("origin's item: %v", err)
 	}
+	t.Logf("GET /lists/demo/dht: %d bytes", len(fromOrigin))
 	if !bytes.Equal(fromOrigin, fromMirror) {
 		t.Errorf("the mirror serves another item than the origin's")
 	}
