@@ -260,6 +260,14 @@ func (n *Node) putItem(nl *nodeList) {
 	copy(k[:], nl.list.PublicKey())
 	put := bep44.Put{V: it.V, K: &k, Seq: it.Seq}
 	copy(put.Sig[:], it.Sig)
+	// In the node's own store first, as anacrolix's Server.Put does
+	// before each remote put: a node that reached no other node (the
+	// first of a swarm, its bootstrap nodes not up yet) still answers
+	// gets with the item. Through a wrapper, which checks the item and
+	// dates it for the expiry.
+	if err := bep44.NewWrapper(n.dhtStore, n.opts.DHTItemLife).Put(put.ToItem()); err != nil {
+		n.log.Debug("swarm: dht item kept", "list", nl.name, "seq", it.Seq, "err", err)
+	}
 	for _, s := range servers {
 		n.bg.Go(func() {
 			for try := 1; ; try++ {

@@ -113,6 +113,9 @@ type Node struct {
 	ln    net.Listener
 	// tracker is the peer store of the node's tracker (tracker.go).
 	tracker *peerStore
+	// dhtStore holds the BEP 44 items of the node's DHT servers: others'
+	// and, put there first, the node's own (dhtput.go).
+	dhtStore *dhtItems
 	// ctx ends at Close, which waits for bg: the DHT puts running in
 	// the background.
 	ctx  context.Context
@@ -287,8 +290,9 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	// BEP 44 items others put here: kept two hours (anacrolix/dht's
 	// default; anacrolix/torrent leaves it at 0, so every item was
 	// expired when read), at most dhtMaxItems of them (dhtitems.go).
+	n.dhtStore = newDHTItems(dhtMaxItems)
 	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
-		c.Store = newDHTItems(dhtMaxItems)
+		c.Store = n.dhtStore
 		c.Exp = n.opts.DHTItemLife
 		// Its own send limiter: anacrolix/dht's default is one for
 		// the whole process (250 a second, burst 25), and a reply over
