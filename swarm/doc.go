@@ -22,12 +22,16 @@
 //     each write, long-poll caps), the BitTorrent side's limits (peerlimits.go,
 //     PeerLimits: its own TCP listener and dialer, capped in all and per
 //     client, and a rate-limited client log), DHT announces plus the
-//     newest manifest as a BEP 44 item under the list key (dhtput.go), and
+//     newest manifest as a BEP 44 item under the list key, which every
+//     node, origin or mirror, puts again every hour (dhtput.go), and
 //     an HTTP tracker at /announce (tracker.go: only for the infohashes of
 //     manifests the node verified, a bounded peer store, the node itself
 //     as a seeder; its URL first in every .torrent served).
-//   - Mirror (follow.go, followapply.go, followfetch.go): a followed
-//     list, Options.Follow: manifests long-polled from HTTP sources and
+//   - Mirror (follow.go, followapply.go, followfetch.go, followdht.go):
+//     a followed list, Options.Follow: the list's BEP 44 item read from
+//     the DHT and from sources, verified under the key, kept and put
+//     again, a hint to the manifest it names; manifests long-polled from
+//     HTTP sources and
 //     taken only when signed by the given key and following the last one
 //     verified; the fewest torrents downloaded into swarm/incoming (web
 //     seeds, a stall watchdog with HTTP range fill); each pack checked
@@ -53,6 +57,8 @@
 //	                        (web seed and trackers are added when served)
 //	swarm.lock              flock: one publisher at a time (serve, or
 //	                        `mailswarm swarm publish` beside it)
+//	dht                     a mirror's signed BEP 44 item for the list,
+//	                        as the origin signed it (bencode {seq, sig, v})
 //
 // Packs and torrents are written under a temporary name (.tmp-*), fsynced
 // and renamed, their directories fsynced; the manifest is written last

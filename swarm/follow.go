@@ -157,6 +157,18 @@ type FollowStatus struct {
 	ManifestBytes    int64 `json:"manifest_bytes"`
 	ManifestsFetched int   `json:"manifests_fetched"`
 	ManifestPatches  int   `json:"manifest_patches"`
+	// DHTSeq is the sequence of the newest BEP 44 item held for the
+	// list (verified under the key: followdht.go), DHTSeen when an item
+	// of that sequence was last seen and DHTFrom where ("dht" or a
+	// source); DHTPut is when this node last put it into the DHT.
+	// DHTReads counts the reads from the DHT, DHTRefused the items
+	// refused (DHT replies and sources).
+	DHTSeq     int64     `json:"dht_seq,omitempty"`
+	DHTSeen    time.Time `json:"dht_seen,omitzero"`
+	DHTFrom    string    `json:"dht_from,omitempty"`
+	DHTPut     time.Time `json:"dht_put,omitzero"`
+	DHTReads   int       `json:"dht_reads,omitempty"`
+	DHTRefused int       `json:"dht_refused,omitempty"`
 	// LastSync is the newest sync that downloaded anything.
 	LastSync  *SyncFigures   `json:"last_sync,omitempty"`
 	LastError string         `json:"last_error,omitempty"`
@@ -197,6 +209,11 @@ type follower struct {
 	applied chan struct{} // closed and replaced after each apply
 	st      FollowStatus
 	btPeers map[string]bool // peers the sources reported
+	// urlSrcs are sources made from the URLs of BEP 44 items; wantSeq
+	// and wantHash the newest manifest an item named (followdht.go).
+	urlSrcs  map[string]*source
+	wantSeq  int64
+	wantHash [32]byte
 }
 
 // addFollow opens (creating it when new) the local list of spec as a
@@ -217,7 +234,8 @@ func (n *Node) addFollow(spec FollowSpec) error {
 		}
 	}
 	f := &follower{n: n, spec: spec, list: l, dir: dir, log: n.log.With("list", local),
-		newer: make(chan struct{}, 1), applied: make(chan struct{}), btPeers: map[string]bool{}}
+		newer: make(chan struct{}, 1), applied: make(chan struct{}), btPeers: map[string]bool{},
+		urlSrcs: map[string]*source{}}
 	f.hc = &http.Client{Transport: &http.Transport{
 		Proxy:                 nil, // sources are named by the operator; no proxy from the environment
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
@@ -258,6 +276,14 @@ func (n *Node) addFollow(spec FollowSpec) error {
 	nl := &nodeList{name: local, list: l, dir: dir, follow: f, changed: make(chan struct{}),
 		torrents: map[string]*torrent.Torrent{}, entries: map[string]metainfo.Hash{}}
 	f.nl = nl
+	// The BEP 44 item kept here: put again from Run (dhtput.go). A bad
+	// file is logged and left for the next item to replace.
+	if it, err := readItem(dir, spec.Key); err != nil {
+		f.log.Warn("swarm: follow: dht item held", "err", err)
+	} else if it != nil {
+		nl.item = it
+		f.st.DHTSeq = it.Seq
+	}
 	n.mu.Lock()
 	n.lists[local] = nl
 	n.mu.Unlock()
@@ -293,8 +319,8 @@ func httpBase(s, list string) (string, bool) {
 // run follows the list until ctx ends: one long-poll per HTTP source,
 // and the newest verified manifest applied.
 func (f *follower) run(ctx context.Context) {
-	if len(f.srcs) == 0 {
-		f.setErr(errors.New("no HTTP source: manifests come from HTTP sources (peer gossip is issue 13); seeding what is held"))
+	if len(f.srcs) == 0 && !f.n.opts.DHT {
+		f.setErr(errors.New("no HTTP source and no DHT: manifests come from HTTP sources or the list's DHT item (peer gossip is issue 13); seeding what is held"))
 		f.log.Warn("swarm: follow: no HTTP source to read manifests from", "sources", f.spec.Sources)
 	}
 	// A swap a kill cut short ends before anything new is applied.
@@ -305,6 +331,9 @@ func (f *follower) run(ctx context.Context) {
 	f.applyMu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if f.n.opts.DHT {
+		wg.Go(func() { f.dhtLoop(ctx) })
+	}
 	for _, s := range f.srcs {
 		wg.Go(func() { f.poll(ctx, s) })
 	}
@@ -402,6 +431,7 @@ func (f *follower) pollOnce(ctx context.Context, s *source, wait time.Duration) 
 			f.log.Warn("swarm: follow: manifest refused", "source", s.spec, "seq", m.Seq, "err", err)
 			return err
 		}
+		f.itemFrom(ctx, s, m.Seq)
 	}
 	return nil
 }
@@ -595,8 +625,11 @@ func (n *Node) SyncOnce(ctx context.Context, local string) error {
 		return fmt.Errorf("swarm: %s is not followed here", local)
 	}
 	f := nl.follow
-	if len(f.srcs) == 0 {
-		return fmt.Errorf("swarm: follow %s: no HTTP source to read the manifest from", local)
+	if f.n.opts.DHT {
+		f.readDHT(ctx)
+	}
+	if len(f.srcs) == 0 && f.newest() == nil {
+		return fmt.Errorf("swarm: follow %s: no HTTP source to read the manifest from, and none named by the DHT", local)
 	}
 	var errs []error
 	for _, s := range f.srcs {
@@ -611,7 +644,7 @@ func (n *Node) SyncOnce(ctx context.Context, local string) error {
 		if cur == nil {
 			return fmt.Errorf("swarm: follow %s: no manifest from any source: %w", local, errors.Join(errs...))
 		}
-		if len(errs) == len(f.srcs) {
+		if len(errs) == len(f.srcs) && len(errs) > 0 {
 			// Not one source answered (or every answer was refused):
 			// nothing says the list is up to date.
 			return fmt.Errorf("swarm: follow %s: no source answered: %w", local, errors.Join(errs...))
@@ -642,6 +675,7 @@ func (f *follower) status() FollowStatus {
 	if st.Pending <= st.Seq {
 		st.Pending = 0
 	}
+	_, st.DHTPut = f.n.heldItem(f.nl)
 	st.Sources = nil
 	for _, s := range f.srcs {
 		st.Sources = append(st.Sources, s.status())

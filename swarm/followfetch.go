@@ -82,7 +82,7 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 	f.st.TorrentsOpened++
 	f.mu.Unlock()
 	var seeds []string
-	for _, s := range f.srcs {
+	for _, s := range f.fetchSources() {
 		if s.usable() {
 			seeds = append(seeds, s.base+"/packs/")
 		}
@@ -175,7 +175,7 @@ func (f *follower) blameWebSeeds(t *torrent.Torrent, j *job) {
 		}
 		host := p.RemoteAddr.String()
 		var match []*source
-		for _, s := range f.srcs {
+		for _, s := range f.fetchSources() {
 			if u, err := url.Parse(s.base); err == nil && u.Host == host {
 				match = append(match, s)
 			}
@@ -242,7 +242,7 @@ func (f *follower) torrentMeta(ctx context.Context, j *job) (*metainfo.MetaInfo,
 				return nil, errors.Join(append(errs, ctx.Err())...)
 			}
 		}
-		for _, s := range f.srcs {
+		for _, s := range f.fetchSources() {
 			if !s.usable() || bad[s] {
 				continue
 			}
@@ -299,7 +299,7 @@ func (f *follower) getTorrent(ctx context.Context, s *source, j *job) (mi *metai
 // status.
 func (f *follower) peerAddrs(ctx context.Context) []string {
 	out := append([]string(nil), f.peers...)
-	for _, s := range f.srcs {
+	for _, s := range f.fetchSources() {
 		s.mu.Lock()
 		p := s.BTPeer
 		s.mu.Unlock()
@@ -386,6 +386,7 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 	for _, p := range j.packs {
 		sizes[p.File] = p.Size
 	}
+	srcs := f.fetchSources()
 	failed := map[*source]bool{}
 	var mu sync.Mutex
 	next := 0
@@ -402,15 +403,15 @@ func (f *follower) httpFill(ctx context.Context, info *metainfo.Info, j *job, mi
 		}
 		got := false
 		var errs []error
-		for k := 0; k < len(f.srcs) && !got; k++ {
+		for k := 0; k < len(srcs) && !got; k++ {
 			mu.Lock()
-			s := f.srcs[(next+k)%len(f.srcs)]
+			s := srcs[(next+k)%len(srcs)]
 			mu.Unlock()
 			if !s.usable() {
 				errs = append(errs, fmt.Errorf("%s: skipped: %w", s.spec, s.banErr()))
 				continue
 			}
-			if failed[s] && len(failed) < len(f.srcs) {
+			if failed[s] && len(failed) < len(srcs) {
 				continue
 			}
 			buf := make([]byte, n)

@@ -36,6 +36,9 @@ import (
 //	GET /lists/NAME/status            what `mailswarm swarm status` shows,
 //	                                  without server paths unless asked
 //	                                  with the list's StatusToken
+//	GET /lists/NAME/dht               the list's signed BEP 44 item this node
+//	                                  holds and puts again (dhtput.go): bencode
+//	                                  {seq, sig, v}; 404 when none
 //	GET /announce                     the node's tracker (tracker.go)
 //
 // Only files the current manifest names are served: retired slices and
@@ -59,6 +62,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /lists/{list}/packs/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/packs/{bundle}/{file}", n.servePack)
 	mux.HandleFunc("GET /lists/{list}/status", n.serveStatus)
+	mux.HandleFunc("GET /lists/{list}/dht", n.serveItem)
 	mux.HandleFunc("GET /announce", n.serveAnnounce)
 	return withWriteStall(mux, n.opts.HTTP.WriteStall)
 }

@@ -18,6 +18,7 @@ import (
 	"mailswarm/internal/netlimit"
 
 	"github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -29,8 +30,16 @@ import (
 // slice.
 const sliceLinger = time.Second
 
-// dhtRefresh is how often DHT announces and the manifest item are renewed.
+// dhtRefresh is how often DHT announces are renewed (the BEP 44 item is
+// put again every Options.DHTRePut, dhtput.go).
 const dhtRefresh = 25 * time.Minute
+
+// dhtSendRate and dhtSendBurst limit what a node's DHT sends: anacrolix's
+// rate, with room for a publish's burst of announces and put.
+const (
+	dhtSendRate  = 250
+	dhtSendBurst = 100
+)
 
 // DefaultSliceInterval is how often an open day's new mail is cut into a
 // slice.
@@ -46,6 +55,14 @@ type Options struct {
 	// host:port nodes to start from (empty: anacrolix's defaults).
 	DHT          bool
 	DHTBootstrap []string
+	// DHTRePut is how often every list's newest signed BEP 44 item (an
+	// origin's own, the one a mirror holds) is put into the DHT again;
+	// zero means DefaultDHTRePut. DHTItemLife is how long this node
+	// keeps the items others put here; zero means two hours (BEP 44).
+	// DHTRead is how often a follower reads its list's item from the
+	// DHT, and once at start; zero means DefaultDHTRead. For tests: the
+	// configuration file does not set them.
+	DHTRePut, DHTItemLife, DHTRead time.Duration
 	// Trackers are announce URLs added to every torrent.
 	Trackers []string
 	// WebSeedBase is the origin's HTTP base URL (for example
@@ -96,6 +113,14 @@ type Node struct {
 	ln    net.Listener
 	// tracker is the peer store of the node's tracker (tracker.go).
 	tracker *peerStore
+	// dhtStore holds the BEP 44 items of the node's DHT servers: others'
+	// and, put there first, the node's own (dhtput.go).
+	dhtStore *dhtItems
+	// ctx ends at Close, which waits for bg: the DHT puts running in
+	// the background.
+	ctx  context.Context
+	stop context.CancelFunc
+	bg   sync.WaitGroup
 
 	mu      sync.Mutex
 	lists   map[string]*nodeList
@@ -123,6 +148,13 @@ type nodeList struct {
 
 	// patches are the manifests served before (manifest_patch.go).
 	patches patchCache
+
+	// item is the newest signed BEP 44 item the node holds for the
+	// list (dhtput.go): an origin's signs its newest manifest, a
+	// mirror's is the origin's as learnt; itemPut is when it was last
+	// put into the DHT.
+	item    *dhtItem
+	itemPut time.Time
 }
 
 // NewNode starts the BitTorrent client and loads every list's manifest and
@@ -137,6 +169,16 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	n.opts.Peers = n.opts.Peers.withDefaults()
 	n.opts.Tracker = n.opts.Tracker.withDefaults()
 	n.tracker = newPeerStore(n.opts.Tracker)
+	n.ctx, n.stop = context.WithCancel(context.Background())
+	if n.opts.DHTRePut <= 0 {
+		n.opts.DHTRePut = DefaultDHTRePut
+	}
+	if n.opts.DHTItemLife <= 0 {
+		n.opts.DHTItemLife = dhtItemLife
+	}
+	if n.opts.DHTRead <= 0 {
+		n.opts.DHTRead = DefaultDHTRead
+	}
 	n.peers = &peerConns{lim: n.opts.Peers, counts: netlimit.NewCounts()}
 	if n.opts.Now == nil {
 		n.opts.Now = time.Now
@@ -248,9 +290,27 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	// BEP 44 items others put here: kept two hours (anacrolix/dht's
 	// default; anacrolix/torrent leaves it at 0, so every item was
 	// expired when read), at most dhtMaxItems of them (dhtitems.go).
+	n.dhtStore = newDHTItems(dhtMaxItems)
 	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
-		c.Store = newDHTItems(dhtMaxItems)
-		c.Exp = dhtItemLife
+		c.Store = n.dhtStore
+		c.Exp = n.opts.DHTItemLife
+		// Its own send limiter: anacrolix/dht's default is one for
+		// the whole process (250 a second, burst 25), and a reply over
+		// it is dropped. A publish sends the announces of up to three
+		// torrents and the item's put at once; with nodes sharing the
+		// process's limiter (tests, a bench), the replies to a put
+		// were dropped and the put reached no node.
+		c.SendLimiter = rate.NewLimiter(dhtSendRate, dhtSendBurst)
+		// A node ID secure for the listen address (BEP 42) when it is
+		// one address: anacrolix/dht gives a random one, which nodes
+		// that check drop from their traversals. It does not exempt
+		// loopback, so nodes on 127.x found each other once (by
+		// bootstrap address, with no ID yet) and never again.
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			id := krpc.RandomNodeID()
+			dht.SecureNodeId(&id, ip)
+			c.NodeId = id
+		}
 	}
 	if len(n.opts.DHTBootstrap) > 0 {
 		boot := slices.Clone(n.opts.DHTBootstrap)
@@ -366,15 +426,26 @@ func (n *Node) Run(ctx context.Context) error {
 	// minutes, items after two hours): renew them.
 	refresh := time.NewTicker(dhtRefresh)
 	defer refresh.Stop()
+	reput := time.NewTicker(n.opts.DHTRePut)
+	defer reput.Stop()
 	var followers sync.WaitGroup
 	defer followers.Wait()
 	n.mu.Lock()
+	var held []*nodeList
 	for _, nl := range n.lists {
 		if f := nl.follow; f != nil {
 			followers.Go(func() { f.run(ctx) })
+			if nl.item != nil {
+				held = append(held, nl)
+			}
 		}
 	}
 	n.mu.Unlock()
+	// A mirror restarted puts the item it kept at once: the origin may
+	// be gone, and the item expires two hours after the last put.
+	for _, nl := range held {
+		n.putItem(nl)
+	}
 	n.publishDue(ctx, true)
 	var soon <-chan time.Time
 	for {
@@ -415,10 +486,17 @@ func (n *Node) Run(ctx context.Context) error {
 			for _, nl := range lists {
 				if m := n.manifest(nl); m != nil {
 					n.announceNewest(nl, m)
-					if nl.origin != nil {
-						n.putManifest(nl, m)
-					}
 				}
+			}
+		case <-reput.C:
+			n.mu.Lock()
+			lists := make([]*nodeList, 0, len(n.lists))
+			for _, nl := range n.lists {
+				lists = append(lists, nl)
+			}
+			n.mu.Unlock()
+			for _, nl := range lists {
+				n.putItem(nl)
 			}
 		}
 	}
@@ -604,12 +682,19 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 	prev := nl.manifest
 	nl.patches.served(prev, m)
 	nl.manifest = m
+	// The origin signs the new manifest's item before the long-polls
+	// wake: a mirror that asks for it (GET /lists/NAME/dht) right after
+	// the manifest gets this one.
+	newItem := nl.origin != nil && (nl.item == nil || nl.item.Seq < m.Seq)
+	if newItem {
+		nl.item = signItem(nl.origin.priv, m, n.manifestURL(nl.name))
+	}
 	close(nl.changed)
 	nl.changed = make(chan struct{})
 	n.mu.Unlock()
 	n.announceNewest(nl, m)
-	if nl.origin != nil && (prev == nil || prev.Seq != m.Seq) {
-		n.putManifest(nl, m)
+	if newItem {
+		n.putItem(nl)
 	}
 	return errors.Join(errs...)
 }
@@ -661,6 +746,8 @@ func (n *Node) Torrent(list, name string) *torrent.Torrent {
 
 // Close stops the BitTorrent client and closes its listener.
 func (n *Node) Close() error {
+	n.stop()
+	n.bg.Wait()
 	n.cl.Close()
 	<-n.cl.Closed()
 	// After the client: its accept loop, woken by the close, sees the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"mailswarm/archive"
 
@@ -42,6 +43,11 @@ type Status struct {
 	// Follow is set for a list this node follows (a mirror): what its
 	// follower knows.
 	Follow *FollowStatus `json:"follow,omitempty"`
+	// DHTSeq is the sequence of the signed BEP 44 item the running node
+	// holds for the list and puts into the DHT (dhtput.go), DHTPut when
+	// it last did.
+	DHTSeq int64     `json:"dht_seq,omitempty"`
+	DHTPut time.Time `json:"dht_put,omitzero"`
 }
 
 // Item is one slice, day pack or bundle.
@@ -133,6 +139,9 @@ func (n *Node) Status(list string) (Status, error) {
 	st := statusOf(nl.list, nl.dir, n.manifest(nl), n.opts.WebSeedBase)
 	st.Seeding = true
 	st.Tracker = n.TrackerURL()
+	if it, put := n.heldItem(nl); it != nil {
+		st.DHTSeq, st.DHTPut = it.Seq, put
+	}
 	if nl.follow != nil {
 		fs := nl.follow.status()
 		st.Follow = &fs

@@ -38,6 +38,7 @@ type clusterNode struct {
 	sources          []string
 	sliceInterval    string
 	extra            string // more config text
+	btExtra          string // more [bittorrent] keys
 	origin           bool
 	bin              string
 	env              []string // more environment (testClockEnv)
@@ -84,6 +85,7 @@ func (n *clusterNode) config(t testing.TB) {
 	}
 	fmt.Fprintf(&b, "[imap]\nlisten = \"%s:%d\"\n[http]\nlisten = \"%s:%d\"\n", n.ip, n.imap, n.ip, n.http)
 	fmt.Fprintf(&b, "[bittorrent]\nlisten = \"%s:%d\"\nslice_interval = %q\n", n.ip, n.bt, n.sliceInterval)
+	b.WriteString(n.btExtra)
 	if n.origin {
 		b.WriteString("[[list]]\nname = \"dev\"\naddresses = [\"dev@example.org\"]\n")
 	} else {
