@@ -34,9 +34,7 @@ const (
 	// (the callbacks run under anacrolix's lock and only queue); more
 	// are dropped, as a congested peer's would be.
 	gossipQueue = 256
-	// gossipTimeout is how long a peer may take to answer one request:
-	// a transfer that stalls longer is torn (a penalty).
-	gossipTimeout = 10 * time.Second
+
 	// gossipRedial is how often the peers given as sources are dialed
 	// again on the rendezvous torrent when not connected.
 	gossipRedial = 10 * time.Second
@@ -51,6 +49,11 @@ const (
 	// downloads) and the rate limiters kept.
 	gossipKnown = 256
 )
+
+// gossipTimeout is how long a peer may take to answer one request: a
+// transfer that stalls longer is torn (a penalty). A variable: tests
+// shorten it.
+var gossipTimeout = 10 * time.Second
 
 // gossiper runs ms_manifest for a node.
 type gossiper struct {
@@ -324,6 +327,15 @@ func (g *gossiper) handle(ctx context.Context, in gossipIn) {
 	}
 	if err != nil {
 		g.blame(gl, in.peer, err)
+		g.mu.Lock()
+		ch := gl.xfers[in.peer]
+		g.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- nil: // its transfer ends: blamed once, here
+			default:
+			}
+		}
 		return
 	}
 	switch m.Type {
@@ -469,9 +481,12 @@ func (g *gossiper) transfer(ctx context.Context, gl *gossipList, pc *torrent.Pee
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-			fail(refused(fmt.Errorf("from peer %s: torn: %d of %d bytes, then nothing for %s", peer, len(body), total, gossipTimeout)))
+			fail(refused(fmt.Errorf("from peer %s: torn: %d of %d bytes, then nothing for %s", peer, len(body), max(total, 0), gossipTimeout)))
 			return
 		case m = <-ch:
+		}
+		if m == nil {
+			return // a bad message from the peer: blamed by handle
 		}
 		if m.Type == gossipReject {
 			return // replaced there meanwhile: its next have names the newer one

@@ -102,11 +102,11 @@ func decodeGossip(b []byte) (*gossipMsg, error) {
 			return bad("piece out of range")
 		}
 	case gossipData:
-		if m.Hash != nil || m.Have != nil || m.Patch < 0 || m.Patch > 1 || m.Piece < 0 || m.Total <= 0 || m.Total > maxFollowManifest {
+		if m.Hash != nil || m.Have != nil || m.Patch < 0 || m.Patch > 1 || m.Piece < 0 {
 			return bad("a data is list, seq, piece, total, patch")
 		}
-		if m.Patch == 1 && m.Total > maxPatchSize {
-			return bad("patch larger than a patch may be")
+		if limit := map[int]int{0: maxFollowManifest, 1: maxPatchSize}[m.Patch]; m.Total <= 0 || m.Total > limit {
+			return bad(fmt.Sprintf("oversized: a body of %d bytes, more than the %d a follower reads", m.Total, limit))
 		}
 		pieces := (m.Total + gossipPiece - 1) / gossipPiece
 		want := gossipPiece
