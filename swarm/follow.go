@@ -632,7 +632,7 @@ func (n *Node) SyncOnce(ctx context.Context, local string) error {
 	}
 	f := nl.follow
 	if len(f.srcs) == 0 {
-		return fmt.Errorf("swarm: follow %s: no HTTP source to read the manifest from", local)
+		return f.syncOnceGossip(ctx) // BitTorrent peers only (gossip.go)
 	}
 	var errs []error
 	for _, s := range f.srcs {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -64,6 +65,7 @@ type gossiper struct {
 	ltepOnce sync.Once
 	ltep     torrent.LocalLtepProtocolMap
 	wg       sync.WaitGroup // transfers
+	running  atomic.Bool    // run is running (Node.Run's, or SyncOnce's)
 
 	mu      sync.Mutex
 	lists   map[metainfo.Hash]*gossipList
@@ -84,6 +86,7 @@ type gossipList struct {
 	// announced and its connection; xfers the transfers under way, by
 	// peer address.
 	known    map[string]bool
+	spoke    int // haves received
 	heard    map[string]heardHave
 	xfers    map[string]chan *gossipMsg
 	lastDHT  time.Time
@@ -273,6 +276,10 @@ func (g *gossiper) announce(nl *nodeList, m *Manifest) {
 // run handles the received messages until ctx ends, then waits for the
 // transfers.
 func (g *gossiper) run(ctx context.Context) {
+	if !g.running.CompareAndSwap(false, true) {
+		return // SyncOnce's and Run's: one at a time
+	}
+	defer g.running.Store(false)
 	defer g.wg.Wait()
 	tick := time.NewTicker(gossipRedial)
 	defer tick.Stop()
@@ -380,6 +387,7 @@ func (g *gossiper) heardHave(ctx context.Context, gl *gossipList, in gossipIn, m
 		return // the origin, or a mirror not followed here: nothing to take
 	}
 	g.mu.Lock()
+	gl.spoke++
 	if len(gl.heard) < gossipKnown || gl.heard[in.peer].pc != nil {
 		gl.heard[in.peer] = heardHave{seq: m.Seq, pc: in.pc}
 	}
@@ -562,4 +570,58 @@ func (g *gossiper) serve(gl *gossipList, in gossipIn, req *gossipMsg) {
 	data := body[off:min(len(body), off+gossipPiece)]
 	in.pc.WriteExtendedMessage(gossipExt, (&gossipMsg{Type: gossipData, List: gl.list, Seq: m.Seq, Piece: req.Piece,
 		Total: len(body), Patch: patch, Data: data}).Encode())
+}
+
+// onceGossipWait bounds how long SyncOnce waits for the peers of a
+// follower with no HTTP source to name their newest manifest.
+const onceGossipWait = 15 * time.Second
+
+// syncOnceGossip is SyncOnce for a follower with no HTTP source: it runs
+// the gossip until a peer has named its newest manifest and no newer one
+// is being fetched (or onceGossipWait passes), then applies the newest
+// verified.
+func (f *follower) syncOnceGossip(ctx context.Context) error {
+	g := f.n.gossip
+	gl := g.listOf(f.nl)
+	if gl == nil || (len(f.peers) == 0 && len(f.n.cl.DhtServers()) == 0) {
+		return fmt.Errorf("swarm: follow %s: no source: no HTTP source, no BitTorrent peer, no DHT", f.nl.name)
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { g.run(gctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	g.dialGiven(gl)
+	g.announceDHT(gl)
+	deadline := time.Now().Add(onceGossipWait)
+	for {
+		var after int64
+		if m := f.newest(); m != nil {
+			after = m.Seq
+		}
+		g.mu.Lock()
+		settled := gl.spoke > 0 && len(gl.xfers) == 0
+		for _, h := range gl.heard {
+			settled = settled && h.seq <= after
+		}
+		g.mu.Unlock()
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			if after == 0 {
+				return fmt.Errorf("swarm: follow %s: no manifest from the BitTorrent peers %v in %s", f.nl.name, f.peers, onceGossipWait)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	m, cur := f.newest(), f.current()
+	if m == nil || (cur != nil && m.Seq <= cur.Seq) {
+		return nil // up to date
+	}
+	return f.apply(ctx, m)
 }

@@ -47,3 +47,23 @@ func TestGossipFollow(t *testing.T) {
 	}
 	t.Logf("gossip: %d manifests (%d patches), %d bytes; sources %+v", st.GossipManifests, st.ManifestPatches, st.GossipBytes, st.Sources)
 }
+
+// TestGossipSyncOnce: `follow --once` with only a BitTorrent peer: the
+// sync ends with the origin's export, and a second finds it up to date.
+func TestGossipSyncOnce(t *testing.T) {
+	tn := startTestNode(t, 3)
+	runNode(t, tn.node)
+	now := func() time.Time { return tn.now }
+	m1 := startTestMirror(t, tn.l.PublicKey(), now, tn.node.Addr().String())
+	for range 2 {
+		if err := m1.node.SyncOnce(t.Context(), "demo"); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo")) {
+			t.Fatal("mirror export differs from the origin's")
+		}
+	}
+	if st := mustFollowStatus(t, m1); st.GossipManifests != 1 {
+		t.Errorf("%d manifests by gossip, want 1", st.GossipManifests)
+	}
+}
