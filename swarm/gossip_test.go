@@ -46,6 +46,23 @@ func TestGossipFollow(t *testing.T) {
 		t.Errorf("no gossip peer in the status, or one with penalties: %+v", st.Sources)
 	}
 	t.Logf("gossip: %d manifests (%d patches), %d bytes; sources %+v", st.GossipManifests, st.ManifestPatches, st.GossipBytes, st.Sources)
+	// The cost of the rendezvous torrent: one connection per peer per
+	// list, held; the pack torrents' connections between the two
+	// complete nodes are dropped (DropMutuallyCompletePeers stays on).
+	rv := RendezvousInfoHash(tn.l.PublicKey(), "demo")
+	var packConns, rvConns int
+	waitFor(t, 10*time.Second, "the mutually complete pack connections dropped", func() bool {
+		packConns, rvConns = 0, 0
+		for _, tt := range m1.node.Client().Torrents() {
+			if tt.InfoHash() == rv {
+				rvConns += len(tt.PeerConns())
+			} else {
+				packConns += len(tt.PeerConns())
+			}
+		}
+		return packConns == 0 && rvConns == 1
+	})
+	t.Logf("connections held by the mirror: %d on the rendezvous torrent, %d on %d pack torrents", rvConns, packConns, len(m1.node.Client().Torrents())-1)
 }
 
 // TestGossipSyncOnce: `follow --once` with only a BitTorrent peer: the
