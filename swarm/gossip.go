@@ -489,7 +489,12 @@ func (g *gossiper) transfer(ctx context.Context, gl *gossipList, pc *torrent.Pee
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-			fail(refused(fmt.Errorf("from peer %s: torn: %d of %d bytes, then nothing for %s", peer, len(body), max(total, 0), gossipTimeout)))
+			err := fmt.Errorf("from peer %s: torn: %d of %d bytes, then nothing for %s", peer, len(body), max(total, 0), gossipTimeout)
+			if !slices.Contains(gl.t.PeerConns(), pc) {
+				fail(fmt.Errorf("%w: the connection closed", err)) // no penalty: the network's doing, maybe
+				return
+			}
+			fail(refused(err))
 			return
 		case m = <-ch:
 		}
