@@ -214,14 +214,16 @@ func (g *gossiper) dialGiven(gl *gossipList) {
 }
 
 // announceDHT announces the rendezvous torrent to the DHT (when on),
-// which also finds the list's peers there, at most once a minute.
+// which also finds the list's peers there, at most once per gossipRedial
+// (it is called at every sync, and by a follower with no peer at every
+// tick: the first, at start, may find the routing table empty).
 func (g *gossiper) announceDHT(gl *gossipList) {
 	servers := g.n.cl.DhtServers()
 	if len(servers) == 0 {
 		return
 	}
 	g.mu.Lock()
-	if time.Since(gl.lastDHT) < time.Minute {
+	if time.Since(gl.lastDHT) < gossipRedial {
 		g.mu.Unlock()
 		return
 	}
