@@ -85,12 +85,11 @@ type gossipList struct {
 	// torrent (their listen address); heard the newest seq each
 	// announced and its connection; xfers the transfers under way, by
 	// peer address.
-	known    map[string]bool
-	spoke    int // haves received
-	heard    map[string]heardHave
-	xfers    map[string]chan *gossipMsg
-	lastDHT  time.Time
-	givenAdd time.Time
+	known   map[string]bool
+	spoke   int // haves received
+	heard   map[string]heardHave
+	xfers   map[string]chan *gossipMsg
+	lastDHT time.Time
 }
 
 type heardHave struct {
