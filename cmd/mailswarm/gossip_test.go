@@ -87,10 +87,16 @@ func TestGossipMirrors(t *testing.T) {
 	for k, m := range mirrors {
 		waitExport(t, m, want, fmt.Sprintf("mirror %d", k+1))
 	}
-	for k, m := range mirrors[2:] {
-		if st := nodeStatus(t, m); st.Follow == nil || st.Follow.GossipManifests == 0 {
-			t.Errorf("mirror %d took no manifest by gossip: %+v", k+3, st.Follow)
+	for k, m := range mirrors {
+		st := nodeStatus(t, m)
+		if st.Follow == nil {
+			t.Fatalf("mirror %d: no follow status", k+1)
 		}
+		if k >= 2 && st.Follow.GossipManifests == 0 {
+			t.Errorf("mirror %d took no manifest by gossip: %+v", k+1, st.Follow)
+		}
+		t.Logf("mirror %d: %d manifests (%d patches), %d manifest bytes, %d of them by gossip", k+1,
+			st.Follow.ManifestsFetched, st.Follow.ManifestPatches, st.Follow.ManifestBytes, st.Follow.GossipBytes)
 	}
 
 	// The origin dies; a new mirror knows only the key and one mirror's
