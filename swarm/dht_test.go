@@ -69,8 +69,9 @@ func TestDHTAnnouncesNewestAndManifest(t *testing.T) {
 		"demo-e0-2026-11-23-s00001.pack": true, // the open day's slice
 		"demo-e0-2026-11-02.pack":        true, // the newest day pack
 		"demo-e0-2026-10":                true, // the newest bundle
+		"rendezvous":                     true, // the list's rendezvous torrent (gossip.go)
 	}
-	ih := map[metainfo.Hash]string{}
+	ih := map[metainfo.Hash]string{RendezvousInfoHash(l.PublicKey(), "demo"): "rendezvous"}
 	for _, p := range m.Packs {
 		ih[p.InfoHash] = p.File
 	}

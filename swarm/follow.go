@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,10 @@ type SourceStatus struct {
 	ErrorTime time.Time `json:"error_time,omitzero"`
 	Penalties int       `json:"penalties"`
 	BTPeer    string    `json:"bittorrent,omitempty"` // the BitTorrent address it reported
+	// Gossip marks a peer met on the list's rendezvous torrent
+	// (gossip.go); ManifestBytes counts the manifest bytes it sent.
+	Gossip        bool  `json:"gossip,omitempty"`
+	ManifestBytes int64 `json:"manifest_bytes,omitempty"`
 }
 
 func (s *source) ok() {
@@ -169,6 +174,11 @@ type FollowStatus struct {
 	DHTPut     time.Time `json:"dht_put,omitzero"`
 	DHTReads   int       `json:"dht_reads,omitempty"`
 	DHTRefused int       `json:"dht_refused,omitempty"`
+	// GossipBytes counts the manifest bytes of them read from peers
+	// over ms_manifest (gossip.go), GossipManifests the manifests so
+	// taken.
+	GossipBytes     int64 `json:"gossip_manifest_bytes"`
+	GossipManifests int   `json:"gossip_manifests"`
 	// LastSync is the newest sync that downloaded anything.
 	LastSync  *SyncFigures   `json:"last_sync,omitempty"`
 	LastError string         `json:"last_error,omitempty"`
@@ -214,6 +224,24 @@ type follower struct {
 	urlSrcs  map[string]*source
 	wantSeq  int64
 	wantHash [32]byte
+	gsrcs    map[string]*source // gossip peers by address, for penalties
+}
+
+// gossipSource returns the source standing for the gossip peer at addr
+// (its penalties and figures), at most gossipKnown of them: past that,
+// the one of a peer not met before is not kept.
+func (f *follower) gossipSource(addr string) *source {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.gsrcs[addr]; s != nil {
+		return s
+	}
+	s := &source{spec: "peer " + addr}
+	s.Source, s.BTPeer, s.Gossip = addr, addr, true
+	if len(f.gsrcs) < gossipKnown {
+		f.gsrcs[addr] = s
+	}
+	return s
 }
 
 // addFollow opens (creating it when new) the local list of spec as a
@@ -235,7 +263,7 @@ func (n *Node) addFollow(spec FollowSpec) error {
 	}
 	f := &follower{n: n, spec: spec, list: l, dir: dir, log: n.log.With("list", local),
 		newer: make(chan struct{}, 1), applied: make(chan struct{}), btPeers: map[string]bool{},
-		urlSrcs: map[string]*source{}}
+		urlSrcs: map[string]*source{}, gsrcs: map[string]*source{}}
 	f.hc = &http.Client{Transport: &http.Transport{
 		Proxy:                 nil, // sources are named by the operator; no proxy from the environment
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
@@ -287,6 +315,7 @@ func (n *Node) addFollow(spec FollowSpec) error {
 	n.mu.Lock()
 	n.lists[local] = nl
 	n.mu.Unlock()
+	n.gossip.add(nl, spec.Key, spec.List)
 	if m != nil {
 		return n.sync(nl, m)
 	}
@@ -319,9 +348,9 @@ func httpBase(s, list string) (string, bool) {
 // run follows the list until ctx ends: one long-poll per HTTP source,
 // and the newest verified manifest applied.
 func (f *follower) run(ctx context.Context) {
-	if len(f.srcs) == 0 && !f.n.opts.DHT {
-		f.setErr(errors.New("no HTTP source and no DHT: manifests come from HTTP sources or the list's DHT item (peer gossip is issue 13); seeding what is held"))
-		f.log.Warn("swarm: follow: no HTTP source to read manifests from", "sources", f.spec.Sources)
+	if len(f.srcs) == 0 && len(f.peers) == 0 && len(f.n.cl.DhtServers()) == 0 {
+		f.setErr(errors.New("no source: no HTTP source, no BitTorrent peer, no DHT; seeding what is held"))
+		f.log.Warn("swarm: follow: no source to read manifests from: give an HTTP source or a BitTorrent peer, or turn the DHT on")
 	}
 	// A swap a kill cut short ends before anything new is applied.
 	f.applyMu.Lock()
@@ -504,24 +533,40 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, base *Manifest,
 	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
 		return nil, refused(fmt.Errorf("from %s: torn: %d of %d bytes", s.spec, len(b), resp.ContentLength))
 	}
+	return f.takeManifest(s.spec, b, patch, base)
+}
+
+// takeManifest parses b, read from source from (a manifest, or with
+// patch a patch from base), with the list's key: the checks every
+// manifest passes, whether it came over HTTP or from a peer (gossip.go).
+// A manifest of another list, or not newer than base, is refused
+// (ErrManifest).
+func (f *follower) takeManifest(from string, b []byte, patch bool, base *Manifest) (*Manifest, error) {
+	var after int64
+	if base != nil {
+		after = base.Seq
+	}
+	if patch && base == nil {
+		return nil, refused(fmt.Errorf("from %s: a patch, but no manifest was named to patch", from))
+	}
 	f.mu.Lock()
 	f.st.ManifestBytes += int64(len(b))
 	f.mu.Unlock()
 	if patch {
 		p, err := DecodePatch(b)
 		if err != nil {
-			return nil, fmt.Errorf("from %s: %w", s.spec, err)
+			return nil, fmt.Errorf("from %s: %w", from, err)
 		}
 		if b, err = p.Apply(base); err != nil {
-			return nil, fmt.Errorf("from %s: %w", s.spec, err)
+			return nil, fmt.Errorf("from %s: %w", from, err)
 		}
 	}
 	m, err := ParseManifest(b, f.spec.Key)
 	if err != nil {
 		if patch {
-			return nil, fmt.Errorf("from %s: patch from seq %d: %w", s.spec, base.Seq, err)
+			return nil, fmt.Errorf("from %s: patch from seq %d: %w", from, base.Seq, err)
 		}
-		return nil, fmt.Errorf("from %s: %w", s.spec, err)
+		return nil, fmt.Errorf("from %s: %w", from, err)
 	}
 	f.mu.Lock()
 	f.st.ManifestsFetched++
@@ -530,13 +575,13 @@ func (f *follower) fetchManifest(ctx context.Context, s *source, base *Manifest,
 	}
 	f.mu.Unlock()
 	if m.List != f.spec.List {
-		return nil, refused(fmt.Errorf("from %s: a manifest of list %q, not %q", s.spec, m.List, f.spec.List))
+		return nil, refused(fmt.Errorf("from %s: a manifest of list %q, not %q", from, m.List, f.spec.List))
 	}
 	if m.Seq <= after && after > 0 && f.forks(m) {
-		return nil, refused(fmt.Errorf("from %s: forked chain: another manifest for seq %d than the one verified here", s.spec, m.Seq))
+		return nil, refused(fmt.Errorf("from %s: forked chain: another manifest for seq %d than the one verified here", from, m.Seq))
 	}
 	if m.Seq <= after && after > 0 {
-		return nil, refused(fmt.Errorf("from %s: seq %d is not newer than %d, which was asked for (a replay)", s.spec, m.Seq, after))
+		return nil, refused(fmt.Errorf("from %s: seq %d is not newer than %d, which was asked for (a replay)", from, m.Seq, after))
 	}
 	return m, nil
 }
@@ -628,8 +673,14 @@ func (n *Node) SyncOnce(ctx context.Context, local string) error {
 	if f.n.opts.DHT {
 		f.readDHT(ctx)
 	}
-	if len(f.srcs) == 0 && f.newest() == nil {
-		return fmt.Errorf("swarm: follow %s: no HTTP source to read the manifest from, and none named by the DHT", local)
+	if len(f.srcs) == 0 {
+		f.mu.Lock()
+		m, cur := f.best, f.cur
+		f.mu.Unlock()
+		if len(f.peers) == 0 && m != nil && (cur == nil || m.Seq > cur.Seq) {
+			return f.apply(ctx, m) // named by the DHT item, fetched from its URL
+		}
+		return f.syncOnceGossip(ctx) // BitTorrent peers (gossip.go)
 	}
 	var errs []error
 	for _, s := range f.srcs {
@@ -683,6 +734,16 @@ func (f *follower) status() FollowStatus {
 	for _, p := range f.peers {
 		st.Sources = append(st.Sources, SourceStatus{Source: p, BTPeer: p})
 	}
+	f.mu.Lock()
+	gs := make([]*source, 0, len(f.gsrcs))
+	for _, s := range f.gsrcs {
+		gs = append(gs, s)
+	}
+	f.mu.Unlock()
+	slices.SortFunc(gs, func(a, b *source) int { return strings.Compare(a.spec, b.spec) })
+	for _, s := range gs {
+		st.Sources = append(st.Sources, s.status())
+	}
 	f.n.mu.Lock()
 	ts := make([]*torrent.Torrent, 0, len(f.nl.torrents))
 	for _, t := range f.nl.torrents {
@@ -708,6 +769,7 @@ func (f *follower) loadState() {
 		f.st.BytesDown, f.st.TorrentsOpened, f.st.LastSync = st.BytesDown, st.TorrentsOpened, st.LastSync
 		f.st.DaysRebuilt, f.st.DaysDownloaded, f.st.Refused = st.DaysRebuilt, st.DaysDownloaded, st.Refused
 		f.st.ManifestBytes, f.st.ManifestsFetched, f.st.ManifestPatches = st.ManifestBytes, st.ManifestsFetched, st.ManifestPatches
+		f.st.GossipBytes, f.st.GossipManifests = st.GossipBytes, st.GossipManifests
 		f.st.Sources = st.Sources
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,14 @@ import (
 // maxTorrentFile caps a .torrent read from a source: a 4 GiB bundle at
 // 4 MiB pieces has 1,024 piece hashes (20 KiB).
 const maxTorrentFile = 4 << 20
+
+// btInfoTimeout bounds the wait for a torrent's info from the peers
+// (ut_metadata) when no HTTP source gives it; btOnlyStall the time a
+// download with no HTTP source to fill from may make no progress.
+const (
+	btInfoTimeout = 30 * time.Second
+	btOnlyStall   = time.Minute
+)
 
 // fetch downloads j's files into the quarantine (incoming/) and checks
 // each against the manifest (size and sha256). BitTorrent first, from
@@ -49,10 +58,13 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 	if err != nil {
 		return fmt.Errorf("torrent %s: %w", j.name, err)
 	}
+	ih := metainfo.Hash(j.ih)
 	if err := checkInfo(&info, j); err != nil {
+		if t, ok := f.n.cl.Torrent(ih); ok {
+			t.Drop() // added by torrentMetaBT
+		}
 		return err
 	}
-	ih := metainfo.Hash(j.ih)
 	f.n.mu.Lock()
 	f.n.dirs[ih] = inc
 	f.n.mu.Unlock()
@@ -88,16 +100,15 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 		}
 	}
 	t.AddWebSeeds(seeds)
-	var peers []torrent.PeerInfo
-	for _, a := range f.peerAddrs(ctx) {
-		if ta, err := net.ResolveTCPAddr("tcp", a); err == nil {
-			peers = append(peers, torrent.PeerInfo{Addr: ta, Trusted: true})
-		}
-	}
+	peers := f.peerInfos(ctx)
 	t.AddPeers(peers)
 	t.DownloadAll()
 	// The watchdog: progress is bytes completed (verified pieces).
 	last, lastAt := t.BytesCompleted(), time.Now()
+	// With no HTTP source to fill from, a stall only re-adds the peers
+	// (the gossip peers met since), up to btOnlyStall in all.
+	httpOK := f.usableHTTP()
+	stalled := time.Duration(0)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 wait:
@@ -114,6 +125,17 @@ wait:
 			continue
 		}
 		if time.Since(lastAt) < stallTimeout {
+			continue
+		}
+		if !httpOK {
+			stalled += time.Since(lastAt)
+			if stalled >= btOnlyStall {
+				return fmt.Errorf("torrent %s: no progress from %d BitTorrent peers for %s, and no HTTP source", j.name, len(peers), btOnlyStall)
+			}
+			f.log.Warn("swarm: follow: download stalled; no HTTP source: asking the peers again", "torrent", j.name, "after", stallTimeout)
+			peers = f.peerInfos(ctx)
+			t.AddPeers(peers)
+			lastAt = time.Now()
 			continue
 		}
 		var missing []int
@@ -232,6 +254,9 @@ func checkInfo(info *metainfo.Info, j *job) error {
 // torrents fetched at once from one source), and one such error failed
 // the whole sync.
 func (f *follower) torrentMeta(ctx context.Context, j *job) (*metainfo.MetaInfo, error) {
+	if !f.usableHTTP() {
+		return f.torrentMetaBT(ctx, j)
+	}
 	var errs []error
 	bad := map[*source]bool{} // sent a bad .torrent: not asked again
 	for round, wait := range []time.Duration{0, 200 * time.Millisecond, time.Second} {
@@ -254,10 +279,46 @@ func (f *follower) torrentMeta(ctx context.Context, j *job) (*metainfo.MetaInfo,
 			errs = append(errs, err)
 		}
 		if len(errs) == 0 {
-			return nil, fmt.Errorf("torrent %s: no usable HTTP source", j.name)
+			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	// No HTTP source gave it: the peers may.
+	mi, err := f.torrentMetaBT(ctx, j)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	return mi, nil
+}
+
+// torrentMetaBT gets j's info from the BitTorrent peers (ut_metadata,
+// BEP 9): anacrolix checks that it hashes to the manifest's infohash,
+// and fetch then checks it with checkInfo, as one read over HTTP. The
+// torrent is left added (fetch takes it over) with its files in the
+// quarantine.
+func (f *follower) torrentMetaBT(ctx context.Context, j *job) (*metainfo.MetaInfo, error) {
+	peers := f.peerInfos(ctx)
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("torrent %s: no usable HTTP source and no BitTorrent peer", j.name)
+	}
+	ih := metainfo.Hash(j.ih)
+	f.n.mu.Lock()
+	f.n.dirs[ih] = filepath.Join(f.dir, incomingDir)
+	f.n.mu.Unlock()
+	t, _ := f.n.cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: ih})
+	t.AddPeers(peers)
+	timer := time.NewTimer(btInfoTimeout)
+	defer timer.Stop()
+	select {
+	case <-t.GotInfo():
+	case <-ctx.Done():
+		t.Drop()
+		return nil, ctx.Err()
+	case <-timer.C:
+		t.Drop()
+		return nil, fmt.Errorf("torrent %s: no info from %d BitTorrent peers in %s", j.name, len(peers), btInfoTimeout)
+	}
+	mi := t.Metainfo()
+	return &mi, nil
 }
 
 // getTorrent GETs j's .torrent from s; bad reports that s answered with
@@ -294,11 +355,37 @@ func (f *follower) getTorrent(ctx context.Context, s *source, j *job) (mi *metai
 	return mi, false, nil
 }
 
+// peerInfos is peerAddrs as anacrolix's peers.
+func (f *follower) peerInfos(ctx context.Context) []torrent.PeerInfo {
+	var peers []torrent.PeerInfo
+	for _, a := range f.peerAddrs(ctx) {
+		if ta, err := net.ResolveTCPAddr("tcp", a); err == nil {
+			peers = append(peers, torrent.PeerInfo{Addr: ta, Trusted: true})
+		}
+	}
+	return peers
+}
+
+// usableHTTP reports whether any HTTP source is usable now.
+func (f *follower) usableHTTP() bool {
+	for _, s := range f.srcs {
+		if s.usable() {
+			return true
+		}
+	}
+	return false
+}
+
 // peerAddrs returns the BitTorrent peers to try: the sources given as
-// host:port and the BitTorrent address each HTTP source reports in its
-// status.
+// host:port, the peers met on the list's rendezvous torrent (gossip.go)
+// and the BitTorrent address each HTTP source reports in its status.
 func (f *follower) peerAddrs(ctx context.Context) []string {
 	out := append([]string(nil), f.peers...)
+	for _, p := range f.n.gossip.peers(f.nl) {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
 	for _, s := range f.fetchSources() {
 		s.mu.Lock()
 		p := s.BTPeer

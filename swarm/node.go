@@ -121,6 +121,8 @@ type Node struct {
 	ctx  context.Context
 	stop context.CancelFunc
 	bg   sync.WaitGroup
+	// gossip passes manifests between peers (gossip.go).
+	gossip *gossiper
 
 	mu      sync.Mutex
 	lists   map[string]*nodeList
@@ -180,6 +182,7 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 		n.opts.DHTRead = DefaultDHTRead
 	}
 	n.peers = &peerConns{lim: n.opts.Peers, counts: netlimit.NewCounts()}
+	n.gossip = newGossiper(n)
 	if n.opts.Now == nil {
 		n.opts.Now = time.Now
 	}
@@ -209,7 +212,13 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	if cfg.DisableIPv6 {
 		network = "tcp4"
 	}
-	n.cl.AddDialer(&peerDialer{p: n.peers, network: network})
+	// Peers are dialed from the listen address when it is one address,
+	// as announces are (below): a peer then learns where we listen.
+	d := &peerDialer{p: n.peers, network: network}
+	if ip := net.ParseIP(cfg.ListenHost("")); ip != nil && !ip.IsUnspecified() {
+		d.d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	n.cl.AddDialer(d)
 	for _, spec := range n.opts.Follow {
 		if err := n.addFollow(spec); err != nil {
 			n.Close()
@@ -331,6 +340,7 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	if n.opts.UploadRate > 0 {
 		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(n.opts.UploadRate), int(max(n.opts.UploadRate, 256<<10)))
 	}
+	n.gossip.callbacks(cfg)
 	cfg.Slogger = slog.New(newLimitedLog(n.log.Handler())).With("part", "bittorrent")
 	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   filepath.Join(n.a.Dir(), "lists"),
@@ -381,6 +391,7 @@ func (n *Node) addList(name string) error {
 			n.mu.Lock()
 			n.lists[name] = nl
 			n.mu.Unlock()
+			n.gossip.add(nl, l.PublicKey(), m.List)
 			return n.sync(nl, m)
 		}
 		n.log.Info("swarm: not the origin of this list (no list.key): not publishing it", "list", name)
@@ -398,6 +409,7 @@ func (n *Node) addList(name string) error {
 	n.mu.Lock()
 	n.lists[name] = nl
 	n.mu.Unlock()
+	n.gossip.add(nl, l.PublicKey(), l.Name())
 	if m := o.Manifest(); m != nil {
 		return n.sync(nl, m)
 	}
@@ -430,6 +442,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer reput.Stop()
 	var followers sync.WaitGroup
 	defer followers.Wait()
+	followers.Go(func() { n.gossip.run(ctx) })
 	n.mu.Lock()
 	var held []*nodeList
 	for _, nl := range n.lists {
@@ -693,6 +706,9 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 	nl.changed = make(chan struct{})
 	n.mu.Unlock()
 	n.announceNewest(nl, m)
+	if prev == nil || prev.Seq != m.Seq {
+		n.gossip.announce(nl, m)
+	}
 	if newItem {
 		n.putItem(nl)
 	}
@@ -706,6 +722,9 @@ func (n *Node) announceNewest(nl *nodeList, m *Manifest) {
 	servers := n.cl.DhtServers()
 	if len(servers) == 0 {
 		return
+	}
+	if gl := n.gossip.listOf(nl); gl != nil {
+		n.gossip.announceDHT(gl)
 	}
 	var names []string
 	for i := len(m.Packs) - 1; i >= 0; i-- {

@@ -1,0 +1,159 @@
+package swarm
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+// hostilePeer is a BitTorrent peer on a list's rendezvous torrent that
+// speaks ms_manifest and lies: it announces seq 1000 every 100 ms and
+// answers every request per its mode, the modes taken in turn, one per
+// transfer: 0 a manifest signed with another key, 1 a piece of a body
+// larger than a follower reads, 2 the first piece of two and then
+// nothing (torn).
+type hostilePeer struct {
+	addr    string
+	forged  []byte
+	xfers   atomic.Int64 // transfers answered (the mode is xfers % 3)
+	altered atomic.Int64 // lies sent
+}
+
+func startHostilePeer(t *testing.T, key ed25519.PublicKey, list string, forged []byte) *hostilePeer {
+	t.Helper()
+	h := &hostilePeer{forged: forged}
+	cfg := testClientConfig(t.TempDir())
+	cfg.Seed = true // else anacrolix takes no connection for a torrent it wants nothing of
+	var ltep torrent.LocalLtepProtocolMap
+	cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, func(pc *torrent.PeerConn) {
+		if ltep.Index == nil {
+			ltep = torrent.LocalLtepProtocolMap{Index: slices.Clone(pc.LocalLtepProtocolMap.Index), NumBuiltin: pc.LocalLtepProtocolMap.NumBuiltin}
+			ltep.AddUserProtocol(gossipExt)
+		}
+		pc.LocalLtepProtocolMap = &ltep
+	})
+	have := (&gossipMsg{Type: gossipHave, List: list, Seq: 1000, Hash: make([]byte, 32)}).Encode()
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
+		go func() {
+			for range 300 {
+				if pc.WriteExtendedMessage(gossipExt, have) != nil {
+					return
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	cfg.Callbacks.PeerConnReadExtensionMessage = append(cfg.Callbacks.PeerConnReadExtensionMessage, func(ev torrent.PeerConnReadExtensionMessageEvent) {
+		name, builtin, err := ev.PeerConn.LocalLtepProtocolMap.LookupId(ev.ExtensionNumber)
+		if err != nil || builtin || name != gossipExt {
+			return
+		}
+		m, err := decodeGossip(ev.Payload)
+		if err != nil || m.Type != gossipRequest {
+			return
+		}
+		var reply *gossipMsg
+		if m.Piece == 0 {
+			h.xfers.Add(1)
+		}
+		switch (h.xfers.Load() - 1) % 3 {
+		case 0:
+			off := m.Piece * gossipPiece
+			reply = &gossipMsg{Type: gossipData, List: list, Seq: m.Seq, Piece: m.Piece, Total: len(h.forged),
+				Data: h.forged[off:min(len(h.forged), off+gossipPiece)]}
+		case 1:
+			reply = &gossipMsg{Type: gossipData, List: list, Seq: m.Seq, Piece: 0, Total: maxFollowManifest + 1,
+				Data: make([]byte, gossipPiece)}
+		case 2:
+			if m.Piece > 0 {
+				return
+			}
+			reply = &gossipMsg{Type: gossipData, List: list, Seq: m.Seq, Piece: 0, Total: 2 * gossipPiece,
+				Data: make([]byte, gossipPiece)}
+		}
+		h.altered.Add(1)
+		pc := ev.PeerConn
+		go pc.WriteExtendedMessage(gossipExt, reply.Encode()) // the client's lock is held here
+	})
+	cl, err := torrent.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	info := rendezvousInfo(key, list)
+	cl.AddTorrentOpt(torrent.AddTorrentOpts{InfoHash: RendezvousInfoHash(key, list), InfoBytes: info,
+		Storage: newRendezvousStorage(key, list), DisableInitialPieceCheck: true})
+	h.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cl.LocalPort()))
+	return h
+}
+
+// TestGossipHostilePeer: a mirror given a hostile peer first and the
+// honest origin second, the origin's gossip held back: every lie is
+// refused with a penalty and a WARN naming the peer's address (a forged
+// manifest, an oversized body, a torn transfer), the archive is
+// unchanged, the peer is banned after three; then the origin's gossip
+// runs and the mirror completes from it.
+func TestGossipHostilePeer(t *testing.T) {
+	old := gossipTimeout
+	gossipTimeout = time.Second
+	t.Cleanup(func() { gossipTimeout = old })
+	tn := startTestNode(t, 3)
+	other, otherPriv, _ := ed25519.GenerateKey(nil)
+	forged := signed(t, tn.manifest(t), otherPriv, func(m *Manifest) { m.Key, m.Seq, m.Prev = other, 1000, [32]byte{1} })
+	h := startHostilePeer(t, tn.l.PublicKey(), "demo", forged)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	now := func() time.Time { return tn.now }
+	m1 := startMirrorOpts(t, Options{Now: now, Logger: log}, tn.l.PublicKey(), h.addr, tn.node.Addr().String())
+	before := exportSum(t, m1.a)
+	runNode(t, m1.node)
+	peerStatus := func() SourceStatus {
+		for _, s := range mustFollowStatus(t, m1).Sources {
+			if s.Gossip && s.Source == h.addr {
+				return s
+			}
+		}
+		return SourceStatus{}
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("mirror log:\n%s\nstatus %+v; hostile answered %d", logs, mustFollowStatus(t, m1), h.altered.Load())
+		}
+	}()
+	waitFor(t, 20*time.Second, "three penalties for the hostile peer", func() bool { return peerStatus().Penalties >= penaltyBan })
+	for _, want := range []string{"signed with key", "oversized: a body of 33554433 bytes", "torn"} {
+		if lines := logs.warned(h.addr, want); len(lines) == 0 {
+			t.Errorf("no WARN line names %s and says %q; log:\n%s", h.addr, want, logs)
+		} else {
+			t.Logf("logged: %s", lines[0])
+		}
+	}
+	if st := mustFollowStatus(t, m1); st.Seq != 0 || exportSum(t, m1.a) != before {
+		t.Errorf("the mirror took something from the hostile peer: seq %d", st.Seq)
+	}
+	sent := h.altered.Load()
+	runNode(t, tn.node) // the honest peer's gossip starts
+	waitFor(t, 20*time.Second, "the sync from the honest peer", func() bool {
+		return bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo"))
+	})
+	time.Sleep(300 * time.Millisecond) // the hostile peer's haves go on
+	if n := h.altered.Load(); n != sent {
+		t.Errorf("the banned peer was asked %d more times", n-sent)
+	}
+	t.Logf("hostile peer: %+v", peerStatus())
+}
