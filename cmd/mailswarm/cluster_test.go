@@ -47,13 +47,32 @@ type clusterNode struct {
 // freePortOn returns a free TCP port on ip.
 func freePortOn(t testing.TB, ip string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("free port on %s: %v", ip, err)
+	// The kernel may give the same free port to two listens in a row
+	// (each closed at once): a node once got one port for http and
+	// imap ("http.listen ... is already imap.listen"). A port handed
+	// out in this process is not handed out again.
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("free port on %s: %v", ip, err)
+		}
+		a := net.JoinHostPort(ip, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		ln.Close()
+		if !handed[a] {
+			handed[a] = true
+			return ln.Addr().(*net.TCPAddr).Port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port on %s: none not handed out before in 100 tries", ip)
+	return 0
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[string]bool{}
+)
 
 // newClusterNode prepares node number i (127.0.0.(i+2)); origin nodes
 // serve list dev over SMTP, mirrors follow key from sources.
