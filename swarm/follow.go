@@ -430,6 +430,22 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// sourceFailed records err against s: a refused manifest (ErrManifest)
+// is a penalty, counted and logged at WARN; anything else (the network)
+// is logged at debug level.
+func (f *follower) sourceFailed(s *source, err error) {
+	penalty := errors.Is(err, ErrManifest)
+	s.failed(err, penalty)
+	if !penalty {
+		f.log.Debug("swarm: follow: source", "source", s.spec, "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.st.Refused++
+	f.mu.Unlock()
+	f.log.Warn("swarm: follow: manifest refused", "source", s.spec, "err", err)
+}
+
 // pollOnce asks s for a manifest newer than the newest seen, waiting up
 // to wait, and offers what it gets.
 func (f *follower) pollOnce(ctx context.Context, s *source, wait time.Duration) error {
@@ -437,16 +453,7 @@ func (f *follower) pollOnce(ctx context.Context, s *source, wait time.Duration) 
 	m, err := f.fetchManifest(ctx, s, base, wait)
 	if err != nil {
 		if ctx.Err() == nil {
-			penalty := errors.Is(err, ErrManifest)
-			s.failed(err, penalty)
-			if penalty {
-				f.mu.Lock()
-				f.st.Refused++
-				f.mu.Unlock()
-				f.log.Warn("swarm: follow: manifest refused", "source", s.spec, "err", err)
-			} else {
-				f.log.Debug("swarm: follow: source", "source", s.spec, "err", err)
-			}
+			f.sourceFailed(s, err)
 		}
 		return err
 	}

@@ -145,14 +145,7 @@ func (f *follower) fetchHinted(ctx context.Context, s *source, seq int64, hash [
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			penalty := errors.Is(err, ErrManifest)
-			s.failed(err, penalty)
-			if penalty {
-				f.mu.Lock()
-				f.st.Refused++
-				f.mu.Unlock()
-				f.log.Warn("swarm: follow: manifest refused", "source", s.spec, "err", err)
-			}
+			f.sourceFailed(s, err)
 		}
 		return nil, err
 	}

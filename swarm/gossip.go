@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -417,7 +418,7 @@ func (g *gossiper) next(ctx context.Context, gl *gossipList) {
 			cs = append(cs, cand{p, h})
 		}
 	}
-	slices.SortFunc(cs, func(a, b cand) int { return cmpInt64(b.h.seq, a.h.seq) })
+	slices.SortFunc(cs, func(a, b cand) int { return cmp.Compare(b.h.seq, a.h.seq) })
 	for _, c := range cs {
 		if len(gl.xfers) >= gossipPerList || ctx.Err() != nil {
 			return
@@ -433,16 +434,6 @@ func (g *gossiper) next(ctx context.Context, gl *gossipList) {
 			g.next(ctx, gl)
 		})
 	}
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // transfer fetches manifest seq from peer piece by piece, takes it

@@ -10,9 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,4 +275,45 @@ func startIdler(t testing.TB, addr string) *idler {
 		}
 	}()
 	return id
+}
+
+// propagation sends msgs messages to origin over SMTP, rate a second,
+// and waits up to within for every idler (one per mirror) to see each;
+// it logs each mirror's delays (250 at the origin → EXISTS in IDLE at
+// the mirror: p50, p95, max), naming the mirror by how(k).
+func propagation(t *testing.T, origin *clusterNode, mirrors []*clusterNode, idlers []*idler, msgs, rate int, within time.Duration, how func(k int) string) {
+	t.Helper()
+	sent := make([]time.Time, msgs+1) // by article number
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := 1; i <= msgs; i++ {
+		<-tick.C
+		msg := fmt.Sprintf("From: Poster <p%d@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
+			"Message-ID: <post%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i%9, i, i, time.Now().Format(time.RFC1123Z), i)
+		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
+			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
+		}
+		sent[i] = time.Now()
+	}
+	for k, id := range idlers {
+		var delays []time.Duration
+		next := 1
+		deadline := time.After(within)
+		for next <= msgs {
+			select {
+			case e, ok := <-id.seen:
+				if !ok {
+					t.Fatalf("mirror %d: IMAP connection ended at %d of %d\n%s", k+1, next-1, msgs, mirrors[k].srv.log())
+				}
+				for ; next <= e.n && next <= msgs; next++ {
+					delays = append(delays, e.at.Sub(sent[next]))
+				}
+			case <-deadline:
+				t.Fatalf("mirror %d: saw %d of %d messages in IDLE\n%s", k+1, next-1, msgs, mirrors[k].srv.log())
+			}
+		}
+		slices.Sort(delays)
+		t.Logf("mirror %d (%s): 250 at origin → EXISTS at mirror: p50 %v, p95 %v, max %v", k+1, how(k),
+			delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*95/100].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
+	}
 }

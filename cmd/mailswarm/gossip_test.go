@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/smtp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,43 +44,12 @@ func TestGossipMirrors(t *testing.T) {
 	for _, m := range mirrors {
 		idlers = append(idlers, startIdler(t, m.imapAddr()))
 	}
-	sent := make([]time.Time, msgs+1) // by article number
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	for i := 1; i <= msgs; i++ {
-		<-tick.C
-		msg := fmt.Sprintf("From: Poster <p%d@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
-			"Message-ID: <post%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i%9, i, i, time.Now().Format(time.RFC1123Z), i)
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
-		}
-		sent[i] = time.Now()
-	}
-	for k, id := range idlers {
-		var delays []time.Duration
-		next := 1
-		deadline := time.After(90 * time.Second)
-		for next <= msgs {
-			select {
-			case e, ok := <-id.seen:
-				if !ok {
-					t.Fatalf("mirror %d: IMAP connection ended at %d of %d\n%s", k+1, next-1, msgs, mirrors[k].srv.log())
-				}
-				for ; next <= e.n && next <= msgs; next++ {
-					delays = append(delays, e.at.Sub(sent[next]))
-				}
-			case <-deadline:
-				t.Fatalf("mirror %d: saw %d of %d messages in IDLE\n%s", k+1, next-1, msgs, mirrors[k].srv.log())
-			}
-		}
-		slices.Sort(delays)
-		how := "HTTP long-poll from the origin"
+	propagation(t, origin, mirrors, idlers, msgs, rate, 90*time.Second, func(k int) string {
 		if k >= 2 {
-			how = "gossip only, from mirror " + fmt.Sprint(k-1) + "'s BitTorrent address"
+			return fmt.Sprintf("gossip only, from mirror %d's BitTorrent address", k-1)
 		}
-		t.Logf("mirror %d (%s): 250 at origin → EXISTS at mirror: p50 %v, p95 %v, max %v", k+1, how,
-			delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*95/100].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
-	}
+		return "HTTP long-poll from the origin"
+	})
 	want, _ := exportSum(t, origin.data)
 	for k, m := range mirrors {
 		waitExport(t, m, want, fmt.Sprintf("mirror %d", k+1))

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,39 +46,9 @@ func TestMirrorsPropagation(t *testing.T) {
 	for _, m := range mirrors {
 		idlers = append(idlers, startIdler(t, m.imapAddr()))
 	}
-	sent := make([]time.Time, msgs+1) // by article number
-	tick := time.NewTicker(time.Second / rate)
-	defer tick.Stop()
-	for i := 1; i <= msgs; i++ {
-		<-tick.C
-		msg := fmt.Sprintf("From: Poster <p%d@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
-			"Message-ID: <post%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i%9, i, i, time.Now().Format(time.RFC1123Z), i)
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
-		}
-		sent[i] = time.Now()
-	}
-	for k, id := range idlers {
-		var delays []time.Duration
-		next := 1
-		deadline := time.After(60 * time.Second)
-		for next <= msgs {
-			select {
-			case e, ok := <-id.seen:
-				if !ok {
-					t.Fatalf("mirror %d: IMAP connection ended at %d of %d\n%s", k+1, next-1, msgs, mirrors[k].srv.log())
-				}
-				for ; next <= e.n && next <= msgs; next++ {
-					delays = append(delays, e.at.Sub(sent[next]))
-				}
-			case <-deadline:
-				t.Fatalf("mirror %d: saw %d of %d messages in IDLE\n%s", k+1, next-1, msgs, mirrors[k].srv.log())
-			}
-		}
-		slices.Sort(delays)
-		t.Logf("mirror %d (source %v): 250 at origin → EXISTS at mirror: p50 %v, p95 %v, max %v", k+1, mirrors[k].sources,
-			delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*95/100].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
-	}
+	propagation(t, origin, mirrors, idlers, msgs, rate, 60*time.Second, func(k int) string {
+		return fmt.Sprintf("source %v", mirrors[k].sources)
+	})
 	// Wait for the mirrors to serve the origin's newest manifest, then
 	// compare exports.
 	for k, m := range mirrors {
