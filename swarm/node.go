@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -490,29 +491,25 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-tick.C:
 			n.publishDue(ctx, false)
 		case <-refresh.C:
-			n.mu.Lock()
-			lists := make([]*nodeList, 0, len(n.lists))
-			for _, nl := range n.lists {
-				lists = append(lists, nl)
-			}
-			n.mu.Unlock()
-			for _, nl := range lists {
+			for _, nl := range n.allLists() {
 				if m := n.manifest(nl); m != nil {
 					n.announceNewest(nl, m)
 				}
 			}
 		case <-reput.C:
-			n.mu.Lock()
-			lists := make([]*nodeList, 0, len(n.lists))
-			for _, nl := range n.lists {
-				lists = append(lists, nl)
-			}
-			n.mu.Unlock()
-			for _, nl := range lists {
+			for _, nl := range n.allLists() {
 				n.putItem(nl)
 			}
 		}
 	}
+}
+
+// allLists returns the node's lists, taken under n.mu, to work on
+// outside it.
+func (n *Node) allLists() []*nodeList {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Collect(maps.Values(n.lists))
 }
 
 // publishDue publishes the lists that have new mail, whose day (UTC) has
@@ -522,14 +519,8 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) publishDue(ctx context.Context, all bool) {
 	n.adoptNew()
 	today := dayOf(n.opts.Now())
-	n.mu.Lock()
-	lists := make([]*nodeList, 0, len(n.lists))
-	for _, nl := range n.lists {
-		lists = append(lists, nl)
-	}
-	n.mu.Unlock()
 	var due []*nodeList
-	for _, nl := range lists {
+	for _, nl := range n.allLists() {
 		if nl.origin == nil {
 			continue // followed: follow.go keeps it current
 		}
