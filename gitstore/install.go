@@ -114,16 +114,7 @@ func (p *VerifiedPacks) Close() {
 func (p *VerifiedPacks) Entries(epoch int) []Entry {
 	var out []Entry
 	for _, v := range p.vs {
-		name := "pack-" + v.trailer.String()
-		for _, l := range v.chain {
-			b := v.objs[l.blob]
-			out = append(out, Entry{
-				Epoch: epoch, Commit: v.objs[l.commitI].Hash, Parent: l.ci.Parent, Tree: v.objs[l.treeI].Hash,
-				Blob: b.Hash, Remove: l.name == "d", BlobSize: b.Size,
-				BlobLoc: Loc{Epoch: epoch, Pack: name, Offset: b.Offset},
-				Author:  l.ci.Author, Committer: l.ci.Committer, Message: l.ci.Message,
-			})
-		}
+		out = v.appendEntries(out, epoch, "pack-"+v.trailer.String())
 	}
 	return out
 }
