@@ -317,3 +317,26 @@ func propagation(t *testing.T, origin *clusterNode, mirrors []*clusterNode, idle
 			delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)*95/100].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
 	}
 }
+
+// testClock moves the clock of the serves given its env (testClockEnv):
+// set writes the offset from the real clock, which serve reads again
+// within 100 ms.
+type testClock struct {
+	file string
+	env  []string
+}
+
+func newTestClock(t testing.TB) *testClock {
+	t.Helper()
+	c := &testClock{file: filepath.Join(t.TempDir(), "offset")}
+	c.env = []string{testClockEnv + "=" + c.file}
+	c.set(t, 0)
+	return c
+}
+
+func (c *testClock) set(t testing.TB, off time.Duration) {
+	t.Helper()
+	if err := os.WriteFile(c.file, []byte(strconv.FormatFloat(off.Seconds(), 'f', 3, 64)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

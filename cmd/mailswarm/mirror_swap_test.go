@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,11 +43,8 @@ func TestMirrorSwapKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a mirror ten times")
 	}
-	clockFile := filepath.Join(t.TempDir(), "offset")
-	if err := os.WriteFile(clockFile, []byte("0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{testClockEnv + "=" + clockFile}
+	clock := newTestClock(t)
+	env := clock.env
 	origin := newClusterNode(t, 0, true)
 	origin.env = env
 	origin.start(t)
@@ -85,7 +81,7 @@ func TestMirrorSwapKill9(t *testing.T) {
 		t.Fatalf("the mirror holds %d sealed and %d other packs, want the 12 slices", sealed, others)
 	}
 	// Midnight at the origin: the day is sealed while the mirror is down.
-	os.WriteFile(clockFile, []byte(strconv.FormatFloat(today.Add(24*time.Hour+5*time.Minute).Sub(time.Now()).Seconds(), 'f', 3, 64)), 0o644)
+	clock.set(t, time.Until(today.Add(24*time.Hour+5*time.Minute)))
 	seq := nodeStatus(t, origin).Seq
 	waitManifest(t, origin, seq)
 	seq = nodeStatus(t, origin).Seq

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,11 +189,8 @@ func waitFollowed(t *testing.T, n *clusterNode, seq int64) {
 // each mirror seeds the sealed day pack rebuilt from the slices it held:
 // it downloads nothing more (bytes down / the day pack's size, measured).
 func TestMirrorDayClose(t *testing.T) {
-	clockFile := filepath.Join(t.TempDir(), "offset")
-	if err := os.WriteFile(clockFile, []byte("0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{testClockEnv + "=" + clockFile}
+	clock := newTestClock(t)
+	env := clock.env
 	origin := newClusterNode(t, 0, true)
 	origin.env = env
 	origin.start(t)
@@ -237,7 +233,7 @@ func TestMirrorDayClose(t *testing.T) {
 	// Midnight: five minutes into tomorrow.
 	tomorrow, _ := time.Parse("2006-01-02", today)
 	offset := tomorrow.Add(24*time.Hour + 5*time.Minute).Sub(time.Now())
-	os.WriteFile(clockFile, []byte(strconv.FormatFloat(offset.Seconds(), 'f', 3, 64)), 0o644)
+	clock.set(t, offset)
 	var day swarm.Item
 	deadline := time.Now().Add(30 * time.Second)
 	for day.Kind != swarm.KindDay {

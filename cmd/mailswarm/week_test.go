@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,13 +36,10 @@ func TestMirrorWeek(t *testing.T) {
 	if raceDetector {
 		histDays, perDay = 400, 3
 	}
-	clockFile := filepath.Join(t.TempDir(), "offset")
+	clock := newTestClock(t)
 	setClock := func(at time.Time) {
 		t.Helper()
-		off := strconv.FormatFloat(time.Until(at).Seconds(), 'f', 3, 64)
-		if err := os.WriteFile(clockFile, []byte(off), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		clock.set(t, time.Until(at))
 		time.Sleep(250 * time.Millisecond) // read again within 100 ms
 	}
 	// The week starts after today (the history's publish runs on the real
@@ -56,7 +52,7 @@ func TestMirrorWeek(t *testing.T) {
 		week = month.AddDate(0, 0, -5)
 	}
 	setClock(week.Add(time.Minute))
-	env := []string{testClockEnv + "=" + clockFile}
+	env := clock.env
 
 	origin := newClusterNode(t, 0, true)
 	origin.env = env
