@@ -10,6 +10,7 @@ import (
 
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 )
 
@@ -101,4 +102,61 @@ func TestGossipFindsPeersByDHT(t *testing.T) {
 	if st := mustFollowStatus(t, m1); st.GossipManifests == 0 {
 		t.Errorf("no manifest by gossip: %+v", st)
 	}
+}
+
+// TestGossipFindsPeersByOurDHT: the same with no DHT node but our own.
+// The origin is the only bootstrap node; mirror 1 follows it over HTTP
+// (and announces the list's rendezvous torrent to the origin's DHT);
+// mirror 2 is given the key, a peer that is gone and the origin's DHT
+// address: get_peers of the rendezvous infohash gives it mirror 1 (or
+// the origin), and it syncs. Before dhtpeers.go our nodes kept no peers
+// and answered get_peers with none. (Mirror 2 may take the manifest from
+// the URL in the DHT item, the origin's, which is up: the peers found in
+// the DHT are what is checked here.)
+func TestGossipFindsPeersByOurDHT(t *testing.T) {
+	a, l := testList(t)
+	addAt(t, l, 1, day("2026-11-22", 1), day("2026-11-23", 1))
+	tn := serveArchive(t, a, Options{DHT: true})
+	runNode(t, tn.node)
+	boot := []string{tn.node.Addr().String()}
+	now := func() time.Time { return tn.now }
+	m1 := startMirrorOpts(t, Options{Now: now, DHT: true, DHTBootstrap: boot}, l.PublicKey(), tn.url)
+	runNode(t, m1.node)
+	waitFor(t, 30*time.Second, "mirror 1's sync over HTTP", func() bool {
+		return bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m1.a, "demo"))
+	})
+	rv := RendezvousInfoHash(l.PublicKey(), "demo")
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	m2 := startMirrorOpts(t, Options{Now: now, DHT: true, DHTBootstrap: boot}, l.PublicKey(), gone.Addr().String())
+	runNode(t, m2.node)
+	defer func() {
+		if t.Failed() {
+			for _, tt := range m2.node.Client().Torrents() {
+				if tt.InfoHash() == rv {
+					t.Logf("mirror 2's rendezvous: known %v", tt.KnownSwarm())
+				}
+			}
+		}
+	}()
+	waitFor(t, 60*time.Second, "mirror 2's sync through a peer found in our DHT", func() bool {
+		return bytes.Equal(exportOf(t, tn.a, "demo"), exportOf(t, m2.a, "demo"))
+	})
+	want := map[string]bool{tn.node.Addr().String(): true, m1.node.Addr().String(): true}
+	waitFor(t, 30*time.Second, "a peer of the list from get_peers in our DHT", func() bool {
+		for _, tt := range m2.node.Client().Torrents() {
+			if tt.InfoHash() != rv {
+				continue
+			}
+			for _, p := range tt.KnownSwarm() {
+				if p.Source == torrent.PeerSourceDhtGetPeers && want[p.Addr.String()] {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }

@@ -303,6 +303,8 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	n.dhtStore = newDHTItems(dhtMaxItems)
 	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
 		c.Store = n.dhtStore
+		// Peers others announce here, for get_peers (dhtpeers.go).
+		c.PeerStore = newDHTPeers(n.opts.Now)
 		c.Exp = n.opts.DHTItemLife
 		// Its own send limiter: anacrolix/dht's default is one for
 		// the whole process (250 a second, burst 25), and a reply over
