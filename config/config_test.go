@@ -222,6 +222,11 @@ password_hash = "$2a$10$abc"
 				t.Errorf("Lists = %+v, want the default: a [[follow]] is not a [[list]]", c.Lists)
 			}
 		}},
+		{"follow by the key alone (DHT)", "[[follow]]\nlist = \"dev\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\n[bittorrent]\ndht = true", func(t *testing.T, c *Config) {
+			if len(c.Follows) != 1 || len(c.Follows[0].Sources) != 0 || !c.BitTorrent.DHT {
+				t.Errorf("Follows = %+v, DHT %v: want one follow with no source, the DHT on", c.Follows, c.BitTorrent.DHT)
+			}
+		}},
 		{"integer size", `max_message_size = 1048576`, func(t *testing.T, c *Config) {
 			if c.MaxMessageSize != 1<<20 {
 				t.Errorf("MaxMessageSize = %d, want %d", c.MaxMessageSize, 1<<20)
@@ -321,6 +326,8 @@ func TestLoadBad(t *testing.T) {
 			"user[0].name: 256 octets, more than 255",
 			`user[1].name: "tab\there" has a control character`,
 		}},
+		{"follow without a source, no DHT", "[[follow]]\nlist = \"dev\"\nkey = \"3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3be1\"\n[bittorrent]\ndht = false",
+			[]string{"follow[0].sources: a followed list needs at least one source"}},
 		{"follow without key", "[[follow]]\nlist = \"dev\"\nsources = [\"http://127.0.0.1:8080\"]",
 			[]string{"follow[0].key: missing: a list is followed by its ed25519 public key"}},
 		{"bad follows", "[[list]]\nname = \"dev\"\naddresses = [\"dev@x.org\"]\n" +

@@ -68,6 +68,7 @@ func (e *Error) Error() string {
 //	  key                its ed25519 public key, 64 hex digits (required)
 //	  sources            array: "http://host:port" or "https://host[:port]"
 //	                     (optionally with /lists/NAME), or "host:port" BitTorrent peers
+//	                     (none with [bittorrent] dht = true: found by its key alone)
 //	  local              its name here (default: list); not a [[list]] name
 //	  address            its posting address here: SMTP to it is refused (a mirror)
 //	[bittorrent]

@@ -181,8 +181,11 @@ func (c *Config) followProblems(add func(path, format string, args ...any), name
 		case !isHexKey(f.Key):
 			add(path+".key", "%q is not an ed25519 public key: want 64 hex digits, as keygen prints it", f.Key)
 		}
-		if len(f.Sources) == 0 {
-			add(path+".sources", "a followed list needs at least one source (\"http://host:port\", \"https://host\" or a BitTorrent peer \"host:port\")")
+		// With the DHT on, the key alone finds the list: its BEP 44
+		// item names the newest manifest, get_peers of its rendezvous
+		// torrent the peers that hold it.
+		if len(f.Sources) == 0 && !c.BitTorrent.DHT {
+			add(path+".sources", "a followed list needs at least one source (\"http://host:port\", \"https://host\" or a BitTorrent peer \"host:port\"), or [bittorrent] dht = true (the key then finds it)")
 		}
 		for j, src := range f.Sources {
 			if err := checkFollowSource(src); err != nil {

@@ -220,6 +220,12 @@ func (n *Node) keepItem(nl *nodeList, it *dhtItem, save bool) (bool, error) {
 	}
 	nl.item = it
 	n.mu.Unlock()
+	// In the node's own DHT store at once (no traffic: the others' are
+	// renewed by the hourly re-put): a mirror that learnt a newer item
+	// over HTTP or from the DHT answers gets with it, so when the origin
+	// dies right after a slice, a new mirror bootstrapped from this one
+	// finds the newest item, not the one of its last put.
+	n.storeItem(nl, it)
 	if !save {
 		return true, nil
 	}
@@ -248,6 +254,22 @@ func (n *Node) dhtServers() []*dht.Server {
 	return out
 }
 
+// storeItem keeps it, nl's item, in the node's own DHT store (with the
+// DHT on), through a wrapper, which checks the item and dates it for
+// the expiry.
+func (n *Node) storeItem(nl *nodeList, it *dhtItem) {
+	if n.dhtStore == nil || len(n.cl.DhtServers()) == 0 {
+		return
+	}
+	var k [32]byte
+	copy(k[:], nl.list.PublicKey())
+	put := bep44.Put{V: it.V, K: &k, Seq: it.Seq}
+	copy(put.Sig[:], it.Sig)
+	if err := bep44.NewWrapper(n.dhtStore, n.opts.DHTItemLife).Put(put.ToItem()); err != nil {
+		n.log.Debug("swarm: dht item kept", "list", nl.name, "seq", it.Seq, "err", err)
+	}
+}
+
 // putItem puts nl's item into the DHT from every DHT server of the
 // client, in the background (a traversal takes seconds), and notes when.
 func (n *Node) putItem(nl *nodeList) {
@@ -263,11 +285,8 @@ func (n *Node) putItem(nl *nodeList) {
 	// In the node's own store first, as anacrolix's Server.Put does
 	// before each remote put: a node that reached no other node (the
 	// first of a swarm, its bootstrap nodes not up yet) still answers
-	// gets with the item. Through a wrapper, which checks the item and
-	// dates it for the expiry.
-	if err := bep44.NewWrapper(n.dhtStore, n.opts.DHTItemLife).Put(put.ToItem()); err != nil {
-		n.log.Debug("swarm: dht item kept", "list", nl.name, "seq", it.Seq, "err", err)
-	}
+	// gets with the item (and its expiry there is renewed).
+	n.storeItem(nl, it)
 	for _, s := range servers {
 		n.bg.Go(func() {
 			for try := 1; ; try++ {

@@ -29,7 +29,9 @@ type FollowSpec struct {
 	// Sources are where to fetch from: "http://host:port" or
 	// "https://host[:port]" (a node's base; the list is at
 	// /lists/LIST/), the same with the path /lists/NAME (a node serving
-	// it under another name), or "host:port" (a BitTorrent peer).
+	// it under another name), or "host:port" (a BitTorrent peer). None:
+	// the list is found by its key in the DHT (its BEP 44 item, the
+	// peers of its rendezvous torrent).
 	Sources []string
 	// Local is the list's name in this archive; empty means List.
 	Local string
@@ -60,8 +62,8 @@ func (f FollowSpec) String() string {
 
 // ParseFollowString parses "mailswarm:LIST:KEYHEX@SOURCE[,SOURCE...]".
 // The @ part may be left out (the sources then come from elsewhere: the
-// command line, the configuration), so the result may have no sources;
-// Check requires one. Everything given is checked as Check does.
+// command line, the configuration), so the result may have no sources.
+// Everything given is checked as Check does.
 func ParseFollowString(s string) (FollowSpec, error) {
 	var f FollowSpec
 	rest, ok := strings.CutPrefix(s, FollowScheme)
@@ -113,8 +115,11 @@ func parseFollowKey(s string) (ed25519.PublicKey, error) {
 }
 
 // Check reports the first thing wrong with f: a list (or local) name
-// that is not a list name, a key that is not 32 bytes, no source or a
-// source that is not one of the three forms of FollowSpec.Sources.
+// that is not a list name, a key that is not 32 bytes or a source that
+// is not one of the three forms of FollowSpec.Sources. No source is not
+// wrong: with the DHT on the key alone finds the list (without it the
+// node warns and seeds what it holds; the configuration and follow's
+// command line refuse it).
 func (f FollowSpec) Check() error {
 	if err := checkListName(f.List); err != nil {
 		return fmt.Errorf("swarm: follow: %w", err)
@@ -126,9 +131,6 @@ func (f FollowSpec) Check() error {
 	}
 	if len(f.Key) != ed25519.PublicKeySize {
 		return fmt.Errorf("swarm: follow %s: key of %d bytes, want %d (a list is followed by its key)", f.List, len(f.Key), ed25519.PublicKeySize)
-	}
-	if len(f.Sources) == 0 {
-		return fmt.Errorf("swarm: follow %s: no source", f.List)
 	}
 	for _, src := range f.Sources {
 		if err := CheckFollowSource(src); err != nil {

@@ -83,6 +83,10 @@ func TestFollowSpecCheck(t *testing.T) {
 	if err := good.Check(); err != nil {
 		t.Fatalf("Check(%+v): %v", good, err)
 	}
+	// The key alone (the DHT finds the list): not wrong.
+	if bare := (FollowSpec{List: "dev", Key: key}); bare.Check() != nil {
+		t.Errorf("Check(%+v): %v, want nil (found by its key with the DHT on)", bare, bare.Check())
+	}
 	if good.LocalName() != "dev-mirror" {
 		t.Errorf("LocalName() = %q, want dev-mirror", good.LocalName())
 	}
@@ -91,7 +95,6 @@ func TestFollowSpecCheck(t *testing.T) {
 		func(f *FollowSpec) { f.Local = "Bad Name" },
 		func(f *FollowSpec) { f.Key = nil },
 		func(f *FollowSpec) { f.Key = f.Key[:31] },
-		func(f *FollowSpec) { f.Sources = nil },
 		func(f *FollowSpec) { f.Sources = []string{"http://127.0.0.1:8080", "nonsense"} },
 	} {
 		f := good

@@ -229,6 +229,7 @@ func (g *gossiper) announceDHT(gl *gossipList) {
 	}
 	gl.lastDHT = time.Now()
 	g.mu.Unlock()
+	g.n.announceSelf(gl.ih)
 	for _, s := range servers {
 		if _, stop, err := gl.t.AnnounceToDht(s); err == nil {
 			time.AfterFunc(5*time.Minute, stop)

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/int160"
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
@@ -45,9 +47,7 @@ func (s *testPeerStore) GetPeers(ih metainfo.Hash) (out []krpc.NodeAddr) {
 // list's rendezvous torrent to a DHT node on 127.0.0.1 (the only one
 // either node knows), the mirror asks it for that infohash's peers,
 // connects, and follows by gossip. The DHT node is a plain anacrolix/dht
-// one with a peer store: our nodes' DHT servers keep none (anacrolix's
-// default), so a DHT of mailswarm nodes alone answers get_peers with no
-// peers.
+// one with a peer store (a DHT not of mailswarm nodes: the public one).
 func TestGossipFindsPeersByDHT(t *testing.T) {
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -159,4 +159,47 @@ func TestGossipFindsPeersByOurDHT(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestDHTAnswersWithSelf: a node answers get_peers of the infohashes it
+// announces (its list's rendezvous torrent) with its own address, which
+// no announce puts there (an announce goes to the nodes nearest the
+// infohash, never to the announcer). Measured in TestServeDHTOnly (cmd):
+// a new mirror bootstrapped from the one mirror left found it in 0.25 s
+// with this, 2.2 s without (then only when the mirror, told of the new
+// one's announce, dialed it back).
+func TestDHTAnswersWithSelf(t *testing.T) {
+	a, l := testList(t)
+	addAt(t, l, 1, day("2026-11-23", 1))
+	tn := serveArchive(t, a, Options{DHT: true})
+	runNode(t, tn.node)
+	rv := RendezvousInfoHash(l.PublicKey(), "demo")
+	c := dhtClient(t, tn.node.Addr().String())
+	udp, err := net.ResolveUDPAddr("udp", tn.node.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tn.node.Addr().String()
+	var got []krpc.NodeAddr
+	waitFor(t, 20*time.Second, "the node's answer naming itself", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		res := c.GetPeers(ctx, dht.NewAddr(udp), int160.FromByteArray(rv), false, dht.QueryRateLimiting{})
+		if r := res.Reply.R; r != nil {
+			got = r.Values
+		}
+		for _, p := range got {
+			if p.String() == want {
+				return true
+			}
+		}
+		return false
+	})
+	// A stranger's infohash: no self entry.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res := c.GetPeers(ctx, dht.NewAddr(udp), int160.FromByteArray(metainfo.Hash{7}), false, dht.QueryRateLimiting{})
+	if r := res.Reply.R; r == nil || len(r.Values) != 0 {
+		t.Errorf("get_peers of an infohash the node does not hold: %+v, want an answer with no peers", r)
+	}
 }

@@ -117,6 +117,9 @@ type Node struct {
 	// dhtStore holds the BEP 44 items of the node's DHT servers: others'
 	// and, put there first, the node's own (dhtput.go).
 	dhtStore *dhtItems
+	// dhtPeers holds the peers announced to the node's DHT servers
+	// (dhtpeers.go), and the node itself for what it announces.
+	dhtPeers *dhtPeers
 	// ctx ends at Close, which waits for bg: the DHT puts running in
 	// the background.
 	ctx  context.Context
@@ -301,10 +304,11 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	// default; anacrolix/torrent leaves it at 0, so every item was
 	// expired when read), at most dhtMaxItems of them (dhtitems.go).
 	n.dhtStore = newDHTItems(dhtMaxItems)
+	n.dhtPeers = newDHTPeers(n.opts.Now)
 	cfg.ConfigureAnacrolixDhtServer = func(c *dht.ServerConfig) {
 		c.Store = n.dhtStore
 		// Peers others announce here, for get_peers (dhtpeers.go).
-		c.PeerStore = newDHTPeers(n.opts.Now)
+		c.PeerStore = n.dhtPeers
 		c.Exp = n.opts.DHTItemLife
 		// Its own send limiter: anacrolix/dht's default is one for
 		// the whole process (250 a second, burst 25), and a reply over
@@ -736,6 +740,7 @@ func (n *Node) announceNewest(nl *nodeList, m *Manifest) {
 		if t == nil {
 			continue
 		}
+		n.announceSelf(t.InfoHash())
 		for _, s := range servers {
 			if _, stop, err := t.AnnounceToDht(s); err == nil {
 				time.AfterFunc(5*time.Minute, stop)
@@ -744,6 +749,27 @@ func (n *Node) announceNewest(nl *nodeList, m *Manifest) {
 			}
 		}
 	}
+}
+
+// announceSelf keeps the node in its own DHT peer store as a peer of ih,
+// as the announces it sends keep it in others': a DHT announce reaches
+// the nodes nearest ih that are up, never the announcing node, so once
+// the nodes that held a mirror's announces had gone (the origin killed),
+// a new mirror bootstrapped from that mirror asked it for the list's
+// peers and was told of the dead origin only: it synced 2.2 s after
+// start (when the mirror, told of its announce, dialed it back) instead
+// of 0.25 s (TestServeDHTOnly). Only for a listen address
+// that is one address: with 0.0.0.0 the node cannot know the address
+// others reach it by (their own announces to it carry that).
+func (n *Node) announceSelf(ih metainfo.Hash) {
+	if n.dhtPeers == nil {
+		return
+	}
+	a, ok := n.ln.Addr().(*net.TCPAddr)
+	if !ok || a.IP.IsUnspecified() {
+		return
+	}
+	n.dhtPeers.AddPeer(ih, krpc.NodeAddr{IP: a.IP, Port: a.Port})
 }
 
 // Torrent returns the seeded torrent of a pack file or bundle name.

@@ -47,7 +47,7 @@ func followSpecs(cfg *config.Config) ([]swarm.FollowSpec, error) {
 // smtpLists maps every address SMTP takes, lower-cased, to its list's
 // name: the [[list]] addresses and the [[follow]] ones. Mail to a
 // followed list reaches its mirror list, whose Accept refuses it as a
-// read-only mirror (554: post to the origin) instead of the 550 of an
+// read-only mirror (550 5.7.1: post to the origin) instead of the 550 5.1.1 of an
 // unknown address.
 func smtpLists(cfg *config.Config) map[string]string {
 	m := cfg.ListAddresses()
@@ -87,7 +87,7 @@ func runFollow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return follow(ctx, fa.data, fa.spec, fa.once, &swarm.Options{Listen: fa.listen, DHT: fa.dht}, fa.http)
+	return follow(ctx, fa.data, fa.spec, fa.once, &swarm.Options{Listen: fa.listen, DHT: fa.dht, DHTBootstrap: fa.dhtBoot}, fa.http)
 }
 
 // followArgs is follow's command line.
@@ -95,10 +95,12 @@ type followArgs struct {
 	data, listen, http string
 	spec               swarm.FollowSpec
 	once, dht          bool
+	dhtBoot            []string
 }
 
 // parseFollowArgs parses follow's command line: --list and --key and
-// SOURCE arguments, or a follow string (and more SOURCE arguments).
+// SOURCE arguments, or a follow string (and more SOURCE arguments); no
+// SOURCE with --dht.
 // Without a key it fails with errNoKey.
 func parseFollowArgs(args []string) (followArgs, error) {
 	var fa followArgs
@@ -111,10 +113,22 @@ func parseFollowArgs(args []string) (followArgs, error) {
 	fs.BoolVar(&fa.once, "once", false, "fetch up to the newest manifest, then exit (0 once in sync)")
 	fs.StringVar(&fa.listen, "listen", "127.0.0.1:0", "BitTorrent TCP address (seeding what is followed)")
 	fs.StringVar(&fa.http, "http", "", "serve the mirror over HTTP on this address (default: no HTTP)")
-	fs.BoolVar(&fa.dht, "dht", false, "join the mainline DHT")
+	fs.BoolVar(&fa.dht, "dht", false, "join the mainline DHT (with it the key alone finds the list: no SOURCE needed)")
+	boot := fs.String("dht-bootstrap", "", "DHT nodes to start from, host:port[,host:port...] (default: the mainline DHT's routers)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return fa, err
+	}
+	if *boot != "" {
+		if !fa.dht {
+			return fa, fmt.Errorf("%w: --dht-bootstrap without --dht", errUsage)
+		}
+		for _, hp := range strings.Split(*boot, ",") {
+			if _, _, err := net.SplitHostPort(hp); err != nil {
+				return fa, fmt.Errorf("%w: --dht-bootstrap: %q is not host:port", errUsage, hp)
+			}
+			fa.dhtBoot = append(fa.dhtBoot, hp)
+		}
 	}
 	if err := required("data", fa.data); err != nil {
 		return fa, err
@@ -143,8 +157,8 @@ func parseFollowArgs(args []string) (followArgs, error) {
 	}
 	spec.Sources = append(spec.Sources, pos...)
 	spec.Local, spec.Address = *local, *address
-	if len(spec.Sources) == 0 {
-		return fa, fmt.Errorf("%w: no SOURCE: give the origin's (or a mirror's) http://HOST:PORT or a BitTorrent peer HOST:PORT", errUsage)
+	if len(spec.Sources) == 0 && !fa.dht {
+		return fa, fmt.Errorf("%w: no SOURCE: give the origin's (or a mirror's) http://HOST:PORT or a BitTorrent peer HOST:PORT, or --dht (the key then finds the list)", errUsage)
 	}
 	if err := spec.Check(); err != nil {
 		return fa, fmt.Errorf("%w: %v", errUsage, err)

@@ -43,6 +43,8 @@ func TestFollowUsageErrors(t *testing.T) {
 		{[]string{"follow", "--data", d, "--list", "dev", "--key", k, "--local", "Bad", "127.0.0.1:6881"}, "is not a list name"},
 		{[]string{"follow", "--data", d, "--list", "dev", "--key", k, "ftp://127.0.0.1:21"}, "source"},
 		{[]string{"follow", "--data", d, "mailswarm:dev:" + k}, "no SOURCE"},
+		{[]string{"follow", "--data", d, "mailswarm:dev:" + k, "--dht-bootstrap", "127.0.0.1:6881"}, "--dht-bootstrap without --dht"},
+		{[]string{"follow", "--data", d, "mailswarm:dev:" + k, "--dht", "--dht-bootstrap", "127.0.0.1"}, `"127.0.0.1" is not host:port`},
 		{[]string{"follow", "--data", d, "mailswarm:dev:" + k[:62]}, "want 64 hex digits"},
 		{[]string{"follow", "--data", d, "--key", k, "mailswarm:dev:" + k + "@127.0.0.1:6881"}, "not both"},
 		{[]string{"follow", "--data", d, "--bogus"}, "flag provided but not defined"},

@@ -14,7 +14,8 @@
 //	mailswarm swarm publish --data DIR --list NAME [--json]
 //	mailswarm swarm status  --data DIR --list NAME [--config FILE] --json
 //	mailswarm follow  --data DIR --list NAME --key HEX [--local NAME] [--address ADDR]
-//	                  [--once] [--listen BTADDR] [--http ADDR] [--dht] SOURCE...
+//	                  [--once] [--listen BTADDR] [--http ADDR] [--dht [--dht-bootstrap HOST:PORT,...]]
+//	                  SOURCE... (none with --dht)
 //	mailswarm follow  --data DIR [flags] 'mailswarm:LIST:KEYHEX@SOURCE[,SOURCE...]' [SOURCE...]
 //	mailswarm follow status --data DIR [--list NAME] [--config FILE] [--json]
 //
