@@ -265,8 +265,13 @@ func (n *Node) addFollow(spec FollowSpec) error {
 		newer: make(chan struct{}, 1), applied: make(chan struct{}), btPeers: map[string]bool{},
 		urlSrcs: map[string]*source{}, gsrcs: map[string]*source{}}
 	f.hc = &http.Client{Transport: &http.Transport{
-		Proxy:                 nil, // sources are named by the operator; no proxy from the environment
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		Proxy: nil, // sources are named by the operator; no proxy from the environment
+		// From the node's listen address (dialfrom.go), in 10 s.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return n.dialFrom.DialContext(ctx, network, addr)
+		},
 		ResponseHeaderTimeout: followWait + 30*time.Second,
 		MaxIdleConnsPerHost:   4,
 	}}

@@ -120,6 +120,9 @@ type Node struct {
 	// dhtPeers holds the peers announced to the node's DHT servers
 	// (dhtpeers.go), and the node itself for what it announces.
 	dhtPeers *dhtPeers
+	// dialFrom dials peers, trackers and HTTP from the listen address
+	// (dialfrom.go).
+	dialFrom *fromDialer
 	// ctx ends at Close, which waits for bg: the DHT puts running in
 	// the background.
 	ctx  context.Context
@@ -216,13 +219,9 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	if cfg.DisableIPv6 {
 		network = "tcp4"
 	}
-	// Peers are dialed from the listen address when it is one address,
-	// as announces are (below): a peer then learns where we listen.
-	d := &peerDialer{p: n.peers, network: network}
-	if ip := net.ParseIP(cfg.ListenHost("")); ip != nil && !ip.IsUnspecified() {
-		d.d.LocalAddr = &net.TCPAddr{IP: ip}
-	}
-	n.cl.AddDialer(d)
+	// Peers are dialed from the listen address (dialfrom.go), as
+	// announces are: a peer then learns where we listen.
+	n.cl.AddDialer(&peerDialer{p: n.peers, network: network, d: n.dialFrom})
 	for _, spec := range n.opts.Follow {
 		if err := n.addFollow(spec); err != nil {
 			n.Close()
@@ -281,20 +280,14 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	cfg.TotalHalfOpenConns = min(100, max(1, n.opts.Peers.MaxConns/2))
 	cfg.HandshakesTimeout = peerHandshakeTimeout
 	cfg.MaxAllocPeerRequestDataPerConn = peerRequestBuffer
-	// Announces leave from the BitTorrent listen address when it is one
-	// address: a tracker stores a peer under the address its announce
-	// came from, and a node on 127.0.0.3 announcing from the system's
-	// choice (127.0.0.1) was listed where nobody listens.
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-		network := "tcp6"
-		if ip.To4() != nil {
-			network = "tcp4"
-		}
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 30 * time.Second}
-		cfg.TrackerDialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
-		}
-	}
+	// Announces, web seeds and metainfo fetches leave from the
+	// BitTorrent listen address (dialfrom.go): a tracker stores a peer
+	// under the address its announce came from, and a node on 127.0.0.3
+	// announcing from the system's choice (127.0.0.1) was listed where
+	// nobody listens.
+	n.dialFrom = newFromDialer(host, 30*time.Second)
+	cfg.TrackerDialContext = n.dialFrom.DialContext
+	cfg.HTTPDialContext = n.dialFrom.DialContext
 	cfg.Seed = true
 	cfg.NoDefaultPortForwarding = true
 	cfg.DisablePEX = !n.opts.DHT

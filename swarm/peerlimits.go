@@ -88,7 +88,7 @@ func (p *peerConns) listener(ln net.Listener, log *slog.Logger) net.Listener {
 type peerDialer struct {
 	p       *peerConns
 	network string
-	d       net.Dialer
+	d       *fromDialer
 }
 
 func (d *peerDialer) DialerNetwork() string { return d.network }

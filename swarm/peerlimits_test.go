@@ -156,7 +156,7 @@ func TestPeerUnknownInfohashDropped(t *testing.T) {
 // gives its place back.
 func TestPeerDialerCap(t *testing.T) {
 	p := &peerConns{lim: PeerLimits{MaxConns: 1, MaxConnsPerClient: 1}, counts: netlimit.NewCounts()}
-	d := &peerDialer{p: p, network: "tcp4"}
+	d := &peerDialer{p: p, network: "tcp4", d: newFromDialer("", 5*time.Second)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

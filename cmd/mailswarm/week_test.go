@@ -75,9 +75,9 @@ func TestMirrorWeek(t *testing.T) {
 			waitFollowed(t, m, seq)
 		}
 	}
-	// The late joins one after the other, each node's status read while
-	// nobody downloads from it: a late join's web-seed connections (from
-	// 127.0.0.1, as the test's) may take a source's whole per-client cap.
+	// The late joins one after the other: the second follows the first.
+	// (Their web-seed connections leave from their own addresses, not the
+	// test's 127.0.0.1: swarm/dialfrom.go.)
 	for i := 1; i <= 2; i++ {
 		m := newClusterNode(t, i, false)
 		m.key, m.env = key, env
