@@ -176,6 +176,59 @@ func startServeOn(t *testing.T, cmd *exec.Cmd, ip string, ports ...int) *server 
 	return s
 }
 
+// send delivers msg over SMTP to list dev at origin n, failing the test
+// (with the node's log) when it is not accepted.
+func (n *clusterNode) send(t testing.TB, msg string) {
+	t.Helper()
+	if err := smtp.SendMail(fmt.Sprintf("%s:%d", n.ip, n.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
+		t.Fatalf("SMTP to %s: %v\n%s", n.name, err, tail(n.srv.log(), 40))
+	}
+}
+
+// getURL GETs u and returns the status and body; a transport error
+// fails the test.
+func getURL(t testing.TB, u string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// firstManifest long-polls the node at base (HTTP) for list dev's first
+// manifest and returns it, verified under the key the node serves, and
+// the key. logs gives the node's log for a failure.
+func firstManifest(t testing.TB, base string, logs func() string) (*swarm.Manifest, []byte) {
+	t.Helper()
+	_, keyHex := getURL(t, base+"/lists/dev/key")
+	key, err := hex.DecodeString(strings.TrimSpace(string(keyHex)))
+	if err != nil {
+		t.Fatalf("key %q: %v", keyHex, err)
+	}
+	code, body := getURL(t, base+"/lists/dev/manifest?after=0&wait=30")
+	if code != 200 {
+		t.Fatalf("long poll: %d %s\n%s", code, body, logs())
+	}
+	m, err := swarm.ParseManifest(body, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, key
+}
+
+// postN sends posts 1 to count, Message-ID <tagN@example.net>, to
+// origin n.
+func (n *clusterNode) postN(t testing.TB, tag string, count int) {
+	t.Helper()
+	for i := 1; i <= count; i++ {
+		n.send(t, fmt.Sprintf("From: Poster <p@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
+			"Message-ID: <%s%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i, tag, i, time.Now().Format(time.RFC1123Z), i))
+	}
+}
+
 // listKey returns the hex key of list dev at an origin's data directory.
 func listKey(t *testing.T, data string) string {
 	t.Helper()
@@ -290,9 +343,7 @@ func propagation(t *testing.T, origin *clusterNode, mirrors []*clusterNode, idle
 		<-tick.C
 		msg := fmt.Sprintf("From: Poster <p%d@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
 			"Message-ID: <post%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i%9, i, i, time.Now().Format(time.RFC1123Z), i)
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
-		}
+		origin.send(t, msg)
 		sent[i] = time.Now()
 	}
 	for k, id := range idlers {

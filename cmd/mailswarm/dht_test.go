@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/smtp"
 	"testing"
 	"time"
 )
@@ -21,13 +20,7 @@ func TestServeDHTItem(t *testing.T) {
 	origin.btExtra = fmt.Sprintf("dht = true\ndht_bootstrap = [%q]\n", mirror.btAddr())
 	mirror.btExtra = fmt.Sprintf("dht = true\ndht_bootstrap = [%q]\n", origin.btAddr())
 	origin.start(t)
-	for i := 1; i <= 3; i++ {
-		msg := fmt.Sprintf("From: Poster <p@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
-			"Message-ID: <dht%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i, i, time.Now().Format(time.RFC1123Z), i)
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
-		}
-	}
+	origin.postN(t, "dht", 3)
 	waitManifest(t, origin, 0)
 	time.Sleep(3 * time.Second) // the slices of all three cut (slice_interval 1 s)
 	seq := nodeStatus(t, origin).Seq
@@ -71,13 +64,7 @@ func TestServeDHTOnly(t *testing.T) {
 	mirror.key = listKey(t, origin.data)
 	mirror.sources = []string{origin.httpBase()}
 	mirror.start(t)
-	for i := 1; i <= 5; i++ {
-		msg := fmt.Sprintf("From: Poster <p@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
-			"Message-ID: <dhtonly%d@example.net>\r\nDate: %s\r\n\r\nbody %d\r\n", i, i, time.Now().Format(time.RFC1123Z), i)
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
-		}
-	}
+	origin.postN(t, "dhtonly", 5)
 	waitManifest(t, origin, 0)
 	time.Sleep(3 * time.Second) // every post sliced (slice_interval 1 s)
 	want, _ := exportSum(t, origin.data)

@@ -240,9 +240,7 @@ func TestExportMirrorCatchesUp(t *testing.T) {
 				msg += "In-Reply-To: <client1@example.net>\r\n"
 			}
 			msg += fmt.Sprintf("\r\nbody %d\r\nFrom the start of a line\r\n%s", k, strings.Repeat("more text\r\n", i))
-			if err := smtp.SendMail(fmt.Sprintf("%s:%d", o.ip, o.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-				t.Fatalf("message %d: %v", k, err)
-			}
+			o.send(t, msg)
 		}
 		// A 250 is a durable spool record, not yet an article: the
 		// export read at once holds what was committed by then.

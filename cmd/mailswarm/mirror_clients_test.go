@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,9 +44,7 @@ func mirrorCluster(t *testing.T) (origin, mirror *clusterNode, msgs [][]byte) {
 			msg += "In-Reply-To: <client1@example.net>\r\n"
 		}
 		msg += fmt.Sprintf("\r\nbody %d\r\nFrom the start of a line\r\n%s", i, strings.Repeat("more text\r\n", i))
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatalf("message %d: %v\n%s", i, err, origin.srv.log())
-		}
+		origin.send(t, msg)
 	}
 	// The origin's export is read again each time: read at once after
 	// the last 250 it may still change (seen once: the same size, another

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,9 +205,7 @@ func TestMirrorDayClose(t *testing.T) {
 	for i := 1; i <= 30; i++ {
 		msg := fmt.Sprintf("From: Poster <p%d@example.net>\r\nTo: dev@example.org\r\nSubject: post %d\r\n"+
 			"Message-ID: <day%d@example.net>\r\n\r\n%s\r\n", i%5, i, i, strings.Repeat("a line of the body\r\n", 10*i))
-		if err := smtp.SendMail(fmt.Sprintf("%s:%d", origin.ip, origin.smtp), nil, "p@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
+		origin.send(t, msg)
 		if i%10 == 0 {
 			time.Sleep(1500 * time.Millisecond) // a few slices
 		}

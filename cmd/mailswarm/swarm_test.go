@@ -4,12 +4,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net/http"
 	"net/smtp"
 	"net/url"
 	"os"
@@ -161,30 +158,10 @@ addresses = ["dev@example.org"]
 	if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", smtpPort), nil, "a@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
-	get := func(url string) (int, []byte) {
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	_, keyHex := get(base + "/lists/dev/key")
-	key, err := hex.DecodeString(strings.TrimSpace(string(keyHex)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	code, body := get(base + "/lists/dev/manifest?after=0&wait=30")
-	if code != 200 {
-		t.Fatalf("long poll: %d %s\n%s", code, body, srv.log())
-	}
+	m, _ := firstManifest(t, base, srv.log)
 	t.Logf("manifest with the new mail %v after the 250", time.Since(start))
-	m, err := swarm.ParseManifest(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	get := func(u string) (int, []byte) { return getURL(t, u) }
 	if len(m.Packs) != 1 || m.Packs[0].Kind != swarm.KindSlice || m.Packs[0].FirstArticle != 1 {
 		t.Fatalf("packs %+v", m.Packs)
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/smtp"
 	"net/url"
@@ -13,7 +11,6 @@ import (
 	"testing"
 
 	"mailswarm/internal/peertest"
-	"mailswarm/swarm"
 )
 
 // serve's [bittorrent] tracker keys: tracker_interval is the interval its
@@ -42,30 +39,9 @@ func TestServeTrackerConfig(t *testing.T) {
 			if err := smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", smtpPort), nil, "a@example.net", []string{"dev@example.org"}, []byte(msg)); err != nil {
 				t.Fatal(err)
 			}
-			get := func(u string) (int, []byte) {
-				resp, err := http.Get(u)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, b
-			}
-			_, keyHex := get(base + "/lists/dev/key")
-			key, err := hex.DecodeString(strings.TrimSpace(string(keyHex)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			code, body := get(base + "/lists/dev/manifest?after=0&wait=30")
-			if code != 200 {
-				t.Fatalf("long poll: %d %s\n%s", code, body, srv.log())
-			}
-			m, err := swarm.ParseManifest(body, key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, _ := firstManifest(t, base, srv.log)
 			ih := m.Packs[0].InfoHash
-			code, b := get(base + "/announce?info_hash=" + url.QueryEscape(string(ih[:])) + "&port=40001&left=1")
+			code, b := getURL(t, base+"/announce?info_hash="+url.QueryEscape(string(ih[:]))+"&port=40001&left=1")
 			st := nodeStatus(t, &clusterNode{name: "node", ip: "127.0.0.1", http: httpPort})
 			if tc.interval == "" {
 				if code != http.StatusNotFound || st.Tracker != "" {
