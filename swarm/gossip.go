@@ -50,6 +50,14 @@ const (
 	// gossipKnown caps the peer addresses remembered per list (for
 	// downloads) and the rate limiters kept.
 	gossipKnown = 256
+	// gossipUnread bounds the data written to one connection that has
+	// not left for the wire: anacrolix queues what we write without a
+	// bound of its own, so a peer that requested at the allowed rate and
+	// never read made us hold 1 MiB more every second until its 150 s
+	// silence timeout. Past it, the peer's requests are dropped (its
+	// transfer times out) until it reads. 16 pieces: an honest peer
+	// drains them in well under a second.
+	gossipUnread = 16 * (gossipPiece + 64)
 )
 
 // gossipTimeout is how long a peer may take to answer one request: a
@@ -73,6 +81,20 @@ type gossiper struct {
 	byNL    map[*nodeList]*gossipList
 	limits  map[string]*rate.Limiter // per peer address
 	dropped int64                    // messages dropped: queue full
+	// out is what was written to each connection answering requests
+	// (gossipUnread); unread counts the requests dropped over it.
+	out    map[*torrent.PeerConn]*gossipOut
+	unread int64
+}
+
+// gossipOut is the data written to a connection: queued bytes of data
+// messages, and the connection's bytes written to the wire when the
+// first was queued. queued - (written now - first) is at most what
+// waits in anacrolix's queue (other messages written since count as
+// drained: keep-alives and haves, a few bytes).
+type gossipOut struct {
+	first, queued int64
+	warned        bool
 }
 
 // gossipList is one list's rendezvous torrent and gossip state, guarded
@@ -110,7 +132,7 @@ type gossipIn struct {
 
 func newGossiper(n *Node) *gossiper {
 	return &gossiper{n: n, in: make(chan gossipIn, gossipQueue), lists: map[metainfo.Hash]*gossipList{},
-		byNL: map[*nodeList]*gossipList{}, limits: map[string]*rate.Limiter{}}
+		byNL: map[*nodeList]*gossipList{}, limits: map[string]*rate.Limiter{}, out: map[*torrent.PeerConn]*gossipOut{}}
 }
 
 // callbacks hooks ms_manifest into the client's connections. They run
@@ -123,6 +145,15 @@ func (g *gossiper) callbacks(cfg *torrent.ClientConfig) {
 		})
 		pc.LocalLtepProtocolMap = &g.ltep
 	})
+	prevClosed := cfg.Callbacks.PeerConnClosed
+	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
+		if prevClosed != nil {
+			prevClosed(pc)
+		}
+		g.mu.Lock()
+		delete(g.out, pc)
+		g.mu.Unlock()
+	}
 	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
 		if _, ok := d.M[gossipExt]; !ok {
 			return
@@ -566,9 +597,43 @@ func (g *gossiper) serve(gl *gossipList, in gossipIn, req *gossipMsg) {
 		return
 	}
 	data := body[off:min(len(body), off+gossipPiece)]
-	in.pc.WriteExtendedMessage(gossipExt, (&gossipMsg{Type: gossipData, List: gl.list, Seq: m.Seq, Piece: req.Piece,
-		Total: len(body), Patch: patch, Data: data}).Encode())
+	msg := (&gossipMsg{Type: gossipData, List: gl.list, Seq: m.Seq, Piece: req.Piece,
+		Total: len(body), Patch: patch, Data: data}).Encode()
+	if !g.mayWrite(in, len(msg)) {
+		return
+	}
+	in.pc.WriteExtendedMessage(gossipExt, msg)
 }
+
+// mayWrite reports whether n more bytes of data may be written to in's
+// connection (gossipUnread), and counts them when so.
+func (g *gossiper) mayWrite(in gossipIn, n int) bool {
+	st := in.pc.Stats()
+	written := st.BytesWritten.Int64()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o := g.out[in.pc]
+	if o == nil {
+		if len(g.out) >= gossipKnown {
+			clear(g.out) // closed ones are deleted: 256 open ones, forgotten
+		}
+		o = &gossipOut{first: written}
+		g.out[in.pc] = o
+	}
+	if o.queued-(written-o.first)+int64(n) > gossipUnread {
+		g.unread++
+		if !o.warned {
+			o.warned = true
+			g.n.log.Warn("swarm: gossip: a peer does not read what it requested: its requests are dropped until it does",
+				"peer", in.peer, "unread_bytes", o.queued-(written-o.first))
+		}
+		return false
+	}
+	o.queued += int64(n)
+	return true
+}
+
+
 
 // onceGossipWait bounds how long SyncOnce waits for the peers of a
 // follower with no HTTP source to name their newest manifest.

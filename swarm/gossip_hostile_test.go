@@ -1,17 +1,22 @@
 package swarm
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/bencode"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
 
@@ -156,4 +161,120 @@ func TestGossipHostilePeer(t *testing.T) {
 		t.Errorf("the banned peer was asked %d more times", n-sent)
 	}
 	t.Logf("hostile peer: %+v", peerStatus())
+}
+
+// TestGossipUnreadBound: a peer that requests manifest pieces at the
+// allowed rate and never reads (a raw BitTorrent connection, its receive
+// buffer 4 KiB): once the kernel's buffers are full (about 3 MiB on
+// loopback) and gossipUnread more is queued, every further request is
+// dropped, counted and logged once with its address. Without the bound
+// the node queued every answer: 1,200 requests, 19 MiB held.
+func TestGossipUnreadBound(t *testing.T) {
+	tn := startHistoryNode(t, 120, Options{}) // a manifest over one 16 KiB piece
+	runNode(t, tn.node)                       // the gossiper answers
+	rv := RendezvousInfoHash(tn.l.PublicKey(), "demo")
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	c, err := d.Dial("tcp", tn.node.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	// BitTorrent handshake with the extension bit (BEP 10), then our
+	// extended handshake naming ms_manifest.
+	hs := append([]byte("\x13BitTorrent protocol"), 0, 0, 0, 0, 0, 0x10, 0, 0)
+	hs = append(append(hs, rv[:]...), []byte("-XX0001-hostilereadr")...)
+	writeMsg := func(id byte, payload []byte) {
+		b := binary.BigEndian.AppendUint32(nil, uint32(1+len(payload)))
+		if _, err := c.Write(append(append(b, id), payload...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Write(hs); err != nil {
+		t.Fatal(err)
+	}
+	writeMsg(20, append([]byte{0}, "d1:md11:ms_manifesti3eee"...))
+	// Read the node's handshake and messages up to its extended
+	// handshake, for its ms_manifest id; then never read again.
+	r := bufio.NewReader(c)
+	if _, err := io.ReadFull(r, make([]byte, 68)); err != nil {
+		t.Fatal(err)
+	}
+	var ext byte
+	var have *gossipMsg // the node's: the seq to ask for
+	for ext == 0 || have == nil {
+		var n uint32
+		if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n >= 2 && body[0] == 20 && body[1] == 0:
+			var h pp.ExtendedHandshakeMessage
+			if err := bencode.Unmarshal(body[2:], &h); err != nil {
+				t.Fatal(err)
+			}
+			ext = byte(h.M[gossipExt])
+			if ext == 0 {
+				t.Fatalf("the node's extended handshake names no %s: %v", gossipExt, h.M)
+			}
+		case n >= 2 && body[0] == 20 && body[1] == 3: // ours, as our handshake said
+			if have, err = decodeGossip(body[2:]); err != nil || have.Type != gossipHave {
+				t.Fatalf("the node's first ms_manifest message: %+v, %v; want a have", have, err)
+			}
+		}
+	}
+	cur := tn.node.manifest(tn.node.list("demo"))
+	if cur.Seq != have.Seq || len(cur.Bytes()) <= gossipPiece {
+		t.Fatalf("manifest seq %d of %d bytes, the node announced %d; want one over %d bytes", cur.Seq, len(cur.Bytes()), have.Seq, gossipPiece)
+	}
+	answer := int64(len((&gossipMsg{Type: gossipData, List: "demo", Seq: cur.Seq, Total: len(cur.Bytes()), Data: cur.Bytes()[:gossipPiece]}).Encode()))
+	g := tn.node.gossip
+	counts := func() (answered, dropped int64) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, o := range g.out {
+			answered += o.queued / answer
+		}
+		return answered, g.unread
+	}
+	// At 60 requests a second (the node answers 64 a peer): until the
+	// first is dropped (the kernel's buffers full, then gossipUnread
+	// queued), then 200 more.
+	req := (&gossipMsg{Type: gossipRequest, List: "demo", Seq: have.Seq}).Encode()
+	send := func() {
+		writeMsg(20, append([]byte{ext}, req...))
+		time.Sleep(time.Second / 60)
+	}
+	sent := 0
+	for ; sent < 1200; sent++ {
+		if _, d := counts(); d > 0 {
+			break
+		}
+		send()
+	}
+	a1, d1 := counts()
+	if d1 == 0 {
+		t.Fatalf("%d requests from a peer that reads nothing: %d answered (%d KiB), none dropped", sent, a1, a1*answer>>10)
+	}
+	for range 200 {
+		send()
+	}
+	var a2, d2 int64
+	waitFor(t, 10*time.Second, "the last requests handled", func() bool {
+		a2, d2 = counts()
+		return a2+d2 >= a1+d1+195
+	})
+	t.Logf("a peer that reads nothing: %d requests before the first drop (%d answered, %d KiB: the kernel's buffers and gossipUnread), then of 200 more %d answered, %d dropped",
+		sent, a1, a1*answer>>10, a2-a1, d2-d1)
+	if a2-a1 > gossipUnread/answer+1 {
+		t.Errorf("%d of 200 more requests answered to a peer that reads nothing, want at most %d (gossipUnread)", a2-a1, gossipUnread/answer+1)
+	}
 }
