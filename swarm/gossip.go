@@ -633,8 +633,6 @@ func (g *gossiper) mayWrite(in gossipIn, n int) bool {
 	return true
 }
 
-
-
 // onceGossipWait bounds how long SyncOnce waits for the peers of a
 // follower with no HTTP source to name their newest manifest.
 const onceGossipWait = 15 * time.Second
