@@ -85,6 +85,7 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 		f.n.mu.Lock()
 		if f.n.dirs[ih] == inc {
 			delete(f.n.dirs, ih)
+			f.n.tracker.forget(ih)
 		}
 		f.n.mu.Unlock()
 		f.n.comp.forget(ih)

@@ -64,6 +64,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /lists/{list}/status", n.serveStatus)
 	mux.HandleFunc("GET /lists/{list}/dht", n.serveItem)
 	mux.HandleFunc("GET /announce", n.serveAnnounce)
+	mux.HandleFunc("GET /scrape", n.serveScrape)
 	return withWriteStall(mux, n.opts.HTTP.WriteStall)
 }
 
@@ -243,6 +244,12 @@ func (n *Node) serveTorrent(w http.ResponseWriter, r *http.Request) {
 	// first tier is tried first), the configured ones next.
 	var tiers [][]string
 	if tr := n.TrackerURL(); tr != "" {
+		tiers = append(tiers, []string{tr})
+	}
+	// Its UDP side next (tracker_udp.go): the HTTP one, on the port the
+	// .torrent was fetched from, is known reachable; UDP may be
+	// filtered, and a client falls back to the next tier.
+	if tr := n.UDPTrackerURL(); tr != "" {
 		tiers = append(tiers, []string{tr})
 	}
 	if len(n.opts.Trackers) > 0 {

@@ -112,8 +112,12 @@ type Node struct {
 	// is the BitTorrent listener, ours: anacrolix's own has no cap.
 	peers *peerConns
 	ln    net.Listener
-	// tracker is the peer store of the node's tracker (tracker.go).
-	tracker *peerStore
+	// tracker is the peer store of the node's tracker (tracker.go);
+	// udpTracker its UDP side (tracker_udp.go), nil when the tracker is
+	// off, and udpConn the UDP socket it opened itself (the DHT off).
+	tracker    *peerStore
+	udpTracker *udpTracker
+	udpConn    net.PacketConn
 	// dhtStore holds the BEP 44 items of the node's DHT servers: others'
 	// and, put there first, the node's own (dhtput.go).
 	dhtStore *dhtItems
@@ -210,7 +214,17 @@ func NewNode(a *archive.Archive, opts *Options) (*Node, error) {
 	n.cl, err = torrent.NewClient(cfg)
 	if err != nil {
 		n.ln.Close()
+		if n.udpConn != nil {
+			n.udpConn.Close()
+		}
 		return nil, fmt.Errorf("swarm: bittorrent client: %w", err)
+	}
+	if n.udpConn != nil {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.udpTracker.run(n.udpConn)
+		}()
 	}
 	// Peers reach the client through our capped listener, and it dials
 	// through our counting dialer (clientConfig turned its own TCP off).
@@ -260,9 +274,28 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	// anacrolix's accepts without a cap. The client listens on no TCP
 	// port of its own; the DHT's UDP socket, when on, takes the same
 	// port (its announces give the UDP port as the peer port).
-	n.ln, err = net.Listen("tcp", n.opts.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("swarm: listen: %w", err)
+	if !n.opts.Tracker.Off {
+		n.udpTracker = newUDPTracker(n)
+	}
+	// The UDP tracker shares the port number (tracker_udp.go): with the
+	// DHT off it opens it itself, and a port picked free for TCP may be
+	// taken for UDP; a few other ports are tried then.
+	for attempt := 1; ; attempt++ {
+		n.ln, err = net.Listen("tcp", n.opts.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("swarm: listen: %w", err)
+		}
+		if n.udpTracker == nil || n.opts.DHT {
+			break
+		}
+		n.udpConn, err = net.ListenPacket("udp", n.ln.Addr().String())
+		if err == nil {
+			break
+		}
+		n.ln.Close()
+		if p != 0 || attempt == 10 {
+			return nil, fmt.Errorf("swarm: listen (udp tracker): %w", err)
+		}
 	}
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.DisableTCP = true
@@ -292,6 +325,16 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	cfg.NoDefaultPortForwarding = true
 	cfg.DisablePEX = !n.opts.DHT
 	cfg.NoDHT = !n.opts.DHT
+	if n.opts.DHT && n.udpTracker != nil {
+		// The DHT's socket, which the UDP tracker shares (tracker_udp.go).
+		cfg.ListenPacket = func(network, addr string) (net.PacketConn, error) {
+			pc, err := net.ListenPacket(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &udpTrackerConn{PacketConn: pc, t: n.udpTracker}, nil
+		}
+	}
 	cfg.PeriodicallyAnnounceTorrentsToDht = false
 	// BEP 44 items others put here: kept two hours (anacrolix/dht's
 	// default; anacrolix/torrent leaves it at 0, so every item was
@@ -644,6 +687,7 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 			drop = append(drop, t)
 			delete(nl.torrents, name)
 			delete(n.dirs, nl.entries[name])
+			n.tracker.forget(nl.entries[name])
 			n.comp.forget(nl.entries[name])
 			delete(nl.entries, name)
 		}
@@ -778,6 +822,9 @@ func (n *Node) Torrent(list, name string) *torrent.Torrent {
 // Close stops the BitTorrent client and closes its listener.
 func (n *Node) Close() error {
 	n.stop()
+	if n.udpConn != nil {
+		n.udpConn.Close() // ends udpTracker.run
+	}
 	n.bg.Wait()
 	n.cl.Close()
 	<-n.cl.Closed()

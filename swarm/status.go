@@ -27,7 +27,9 @@ type Status struct {
 	// Tracker is the announce URL of the node's tracker (tracker.go),
 	// which the .torrent files it serves name first.
 	Tracker string `json:"tracker,omitempty"`
-	Dir     string `json:"dir,omitempty"` // the list's swarm directory (absolute, as every path here)
+	// TrackerUDP is its UDP announce URL (tracker_udp.go), live only.
+	TrackerUDP string `json:"tracker_udp,omitempty"`
+	Dir        string `json:"dir,omitempty"` // the list's swarm directory (absolute, as every path here)
 	// Seeding says whether a running node reported the live figures
 	// (peers, bytes_up, listen); otherwise they are zero.
 	Seeding bool     `json:"seeding"`
@@ -139,6 +141,7 @@ func (n *Node) Status(list string) (Status, error) {
 	st := statusOf(nl.list, nl.dir, n.manifest(nl), n.opts.WebSeedBase)
 	st.Seeding = true
 	st.Tracker = n.TrackerURL()
+	st.TrackerUDP = n.UDPTrackerURL()
 	if it, put := n.heldItem(nl); it != nil {
 		st.DHTSeq, st.DHTPut = it.Seq, put
 	}

@@ -328,7 +328,7 @@ func (n *Node) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 			self = sp
 		}
 	}
-	ans := n.tracker.announce(time.Now(), req.infoHash, peer, seed, req.event == "stopped", want, self)
+	ans := n.tracker.announce(time.Now(), req.infoHash, peer, seed, req.event == "stopped", req.event == "completed", want, self, 0)
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(ans.encode(n.opts.Tracker))
@@ -406,7 +406,11 @@ type peerStore struct {
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*trackerSwarm
 	total    int
-	swept    time.Time // the whole store, last
+	// done counts the "completed" announces per infohash (scrape's
+	// "downloaded"), kept while the infohash is known to the node
+	// (forget): bounded by the manifests it verified.
+	done  map[metainfo.Hash]int64
+	swept time.Time // the whole store, last
 }
 
 type trackerSwarm struct {
@@ -421,7 +425,7 @@ type trackerPeer struct {
 
 func newPeerStore(o TrackerOptions) *peerStore {
 	return &peerStore{maxPer: o.MaxPeersPerTorrent, maxTotal: o.MaxPeers, ttl: 2 * o.Interval,
-		torrents: map[metainfo.Hash]*trackerSwarm{}}
+		torrents: map[metainfo.Hash]*trackerSwarm{}, done: map[metainfo.Hash]int64{}}
 }
 
 // errStoreFull is a peer not stored: a cap is reached.
@@ -430,11 +434,19 @@ var errStoreFull = errors.New("swarm: tracker: peer store full")
 // announce records peer's announce for ih (or forgets it when stopped)
 // and returns up to want other peers: self first when valid (the node,
 // seeding), then stored ones in Go's random map order; a seeder is given
-// only leechers (seeders have nothing to give each other). The counts are
-// of the torrent's live peers, self included.
-func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPort, seed, stopped bool, want int, self netip.AddrPort) announceAnswer {
+// only leechers (seeders have nothing to give each other). fam 4 or 6
+// gives only peers of that address family (a UDP answer has one size of
+// peer, BEP 15), 0 both. The counts are of the torrent's live peers,
+// self included. completed counts a download (scrape's "downloaded").
+func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPort, seed, stopped, completed bool, want int, self netip.AddrPort, fam int) announceAnswer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if completed {
+		s.done[ih]++
+	}
+	family := func(a netip.AddrPort) bool {
+		return fam == 0 || (fam == 4) == a.Addr().Is4()
+	}
 	sw := s.torrents[ih]
 	if sw != nil && now.Sub(sw.swept) >= time.Second {
 		s.sweep(ih, sw, now)
@@ -453,7 +465,7 @@ func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPor
 	var a announceAnswer
 	if self.IsValid() {
 		a.seeders++
-		if want > 0 && !seed {
+		if want > 0 && !seed && family(self) {
 			a.peers = append(a.peers, self)
 		}
 	}
@@ -469,7 +481,7 @@ func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPor
 		} else {
 			a.leechers++
 		}
-		if addr == peer || addr == self || len(a.peers) >= want || (seed && p.seed) {
+		if addr == peer || addr == self || len(a.peers) >= want || (seed && p.seed) || !family(addr) {
 			continue
 		}
 		a.peers = append(a.peers, addr)

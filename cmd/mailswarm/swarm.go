@@ -171,6 +171,9 @@ func runSwarmStatus(ctx context.Context, args []string) error {
 	if st.Tracker != "" {
 		fmt.Printf("tracker: %s\n", st.Tracker)
 	}
+	if st.TrackerUDP != "" {
+		fmt.Printf("tracker: %s\n", st.TrackerUDP)
+	}
 	for _, it := range append(st.Packs, st.Bundles...) {
 		fmt.Printf("%-6s %-40s %10d %s %s\n", it.Kind, it.Name, it.Size, it.InfoHash, it.Path)
 	}
