@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"crypto/sha256"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"mailswarm/internal/peertest"
 
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/tracker/udp"
 )
 
 // Real clients given nothing but a mirror's tracker URL and an infohash
@@ -94,5 +96,62 @@ func TestInteropAria2TrackerOnly(t *testing.T) {
 	checkSHA256(t, tn, m, p, filepath.Join(out, p.File))
 	if up := mirrorUploaded(t, tm) - up0; up < p.Size {
 		t.Errorf("mirror sent %d bytes to peers, want at least %d", up, p.Size)
+	}
+}
+
+// The same over UDP (BEP 15): libtorrent and aria2 given only the
+// mirror's udp:// tracker find the mirror and fetch a day pack from it;
+// the UDP tracker refuses a stranger's infohash.
+
+// udpTrackerOnlyDay is trackerOnlyDay for the mirror's UDP tracker.
+func udpTrackerOnlyDay(t *testing.T, tm *testMirror, m *Manifest, skip int) (PackEntry, string) {
+	t.Helper()
+	tracker := tm.node.UDPTrackerURL()
+	cc := udpTrackerClient(t, tracker)
+	var er udp.ErrorResponse
+	if _, _, err := udpAnnounce(t, cc, metainfo.Hash{0xde, 0xad, 0xbe, 0xef}, 6881, 1, 0); !errors.As(err, &er) || er.Message != "unknown infohash" {
+		t.Fatalf("mirror's UDP tracker, a stranger's infohash: %v, want the error \"unknown infohash\"", err)
+	}
+	return trackerOnlyDay(t, tm, m, skip), tracker
+}
+
+func TestInteropLibtorrentUDPTrackerOnly(t *testing.T) {
+	peertest.NeedLibtorrent(t)
+	peertest.Need(t, "git")
+	tn, tm, m := interopMirror(t)
+	p, tracker := udpTrackerOnlyDay(t, tm, m, 1)
+	magnet := "magnet:?xt=urn:btih:" + metainfo.Hash(p.InfoHash).HexString() + "&tr=" + url.QueryEscape(tracker)
+	out := t.TempDir()
+	up0 := mirrorUploaded(t, tm)
+	s0 := tm.node.UDPTrackerStats()
+	start := time.Now()
+	peertest.LTGetMagnet(t, magnet, "", out, interopLimit)
+	logRate(t, "libtorrent (UDP tracker only)", p.File, p.Size, time.Since(start))
+	checkSHA256(t, tn, m, p, filepath.Join(out, p.File))
+	if up := mirrorUploaded(t, tm) - up0; up < p.Size {
+		t.Errorf("mirror sent %d bytes to peers, want at least %d", up, p.Size)
+	}
+	if s := tm.node.UDPTrackerStats(); s.Announces <= s0.Announces {
+		t.Errorf("UDP tracker counts %+v: libtorrent announced nothing", s)
+	}
+}
+
+func TestInteropAria2UDPTrackerOnly(t *testing.T) {
+	peertest.Need(t, "aria2c", "git")
+	tn, tm, m := interopMirror(t)
+	p, tracker := udpTrackerOnlyDay(t, tm, m, 2)
+	path := mirrorPeerTorrent(t, tm, m, p.File, tracker)
+	out := t.TempDir()
+	up0 := mirrorUploaded(t, tm)
+	s0 := tm.node.UDPTrackerStats()
+	start := time.Now()
+	peertest.Aria2GetUDP(t, path, out, interopLimit)
+	logRate(t, "aria2 (UDP tracker only)", p.File, p.Size, time.Since(start))
+	checkSHA256(t, tn, m, p, filepath.Join(out, p.File))
+	if up := mirrorUploaded(t, tm) - up0; up < p.Size {
+		t.Errorf("mirror sent %d bytes to peers, want at least %d", up, p.Size)
+	}
+	if s := tm.node.UDPTrackerStats(); s.Announces <= s0.Announces {
+		t.Errorf("UDP tracker counts %+v: aria2 announced nothing", s)
 	}
 }

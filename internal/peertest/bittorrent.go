@@ -293,6 +293,29 @@ func Aria2Get(t testing.TB, torrentPath, outDir string, limit time.Duration) {
 	}
 }
 
+// Aria2GetUDP is Aria2Get for a torrent whose tracker is a udp:// one:
+// aria2 speaks BEP 15 only through its DHT's UDP socket, so its DHT is
+// on, on a free port of 127.0.0.1, with no bootstrap node (it learns of
+// no DHT node: nothing leaves loopback) and its routing table in a
+// temporary directory.
+func Aria2GetUDP(t testing.TB, torrentPath, outDir string, limit time.Duration) {
+	t.Helper()
+	Need(t, "aria2c")
+	dir := t.TempDir()
+	secs := strconv.Itoa(int(limit.Seconds()))
+	err := runBounded(t.Context(), limit, filepath.Join(dir, "aria2.log"), "aria2c",
+		"--no-conf=true", "--dir="+outDir, "--seed-time=0",
+		"--listen-port="+strconv.Itoa(FreePort(t)), "--interface=127.0.0.1", "--disable-ipv6=true",
+		"--enable-dht=true", "--dht-listen-port="+strconv.Itoa(FreePort(t)), "--dht-file-path="+filepath.Join(dir, "dht.dat"),
+		"--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+		"--file-allocation=none", "--console-log-level=warn", "--summary-interval=0",
+		"--bt-save-metadata=false", "--auto-save-interval=0", "--bt-stop-timeout="+secs, torrentPath)
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(dir, "aria2.log"))
+		t.Fatalf("peertest: aria2c: %v\n%s", err, b)
+	}
+}
+
 // Transmission is a private transmission-daemon (3.00) on 127.0.0.1:
 // configuration, resume files and downloads in a test's temporary
 // directory, RPC without authentication on 127.0.0.1.
