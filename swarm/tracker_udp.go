@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -420,8 +421,16 @@ func (c *udpTrackerConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// serve answers one packet read from pc.
+// serve answers one packet read from pc. A panic is logged and the
+// packet counted dropped: the loop it runs in is the DHT's, or the
+// tracker's own.
 func (t *udpTracker) serve(pc net.PacketConn, b []byte, addr net.Addr) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.dropped.Add(1)
+			t.n.log.Error("swarm: udp tracker: panic", "from", addr, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
 		t.dropped.Add(1)
@@ -444,6 +453,10 @@ func (t *udpTracker) run(pc net.PacketConn) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			// An ICMP error reported on the socket, or the like: the
+			// next read may succeed; a pause keeps a lasting error
+			// from spinning.
+			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		t.serve(pc, buf[:n], addr)

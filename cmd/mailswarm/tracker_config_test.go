@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/smtp"
 	"net/url"
@@ -9,8 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mailswarm/internal/peertest"
+
+	"github.com/anacrolix/torrent/tracker/udp"
 )
 
 // serve's [bittorrent] tracker keys: tracker_interval is the interval its
@@ -44,13 +49,29 @@ func TestServeTrackerConfig(t *testing.T) {
 			code, b := getURL(t, base+"/announce?info_hash="+url.QueryEscape(string(ih[:]))+"&port=40001&left=1")
 			st := nodeStatus(t, &clusterNode{name: "node", ip: "127.0.0.1", http: httpPort})
 			if tc.interval == "" {
-				if code != http.StatusNotFound || st.Tracker != "" {
-					t.Errorf("tracker off: announce %d %q, status tracker %q; want 404 and none", code, b, st.Tracker)
+				if code != http.StatusNotFound || st.Tracker != "" || st.TrackerUDP != "" {
+					t.Errorf("tracker off: announce %d %q, status tracker %q %q; want 404 and none", code, b, st.Tracker, st.TrackerUDP)
 				}
 				return
 			}
 			if code != 200 || !strings.Contains(string(b), tc.interval) || st.Tracker != base+"/announce" {
 				t.Errorf("announce %d %q, status tracker %q; want %s and %s/announce", code, b, st.Tracker, tc.interval, base)
+			}
+			// The UDP tracker on the BitTorrent port tells the same interval.
+			if want := "udp://" + st.Listen + "/announce"; st.TrackerUDP != want {
+				t.Fatalf("status tracker_udp %q, want %q", st.TrackerUDP, want)
+			}
+			cc, err := udp.NewConnClient(udp.NewConnClientOpts{Network: "udp4", Host: st.Listen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			hdr, _, err := cc.Client.Announce(ctx, udp.AnnounceRequest{InfoHash: ih, Left: 1, NumWant: -1, Port: 40001},
+				udp.Options{}, func(net.Addr) bool { return false })
+			if err != nil || !strings.Contains(tc.interval, fmt.Sprintf("i%de", hdr.Interval)) || hdr.Seeders != 1 {
+				t.Errorf("UDP announce: %v, %+v: want the interval of %s and one seeder (the node)", err, hdr, tc.interval)
 			}
 		})
 	}
