@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -377,9 +378,21 @@ func FuzzUDPTrackerRequest(f *testing.F) {
 	ut := newUDPTracker(n)
 	n.udpTracker = ut
 	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	// A second a packet: the rate limit never drops one (the fuzzer
+	// sends thousands a second), and an id is minted for that second.
+	var mu sync.Mutex
+	clock := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	ut.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}
 	f.Fuzz(func(t *testing.T, pkt []byte, ours bool) {
+		mu.Lock()
+		clock = clock.Add(time.Second)
+		mu.Unlock()
 		if ours && len(pkt) >= 8 {
-			binary.BigEndian.PutUint64(pkt, ut.connID(from, time.Now().Unix()/60))
+			binary.BigEndian.PutUint64(pkt, ut.connID(from, ut.now().Unix()/60))
 		}
 		r, perr := parseUDPRequest(pkt)
 		ans := ut.handle(pkt, from, false)
