@@ -62,9 +62,10 @@ const (
 	// one announce per torrent per interval.
 	udpTrackerRate  = 50
 	udpTrackerBurst = 1000
-	// udpTrackerAddrs bounds the addresses the limiter remembers; past
-	// it, those idle long enough to be full again are forgotten, and
-	// if none is, new addresses share one bucket.
+	// udpTrackerAddrs bounds the addresses the limiter remembers
+	// (about 200 bytes each: 2 MB); past it, those idle long enough to
+	// be full again (20 s) are forgotten, and while none is, new
+	// addresses share one bucket.
 	udpTrackerAddrs = 10_000
 	// udpMaxScrape is BEP 15's limit: 74 infohashes fill a 1,500-byte
 	// packet.
@@ -94,6 +95,7 @@ type udpTracker struct {
 	mu       sync.Mutex
 	limits   map[string]*rate.Limiter
 	overflow *rate.Limiter
+	swept    time.Time // limits, last
 }
 
 func newUDPTracker(n *Node) *udpTracker {
@@ -195,7 +197,11 @@ func (t *udpTracker) allow(from netip.AddrPort, now time.Time) bool {
 	defer t.mu.Unlock()
 	l := t.limits[key]
 	if l == nil {
-		if len(t.limits) >= udpTrackerAddrs {
+		// The sweep runs once a second at most: addresses spoofed by
+		// the thousand (a connect needs no id) would otherwise make
+		// every packet a walk of the whole map.
+		if len(t.limits) >= udpTrackerAddrs && now.Sub(t.swept) >= time.Second {
+			t.swept = now
 			for k, v := range t.limits {
 				if v.TokensAt(now) >= udpTrackerBurst {
 					delete(t.limits, k)

@@ -300,6 +300,21 @@ func TestUDPTrackerRate(t *testing.T) {
 	if answered != udpTrackerRate {
 		t.Errorf("%d connects answered a second later, want %d", answered, udpTrackerRate)
 	}
+	// udpTrackerAddrs addresses remembered at most; past them, new
+	// ones share one bucket until the others are full again.
+	for i := range udpTrackerAddrs {
+		ut.handle(pkt, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 3, byte(i >> 8), byte(i)}), 5000), false)
+	}
+	if len(ut.limits) != udpTrackerAddrs {
+		t.Errorf("%d addresses remembered, want the cap %d", len(ut.limits), udpTrackerAddrs)
+	}
+	if ut.handle(pkt, netip.MustParseAddrPort("127.4.0.1:5000"), false) == nil || len(ut.limits) != udpTrackerAddrs {
+		t.Errorf("an address past the cap: refused, or remembered (%d)", len(ut.limits))
+	}
+	now = now.Add(time.Minute) // every bucket full again: swept
+	if ut.handle(pkt, netip.MustParseAddrPort("127.4.0.2:5000"), false) == nil || len(ut.limits) != 1 {
+		t.Errorf("a minute later: %d addresses remembered, want 1", len(ut.limits))
+	}
 	// A connection id lives udpConnIDLife minutes.
 	id := binary.BigEndian.Uint64(ut.handle(pkt, netip.MustParseAddrPort("127.0.0.9:5000"), false)[8:])
 	for _, tc := range []struct {
@@ -421,3 +436,33 @@ type fakeListener struct {
 }
 
 func (l fakeListener) Addr() net.Addr { return l.addr }
+
+// BenchmarkUDPTrackerAnnounce is one UDP announce, rate-checked, its
+// connection id checked, parsed and answered, to a torrent with a full
+// store (1,000 peers), as BenchmarkTrackerAnnounce over HTTP.
+func BenchmarkUDPTrackerAnnounce(b *testing.B) {
+	ih := metainfo.Hash{9}
+	n := &Node{opts: Options{Tracker: TrackerOptions{}.withDefaults()}, dirs: map[metainfo.Hash]string{ih: "/x/" + packsDir}}
+	n.tracker = newPeerStore(n.opts.Tracker)
+	n.ln = fakeListener{addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6881}}
+	ut := newUDPTracker(n)
+	n.udpTracker = ut
+	now := time.Now()
+	for i := range n.opts.Tracker.MaxPeersPerTorrent {
+		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
+		n.tracker.announce(now, ih, ap, i%4 == 0, false, false, 0, netip.AddrPort{}, 0)
+	}
+	// Announces from 1,000 addresses in turn: the per-address rate is
+	// not what is measured.
+	pkt := append(udpHeader(0, udp.ActionAnnounce, 1), udpAnnounceBody(ih, 0, 6881)...)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i = (i + 1) % 1000
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 2, byte(i >> 8), byte(i)}), 6881)
+		binary.BigEndian.PutUint64(pkt, ut.connID(from, now.Unix()/60))
+		if ans := ut.handle(pkt, from, false); len(ans) < 20 || binary.BigEndian.Uint32(ans) != uint32(udp.ActionAnnounce) {
+			b.Fatalf("answer %x", ans)
+		}
+	}
+}
