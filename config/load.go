@@ -72,11 +72,13 @@ func (e *Error) Error() string {
 //	  local              its name here (default: list); not a [[list]] name
 //	  address            its posting address here: SMTP to it is refused (a mirror)
 //	[bittorrent]
-//	  listen             "host:port" for BitTorrent (TCP); default "127.0.0.1:0"
+//	  listen             "host:port" for BitTorrent (TCP; UDP on the same port for the
+//	                     DHT and the tracker); default "127.0.0.1:0"
 //	  dht                boolean, join the mainline DHT (default false)
 //	  dht_bootstrap      array of "host:port" DHT nodes to start from
 //	  trackers           array of announce URLs
-//	  tracker            boolean, this node's own tracker at /announce (default true)
+//	  tracker            boolean, this node's own tracker at /announce and over UDP
+//	                     on the listen port (BEP 15), with /scrape (default true)
 //	  tracker_interval   duration ("30m"): the announce interval it tells peers
 //	  web_seed           base URL of this node's HTTP, for the torrents' web seed
 //	  upload_limit       bytes per second (size syntax, "10MiB"); 0 = none

@@ -43,8 +43,8 @@ import (
 // one answers every refusal with an HTTP 500 instead of a BEP 3 failure
 // reason, ignores numwant and logs each bad request on slog.Default at
 // ERROR; its UDP one (BEP 15) sends no error packet for an unknown
-// infohash and logs the same way. A UDP tracker is left for later
-// (docs/SWARM.md, "Limits").
+// infohash and logs the same way. The node's own UDP tracker is in
+// tracker_udp.go, scrape for both in tracker_scrape.go.
 
 // TrackerOptions configures a node's tracker. The zero value is a
 // tracker with the defaults below.
