@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"mailswarm/internal/peertest"
+
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/tracker/udp"
@@ -464,5 +466,44 @@ func BenchmarkUDPTrackerAnnounce(b *testing.B) {
 		if ans := ut.handle(pkt, from, false); len(ans) < 20 || binary.BigEndian.Uint32(ans) != uint32(udp.ActionAnnounce) {
 			b.Fatalf("answer %x", ans)
 		}
+	}
+}
+
+// Over IPv6 (a node on ::1) the answer's peers are IPv6 ones, 18 bytes
+// each (BEP 15): the node itself among them.
+func TestUDPTrackerIPv6(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		if peertest.InCI() {
+			t.Fatalf("no ::1: %v", err)
+		}
+		t.Skipf("no ::1: %v", err)
+	} else {
+		ln.Close()
+	}
+	tn := startTestNodeOpts(t, 1, Options{Listen: "[::1]:0"}, nil)
+	day := tn.manifest(t).Packs[0]
+	self := addrPort(t, tn.node.Addr())
+	tracker := tn.node.UDPTrackerURL()
+	if want := "udp://" + self.String() + "/announce"; tracker != want {
+		t.Fatalf("UDPTrackerURL %q, want %q", tracker, want)
+	}
+	u, _ := url.Parse(tracker)
+	cc, err := udp.NewConnClient(udp.NewConnClientOpts{Network: "udp6", Host: u.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req := udp.AnnounceRequest{InfoHash: day.InfoHash, Left: day.Size, NumWant: -1, Port: 40001}
+	hdr, peers, err := cc.Client.Announce(ctx, req, udp.Options{}, func(net.Addr) bool { return true })
+	var got []netip.AddrPort
+	if err == nil {
+		for _, p := range peers.NodeAddrs() {
+			got = append(got, p.UDP().AddrPort())
+		}
+	}
+	if err != nil || !slices.Contains(got, self) || hdr.Seeders != 1 {
+		t.Errorf("IPv6 announce: %v, %+v, peers %v: want %v", err, hdr, got, self)
 	}
 }
