@@ -26,7 +26,10 @@
 //     node, origin or mirror, puts again every hour (dhtput.go), and
 //     an HTTP tracker at /announce (tracker.go: only for the infohashes of
 //     manifests the node verified, a bounded peer store, the node itself
-//     as a seeder; its URL first in every .torrent served).
+//     as a seeder; its URL first in every .torrent served), the same
+//     over UDP on the BitTorrent port (tracker_udp.go, BEP 15: the DHT's
+//     socket shared by first byte; its URL second) and scrape for both
+//     (tracker_scrape.go).
 //   - Mirror (follow.go, followapply.go, followfetch.go, followdht.go):
 //     a followed list, Options.Follow: the list's BEP 44 item read from
 //     the DHT and from sources, verified under the key, kept and put
