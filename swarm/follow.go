@@ -211,6 +211,11 @@ type follower struct {
 
 	applyMu     sync.Mutex // one apply at a time (Run's loop, SyncOnce)
 	swapChecked bool       // adoptDays passed every epoch (under applyMu)
+	// torrentsOK is, by name, the infohash of each torrent file checked
+	// or written by torrentFiles in this process (under applyMu, or
+	// before Run); staleFrom the manifest removeStale last ran for.
+	torrentsOK map[string][20]byte
+	staleFrom  *Manifest
 
 	mu      sync.Mutex
 	cur     *Manifest // verified and applied: served and seeded
@@ -559,16 +564,19 @@ func (f *follower) takeManifest(from string, b []byte, patch bool, base *Manifes
 	f.mu.Lock()
 	f.st.ManifestBytes += int64(len(b))
 	f.mu.Unlock()
+	var m *Manifest
+	var err error
 	if patch {
-		p, err := DecodePatch(b)
-		if err != nil {
+		var p *ManifestPatch
+		if p, err = DecodePatch(b); err != nil {
 			return nil, fmt.Errorf("from %s: %w", from, err)
 		}
-		if b, err = p.Apply(base); err != nil {
-			return nil, fmt.Errorf("from %s: %w", from, err)
-		}
+		// Applied to the parsed manifest held, as ParseManifest would
+		// take the file Apply rebuilds, at the cost of what changed.
+		m, err = p.applyParsed(base, f.spec.Key)
+	} else {
+		m, err = ParseManifest(b, f.spec.Key)
 	}
-	m, err := ParseManifest(b, f.spec.Key)
 	if err != nil {
 		if patch {
 			return nil, fmt.Errorf("from %s: patch from seq %d: %w", from, base.Seq, err)

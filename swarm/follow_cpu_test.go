@@ -44,11 +44,7 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				file, err := p.Apply(base)
-				if err != nil {
-					b.Fatal(err)
-				}
-				m, err := ParseManifest(file, manTestPub())
+				m, err := p.applyParsed(base, manTestPub())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -71,6 +67,13 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 		run("apply", func(b *testing.B) {
 			for b.Loop() {
 				if _, err := p.Apply(base); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		run("applyparsed", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := p.applyParsed(base, manTestPub()); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -124,9 +127,20 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		run("follows", func(b *testing.B) {
+		run("follows/parsed", func(b *testing.B) {
 			for b.Loop() {
 				if err := parsed.Follows(base); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		patched, err := p.applyParsed(base, manTestPub())
+		if err != nil {
+			b.Fatal(err)
+		}
+		run("follows", func(b *testing.B) {
+			for b.Loop() {
+				if err := patched.Follows(base); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -136,13 +150,31 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 		tm := benchTorrents(b, dir, next)
 		f := &follower{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		run("torrentfiles", func(b *testing.B) {
+			if err := f.torrentFiles(tm); err != nil { // the first in a process checks them all
+				b.Fatal(err)
+			}
 			for b.Loop() {
 				if err := f.torrentFiles(tm); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+		run("torrentfiles/first", func(b *testing.B) {
+			for b.Loop() {
+				f.torrentsOK = nil
+				if err := f.torrentFiles(tm); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		run("removestale", func(b *testing.B) {
+			prev := manClone(tm)
+			prev.Seq--
+			for b.Loop() {
+				removeStaleSince(dir, prev, tm, f.log)
+			}
+		})
+		run("removestale/first", func(b *testing.B) {
 			for b.Loop() {
 				removeStale(dir, tm, f.log)
 			}

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
@@ -103,6 +104,9 @@ type Manifest struct {
 
 	raw  []byte   // the signed file it was parsed from or signed into
 	hash [32]byte // sha256 of raw, when raw is set
+	// follows is the hash of the manifest this one was patched from
+	// (applyParsed), whose packs and bundles it was checked to keep.
+	follows [32]byte
 }
 
 // EpochTip is an epoch's newest commit covered by the manifest's packs.
@@ -241,6 +245,9 @@ func (m *Manifest) Follows(prev *Manifest) error {
 	if h := prev.Hash(); m.Seq == prev.Seq+1 && m.Prev != h {
 		return refused(fmt.Errorf("list %s: broken chain: seq %d names prev %x, but seq %d hashes to %x", m.List, m.Seq, m.Prev, prev.Seq, h))
 	}
+	if m.follows != [32]byte{} && m.follows == prev.Hash() {
+		return m.followsEpochs(prev) // packs and bundles checked by applyParsed
+	}
 	packs := make(map[string]*PackEntry, len(m.Packs))
 	sealed := make(map[epochDay]string)
 	for i := range m.Packs {
@@ -277,12 +284,50 @@ func (m *Manifest) Follows(prev *Manifest) error {
 			return refused(fmt.Errorf("list %s seq %d: bundle %q changed since seq %d", m.List, m.Seq, b.Name, prev.Seq))
 		}
 	}
+	return m.followsEpochs(prev)
+}
+
+// followsEpochs checks that every epoch of prev is in m.
+func (m *Manifest) followsEpochs(prev *Manifest) error {
 	for _, e := range prev.Epochs {
 		if _, ok := slices.BinarySearchFunc(m.Epochs, e.Epoch, func(t EpochTip, n int) int { return cmpInt(t.Epoch, n) }); !ok {
 			return refused(fmt.Errorf("list %s seq %d: epoch %d of seq %d dropped", m.List, m.Seq, e.Epoch, prev.Seq))
 		}
 	}
 	return nil
+}
+
+// dayPacks returns m's packs of epoch and day: packs are in (epoch, day)
+// order, so a binary search finds them.
+func (m *Manifest) dayPacks(epoch int, day string) []PackEntry {
+	i, _ := slices.BinarySearchFunc(m.Packs, epochDay{epoch, day}, func(q PackEntry, t epochDay) int {
+		return cmp.Or(cmpInt(q.Epoch, t.epoch), cmpStr(q.Day, t.day))
+	})
+	j := i
+	for j < len(m.Packs) && m.Packs[j].Epoch == epoch && m.Packs[j].Day == day {
+		j++
+	}
+	return m.Packs[i:j]
+}
+
+// hasPack reports whether m has a pack of p's file name, epoch and day.
+func (m *Manifest) hasPack(p *PackEntry) bool {
+	for _, q := range m.dayPacks(p.Epoch, p.Day) {
+		if q.File == p.File {
+			return true
+		}
+	}
+	return false
+}
+
+// seals reports whether m has a day pack for epoch and day.
+func (m *Manifest) seals(epoch int, day string) bool {
+	for _, q := range m.dayPacks(epoch, day) {
+		if q.Kind == KindDay {
+			return true
+		}
+	}
+	return false
 }
 
 func refused(err error) error { return fmt.Errorf("%w: %v", ErrManifest, err) }
@@ -308,7 +353,14 @@ func cmpInt(a, b int) int {
 }
 
 // check applies the rules written on Manifest's fields.
-func (m *Manifest) check() error {
+func (m *Manifest) check() error { return m.checkFrom(0, 0) }
+
+// checkFrom is check for a manifest whose first samePacks packs and
+// sameBundles bundles are those, in that order, of a manifest that
+// passed it (applyParsed): their own rules are not checked again (file
+// names, days, hashes: 25 ms of a 7,300-day list), only the rules that
+// bind them to the rest (unique names, order, a bundle's files).
+func (m *Manifest) checkFrom(samePacks, sameBundles int) error {
 	if !listNameRE.MatchString(m.List) {
 		return fmt.Errorf("list name %q is not valid", m.List)
 	}
@@ -337,14 +389,16 @@ func (m *Manifest) check() error {
 	names := make(map[string]*PackEntry, len(m.Packs)) // nil for a bundle
 	for i := range m.Packs {
 		p := &m.Packs[i]
-		if err := p.check(); err != nil {
+		if i < samePacks {
+			// Checked before; only its name is needed below.
+		} else if err := p.check(); err != nil {
 			return fmt.Errorf("list %s: pack %q: %w", m.List, p.File, err)
 		}
 		if _, dup := names[p.File]; dup {
 			return fmt.Errorf("list %s: duplicate file name %q", m.List, p.File)
 		}
 		names[p.File] = p
-		if i == 0 {
+		if i == 0 || i < samePacks {
 			continue
 		}
 		// Packs are ordered by (epoch, day); a day's entries are one
@@ -368,14 +422,17 @@ func (m *Manifest) check() error {
 	}
 	for i := range m.Bundles {
 		b := &m.Bundles[i]
-		if err := b.check(names); err != nil {
+		if i < sameBundles {
+			// Its files are packs kept unchanged (applyParsed refuses a
+			// dropped or changed day pack).
+		} else if err := b.check(names); err != nil {
 			return fmt.Errorf("list %s: bundle %q: %w", m.List, b.Name, err)
 		}
 		if _, dup := names[b.Name]; dup {
 			return fmt.Errorf("list %s: duplicate file name %q", m.List, b.Name)
 		}
 		names[b.Name] = nil
-		if i == 0 {
+		if i == 0 || i < sameBundles {
 			continue
 		}
 		a := &m.Bundles[i-1]

@@ -811,6 +811,30 @@ func removeStale(dir string, m *Manifest, log *slog.Logger) {
 	}
 }
 
+// removeStaleSince is removeStale for m, which follows prev, the
+// manifest removeStale last ran for in this process (nil: none, or a
+// failure since may have left files): only what prev named and m does
+// not goes, the slices of a day m seals. Listing packs/ and torrents/
+// was 41 ms of each slice of a 7,300-day list (BenchmarkFollowSliceCPU);
+// this is a pass over prev's entries.
+func removeStaleSince(dir string, prev, m *Manifest, log *slog.Logger) {
+	if prev == nil || prev.List != m.List || prev.Seq >= m.Seq {
+		removeStale(dir, m, log)
+		return
+	}
+	for i := range prev.Packs {
+		p := &prev.Packs[i]
+		if p.Kind != KindSlice || m.hasPack(p) {
+			continue
+		}
+		for _, name := range []string{filepath.Join(packsDir, p.File), filepath.Join(torrentsDir, p.File+".torrent")} {
+			if err := os.Remove(filepath.Join(dir, name)); err == nil {
+				log.Debug("swarm: removed", "file", filepath.Base(name))
+			}
+		}
+	}
+}
+
 // readTorrent reads torrents/name.torrent.
 func (o *Origin) readTorrent(name string) (*metainfo.MetaInfo, error) {
 	return readTorrent(o.dir, name)

@@ -1,0 +1,169 @@
+package swarm
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"slices"
+	"testing"
+)
+
+// patchBoth takes patch q from base both ways: the long one (Apply, then
+// ParseManifest of the whole file, then Follows) and applyParsed (then
+// Follows, which it shortens). They must agree.
+func patchBoth(t testing.TB, base *Manifest, q *ManifestPatch) (fast *Manifest, errFast, errSlow error) {
+	t.Helper()
+	var slow *Manifest
+	file, errSlow := q.Apply(base)
+	if errSlow == nil {
+		slow, errSlow = ParseManifest(file, manTestPub())
+	}
+	if errSlow == nil {
+		errSlow = slow.Follows(base)
+	}
+	fast, errFast = q.applyParsed(base, manTestPub())
+	if errFast == nil {
+		errFast = fast.Follows(base)
+	}
+	if (errFast == nil) != (errSlow == nil) {
+		t.Fatalf("applyParsed: %v; Apply and ParseManifest: %v", errFast, errSlow)
+	}
+	if errFast != nil {
+		return nil, errFast, errSlow
+	}
+	if !bytes.Equal(fast.Bytes(), slow.Bytes()) || fast.Hash() != slow.Hash() {
+		t.Fatalf("applyParsed rebuilt other bytes than Apply")
+	}
+	if err := fast.check(); err != nil {
+		t.Fatalf("applyParsed accepted a manifest check refuses: %v", err)
+	}
+	if !slices.Equal(fast.Packs, slow.Packs) || !slices.EqualFunc(fast.Bundles, slow.Bundles, func(a, b BundleEntry) bool { return a.equal(&b) }) ||
+		!slices.Equal(fast.Epochs, slow.Epochs) || fast.Seq != slow.Seq || fast.Prev != slow.Prev || fast.Time != slow.Time ||
+		fast.List != slow.List || !bytes.Equal(fast.Key, slow.Key) {
+		t.Fatalf("applyParsed's entries differ from ParseManifest's")
+	}
+	return fast, nil, nil
+}
+
+// resign signs the manifest q rebuilds from base with the test key: the
+// rules, not the signature, are then what refuses it.
+func resign(q *ManifestPatch, base *Manifest) {
+	if mg, err := q.merge(base); err == nil {
+		copy(q.Sig[:], ed25519.Sign(manTestKey, encodeBody(mg.m)))
+	}
+}
+
+// patchFastBase is manTestManifest signed, and patches from it, each
+// re-signed: what a key holder may sign, good and bad.
+func patchFastCases(t testing.TB) (base *Manifest, cases []patchFastCase) {
+	base = manTestManifest()
+	manSign(t, base)
+	d1, d2 := base.Packs[0], base.Packs[1]
+	s1, s2 := base.Packs[2], base.Packs[3]
+	sealed := manDayPack(0, "2026-02-01", 700)
+	sealed.From, sealed.To = s1.From, s2.To
+	slice := manSlicePack(0, "2026-02-01", 3)
+	changed := d2
+	changed.Size++
+	dup := manSlicePack(0, "2026-02-02", 1)
+	dup.File = d1.File
+	moved := s1
+	moved.Day = "2026-02-02"
+	bad := manSlicePack(0, "2026-02-02", 1)
+	bad.SHA256 = [32]byte{}
+	late := manSlicePack(0, "2026-01-31", 9)
+	bundle := manBundle(0, "2026-02", sealed)
+	ofSlice := manBundle(0, "2026-02", s1)
+	otherBundle := base.Bundles[0]
+	otherBundle.InfoHash = manH20("other")
+	mk := func(f func(q *ManifestPatch)) *ManifestPatch {
+		q := &ManifestPatch{Base: base.Hash(), BaseSeq: base.Seq, Seq: base.Seq + 1, Prev: base.Hash(), Time: base.Time + 60,
+			Epochs: slices.Clone(base.Epochs)}
+		f(q)
+		resign(q, base)
+		return q
+	}
+	cases = []patchFastCase{
+		{"a slice", true, mk(func(q *ManifestPatch) { q.Packs = []PackEntry{slice} })},
+		{"a day sealed", true, mk(func(q *ManifestPatch) { q.Drop, q.Packs = []string{s1.File, s2.File}, []PackEntry{sealed} })},
+		{"a day sealed and bundled", true, mk(func(q *ManifestPatch) {
+			q.Drop, q.Packs, q.Bundles = []string{s1.File, s2.File}, []PackEntry{sealed}, []BundleEntry{bundle}
+		})},
+		{"a day pack dropped and added again", true, mk(func(q *ManifestPatch) { q.Drop, q.Packs = []string{d1.File}, []PackEntry{d1} })},
+		{"a bundle dropped and added again", true, mk(func(q *ManifestPatch) {
+			q.Drop, q.Bundles = []string{base.Bundles[0].Name}, []BundleEntry{base.Bundles[0]}
+		})},
+		{"no change but the sequence", true, mk(func(q *ManifestPatch) {})},
+		{"a day pack dropped", false, mk(func(q *ManifestPatch) { q.Drop = []string{d1.File} })},
+		{"a day pack changed", false, mk(func(q *ManifestPatch) { q.Drop, q.Packs = []string{d2.File}, []PackEntry{changed} })},
+		{"a slice dropped unsealed", false, mk(func(q *ManifestPatch) { q.Drop = []string{s2.File} })},
+		{"a slice moved to another day of a sealed day", false, mk(func(q *ManifestPatch) {
+			q.Drop, q.Packs = []string{s1.File, s2.File}, []PackEntry{sealed, moved}
+		})},
+		{"a slice of a sealed day", false, mk(func(q *ManifestPatch) { q.Packs = []PackEntry{late} })},
+		{"an old name again", false, mk(func(q *ManifestPatch) { q.Packs = []PackEntry{dup} })},
+		{"a bad new pack", false, mk(func(q *ManifestPatch) { q.Packs = []PackEntry{bad} })},
+		{"a bundle of a slice", false, mk(func(q *ManifestPatch) { q.Bundles = []BundleEntry{ofSlice} })},
+		{"a bundle dropped", false, mk(func(q *ManifestPatch) { q.Drop = []string{base.Bundles[0].Name} })},
+		{"a bundle changed", false, mk(func(q *ManifestPatch) {
+			q.Drop, q.Bundles = []string{base.Bundles[0].Name}, []BundleEntry{otherBundle}
+		})},
+		{"an epoch dropped", false, mk(func(q *ManifestPatch) { q.Epochs = q.Epochs[:1] })},
+		{"epochs out of order", false, mk(func(q *ManifestPatch) { q.Epochs[0], q.Epochs[1] = q.Epochs[1], q.Epochs[0] })},
+		{"no prev", false, mk(func(q *ManifestPatch) { q.Prev = [32]byte{} })},
+		{"a name the base does not hold dropped", false, mk(func(q *ManifestPatch) { q.Drop = []string{"nope"} })},
+	}
+	unsigned := mk(func(q *ManifestPatch) { q.Packs = []PackEntry{slice} })
+	unsigned.Time++
+	cases = append(cases, patchFastCase{"signed for another time", false, unsigned})
+	other := mk(func(q *ManifestPatch) {})
+	other.Base[0] ^= 1
+	cases = append(cases, patchFastCase{"another base", false, other})
+	return base, cases
+}
+
+type patchFastCase struct {
+	name string
+	ok   bool
+	q    *ManifestPatch
+}
+
+// TestApplyParsed: applying a patch to the parsed manifest held accepts
+// and refuses exactly what applying it to the file and parsing the whole
+// result does, and rebuilds the same manifest.
+func TestApplyParsed(t *testing.T) {
+	base, cases := patchFastCases(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, errFast, errSlow := patchBoth(t, base, c.q)
+			if ok := errFast == nil; ok != c.ok {
+				t.Fatalf("accepted %v, want %v (%v)", ok, c.ok, errFast)
+			}
+			if !c.ok {
+				t.Logf("refused: %v (long way: %v)", errFast, errSlow)
+				return
+			}
+			if m.follows != base.Hash() {
+				t.Errorf("not marked as following its base")
+			}
+		})
+	}
+}
+
+// FuzzApplyParsed holds applyParsed to the long way on patches the
+// fuzzer makes and the test key signs (so the rules, not the signature,
+// decide).
+func FuzzApplyParsed(f *testing.F) {
+	base, cases := patchFastCases(f)
+	for _, c := range cases {
+		f.Add(c.q.Encode())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := DecodePatch(b)
+		if err != nil {
+			return
+		}
+		patchBoth(t, base, q) // as sent
+		resign(q, base)
+		patchBoth(t, base, q)
+	})
+}
