@@ -211,11 +211,16 @@ type follower struct {
 
 	applyMu     sync.Mutex // one apply at a time (Run's loop, SyncOnce)
 	swapChecked bool       // adoptDays passed every epoch (under applyMu)
-	// torrentsOK is, by name, the infohash of each torrent file checked
-	// or written by torrentFiles in this process (under applyMu, or
-	// before Run); staleFrom the manifest removeStale last ran for.
-	torrentsOK map[string][20]byte
-	staleFrom  *Manifest
+	// What this process found in place, not looked for again at each
+	// slice (under applyMu, or before Run): by name, the infohash of
+	// each torrent file torrentFiles checked or wrote; by file, the
+	// sha256 of each held pack seedable found in packs/; the day packs
+	// adoptDays found or made git packs; the manifest removeStale last
+	// ran for.
+	torrentsOK  map[string][20]byte
+	packsOK     map[string][32]byte
+	installedOK map[epochTrailer]bool
+	staleFrom   *Manifest
 
 	mu      sync.Mutex
 	cur     *Manifest // verified and applied: served and seeded

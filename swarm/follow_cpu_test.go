@@ -167,6 +167,41 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 				}
 			}
 		})
+		held := make([]*PackEntry, len(tm.Packs))
+		for i := range tm.Packs {
+			held[i] = &tm.Packs[i]
+		}
+		run("seedable", func(b *testing.B) {
+			if err := f.seedable(b.Context(), tm, held); err != nil { // the first in a process looks at all
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := f.seedable(b.Context(), tm, held); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		run("seedable/first", func(b *testing.B) {
+			for b.Loop() {
+				f.packsOK = nil
+				if err := f.seedable(b.Context(), tm, held); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// adoptDays asked List.Installed, two stats, of every day pack.
+		run("adoptdays/stats", func(b *testing.B) {
+			for b.Loop() {
+				for i := range tm.Packs {
+					p := filepath.Join(dir, packsDir, tm.Packs[i].File)
+					_, err1 := os.Stat(p + ".idx")
+					_, err2 := os.Stat(p)
+					if err1 == nil || err2 != nil {
+						b.Fatal(err1, err2)
+					}
+				}
+			}
+		})
 		run("removestale", func(b *testing.B) {
 			prev := manClone(tm)
 			prev.Seq--
@@ -215,7 +250,7 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 }
 
 // benchTorrents writes dir's packs/ and torrents/ for m as a follower
-// holds them (an empty file per pack, a small torrent per pack and
+// holds them (a sparse file per pack, a small torrent per pack and
 // bundle) and returns m with the infohashes of those torrents.
 func benchTorrents(tb testing.TB, dir string, m *Manifest) *Manifest {
 	tm := manClone(m)
@@ -243,6 +278,9 @@ func benchTorrents(tb testing.TB, dir string, m *Manifest) *Manifest {
 		p := &tm.Packs[i]
 		sizes[p.File] = p.Size
 		if err := os.WriteFile(filepath.Join(dir, packsDir, p.File), nil, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Truncate(filepath.Join(dir, packsDir, p.File), p.Size); err != nil { // sparse
 			tb.Fatal(err)
 		}
 		p.InfoHash = write(p.File, metainfo.Info{Name: p.File, Length: p.Size, PieceLength: 256 << 10,

@@ -3,7 +3,12 @@ package swarm
 import (
 	"bytes"
 	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -166,4 +171,61 @@ func FuzzApplyParsed(f *testing.F) {
 		resign(q, base)
 		patchBoth(t, base, q)
 	})
+}
+
+// TestRemoveStaleSince: after the day close, the sealed day's slice files
+// go and nothing m names does; a file no manifest named (a failed
+// publish's) is left to the listing of the first call (prev nil).
+func TestRemoveStaleSince(t *testing.T) {
+	dir := t.TempDir()
+	prev := manTestManifest()
+	manSign(t, prev)
+	next := manClone(prev)
+	s1, s2 := prev.Packs[2], prev.Packs[3]
+	sealed := manDayPack(0, "2026-02-01", 700)
+	sealed.From, sealed.To = s1.From, s2.To
+	next.Packs = slices.Insert(slices.Delete(next.Packs, 2, 4), 2, sealed)
+	next.Seq, next.Prev = 2, prev.Hash()
+	manSign(t, next)
+	var all []string
+	for _, d := range []string{packsDir, torrentsDir} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(names ...string) {
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, p := range append(slices.Clone(prev.Packs), sealed) {
+		all = append(all, filepath.Join(packsDir, p.File), filepath.Join(torrentsDir, p.File+".torrent"))
+	}
+	all = append(all, filepath.Join(torrentsDir, prev.Bundles[0].Name+".torrent"))
+	write(all...)
+	leftover := filepath.Join(packsDir, "e0-2026-02-02.1.pack")
+	write(leftover)
+	exists := func(n string) bool { _, err := os.Stat(filepath.Join(dir, n)); return err == nil }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	removeStaleSince(dir, prev, prev, log)
+	if !exists(leftover) {
+		t.Fatal("the same manifest again listed the directory")
+	}
+	removeStaleSince(dir, prev, next, log)
+	for _, n := range all {
+		retired := strings.Contains(n, s1.File) || strings.Contains(n, s2.File)
+		if exists(n) == retired {
+			t.Errorf("%s: exists %v, retired %v", n, exists(n), retired)
+		}
+	}
+	if !exists(leftover) {
+		t.Fatal("a file no manifest named went without a listing")
+	}
+	removeStaleSince(dir, nil, next, log)
+	if exists(leftover) {
+		t.Error("the listing left a file no manifest names")
+	}
 }
