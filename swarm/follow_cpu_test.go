@@ -38,6 +38,28 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 		}
 		// The follower's steps, in the order takeManifest, offer and
 		// apply run them.
+		run("total/before", func(b *testing.B) {
+			for b.Loop() {
+				p, err := DecodePatch(patch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				file, err := p.Apply(base)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := ParseManifest(file, manTestPub())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := checkChain(m); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Follows(base); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		run("total", func(b *testing.B) {
 			for b.Loop() {
 				p, err := DecodePatch(patch)
@@ -74,6 +96,21 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 		run("applyparsed", func(b *testing.B) {
 			for b.Loop() {
 				if _, err := p.applyParsed(base, manTestPub()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		run("applyparsed/merge", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := p.merge(base); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		run("applyparsed/checkfrom", func(b *testing.B) {
+			mg, _ := p.merge(base)
+			for b.Loop() {
+				if err := mg.m.checkFrom(mg.samePacks, mg.sameBundles); err != nil {
 					b.Fatal(err)
 				}
 			}

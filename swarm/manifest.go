@@ -107,6 +107,7 @@ type Manifest struct {
 	// follows is the hash of the manifest this one was patched from
 	// (applyParsed), whose packs and bundles it was checked to keep.
 	follows [32]byte
+	idx     bodyIndex // where raw's body holds each entry, when raw is set
 }
 
 // EpochTip is an epoch's newest commit covered by the manifest's packs.
@@ -165,14 +166,14 @@ func (m *Manifest) Sign(priv ed25519.PrivateKey) ([]byte, error) {
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("swarm: sign manifest of %s: private key has %d bytes, want %d", m.List, len(priv), ed25519.PrivateKeySize)
 	}
-	body := encodeBody(m)
+	body, idx := encodeBodyFrom(m, nil)
 	sig := ed25519.Sign(priv, body)
 	// Verifying also catches a private key whose public half is m.Key
 	// but whose seed is another key's.
 	if !ed25519.Verify(m.Key, body, sig) {
 		return nil, fmt.Errorf("swarm: sign manifest of %s: private key is not the key %x", m.List, []byte(m.Key))
 	}
-	m.raw = encodeFile(body, sig)
+	m.raw, m.idx = encodeFile(body, sig), idx
 	m.hash = sha256.Sum256(m.raw)
 	return m.raw, nil
 }

@@ -192,8 +192,9 @@ func (p *ManifestPatch) merge(base *Manifest) (*merged, error) {
 // applyParsed is ParseManifest(p.Apply(base), key) without the work that
 // grows with the history and proves nothing new. base was parsed or
 // signed here, so its entries passed every rule; the body is encoded
-// from the entries, so it is canonical by construction and is not
-// decoded again; the signature is verified over it (one SHA-512 pass);
+// from the entries (the kept ones copied from base's body, which is
+// their encoding: encodeBodyFrom), so it is canonical by construction
+// and is not decoded again; the signature is verified over it (one SHA-512 pass);
 // the rules run on what the patch added and where it joins what was
 // kept. The Follows rules on packs and bundles are checked on what the
 // patch dropped (what it kept is base's own), so Follows(base) checks
@@ -212,7 +213,11 @@ func (p *ManifestPatch) applyParsed(base *Manifest, key ed25519.PublicKey) (*Man
 	if key != nil && !bytes.Equal(m.Key, key) {
 		return nil, refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
 	}
-	body := encodeBody(m)
+	var from *splice
+	if len(base.idx.packs) == len(base.Packs)+1 && len(base.idx.bundles) == len(base.Bundles)+1 {
+		from = &splice{body: fileBody(base.raw), idx: &base.idx, packs: mg.samePacks, bundles: mg.sameBundles}
+	}
+	body, idx := encodeBodyFrom(m, from)
 	raw := encodeFile(body, p.Sig[:])
 	if len(raw) > maxManifestSize {
 		return nil, refused(fmt.Errorf("%d bytes, more than the %d allowed", len(raw), maxManifestSize))
@@ -226,7 +231,7 @@ func (p *ManifestPatch) applyParsed(base *Manifest, key ed25519.PublicKey) (*Man
 	if err := m.followsDropped(base, p, mg); err != nil {
 		return nil, err
 	}
-	m.raw = raw
+	m.raw, m.idx = raw, idx
 	m.hash = sha256.Sum256(raw)
 	m.follows = base.Hash()
 	return m, nil

@@ -38,6 +38,10 @@ func patchBoth(t testing.TB, base *Manifest, q *ManifestPatch) (fast *Manifest, 
 	if !bytes.Equal(fast.Bytes(), slow.Bytes()) || fast.Hash() != slow.Hash() {
 		t.Fatalf("applyParsed rebuilt other bytes than Apply")
 	}
+	if enc, idx := encodeBodyFrom(fast, nil); !bytes.Equal(enc, fileBody(fast.Bytes())) ||
+		!slices.Equal(idx.packs, fast.idx.packs) || !slices.Equal(idx.bundles, fast.idx.bundles) {
+		t.Fatalf("applyParsed's body index is not where its body holds its entries")
+	}
 	if err := fast.check(); err != nil {
 		t.Fatalf("applyParsed accepted a manifest check refuses: %v", err)
 	}
@@ -227,5 +231,54 @@ func TestRemoveStaleSince(t *testing.T) {
 	removeStaleSince(dir, nil, next, log)
 	if exists(leftover) {
 		t.Error("the listing left a file no manifest names")
+	}
+}
+
+// TestApplyParsedChain: a manifest applyParsed made is itself the base
+// of the next patch (its body copied from again), and of the one after.
+func TestApplyParsedChain(t *testing.T) {
+	base, cases := patchFastCases(t)
+	m, err, _ := patchBoth(t, base, cases[0].q) // a slice
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 3 {
+		next := manClone(m)
+		next.Seq, next.Prev, next.Time = m.Seq+1, m.Hash(), m.Time+60
+		s := manSlicePack(0, "2026-02-01", 10+k)
+		s.From = next.Packs[len(next.Packs)-2].To // epoch 0's last pack (epoch 1's is last)
+		s.To = manH20("to " + s.File)
+		next.Packs = slices.Insert(next.Packs, len(next.Packs)-1, s)
+		if k == 2 { // the day closes, with its bundle
+			var from [20]byte
+			var kept []PackEntry
+			for _, p := range next.Packs {
+				if p.Kind == KindSlice {
+					if from == ([20]byte{}) {
+						from = p.From
+					}
+					continue
+				}
+				kept = append(kept, p)
+			}
+			d := manDayPack(0, "2026-02-01", 900)
+			d.From, d.To = from, s.To
+			next.Packs = slices.Insert(kept, 2, d)
+			next.Bundles = append(next.Bundles, manBundle(0, "2026-02", d))
+		}
+		sortPacks(next.Packs) // as the origin orders them
+		manSign(t, next)
+		q, err := DiffManifest(m, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err, _ := patchBoth(t, m, q)
+		if err != nil {
+			t.Fatalf("patch %d: %v", k, err)
+		}
+		if !bytes.Equal(got.Bytes(), next.Bytes()) {
+			t.Fatalf("patch %d rebuilt other bytes than signed", k)
+		}
+		m = got
 	}
 }
