@@ -276,6 +276,14 @@ func BenchmarkFollowSliceCPU(b *testing.B) {
 				}
 			}
 		})
+		run("origin/signafter", func(b *testing.B) {
+			m := manClone(next)
+			for b.Loop() {
+				if _, err := m.signAfter(base, manTestKey); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		run("origin/makepatch", func(b *testing.B) {
 			for b.Loop() {
 				if makePatch(base, next) == nil {

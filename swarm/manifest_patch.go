@@ -213,11 +213,7 @@ func (p *ManifestPatch) applyParsed(base *Manifest, key ed25519.PublicKey) (*Man
 	if key != nil && !bytes.Equal(m.Key, key) {
 		return nil, refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
 	}
-	var from *splice
-	if len(base.idx.packs) == len(base.Packs)+1 && len(base.idx.bundles) == len(base.Bundles)+1 {
-		from = &splice{body: fileBody(base.raw), idx: &base.idx, packs: mg.samePacks, bundles: mg.sameBundles}
-	}
-	body, idx := encodeBodyFrom(m, from)
+	body, idx := encodeBodyFrom(m, base.splice(mg.samePacks, mg.sameBundles))
 	raw := encodeFile(body, p.Sig[:])
 	if len(raw) > maxManifestSize {
 		return nil, refused(fmt.Errorf("%d bytes, more than the %d allowed", len(raw), maxManifestSize))
@@ -391,7 +387,7 @@ func DecodePatch(b []byte) (*ManifestPatch, error) {
 // makePatch returns the encoded patch from base to next when it is worth
 // sending (at most half of next's file and maxPatchSize) and rebuilds
 // next exactly; nil otherwise (the full manifest is sent). The check
-// costs a re-encode; it keeps a manifest whose order this code does not
+// costs a merge and a copy of base's kept bytes; it keeps a manifest whose order this code does not
 // rebuild (another implementation's) from ever reaching a follower as a
 // patch it would refuse.
 func makePatch(base, next *Manifest) []byte {
@@ -403,8 +399,12 @@ func makePatch(base, next *Manifest) []byte {
 	if len(b) > maxPatchSize || len(b) > len(next.raw)/2 {
 		return nil
 	}
-	file, err := p.Apply(base)
-	if err != nil || !bytes.Equal(file, next.raw) {
+	mg, err := p.merge(base)
+	if err != nil {
+		return nil
+	}
+	body, _ := encodeBodyFrom(mg.m, base.splice(mg.samePacks, mg.sameBundles))
+	if !bytes.Equal(encodeFile(body, p.Sig[:]), next.raw) {
 		return nil
 	}
 	return b

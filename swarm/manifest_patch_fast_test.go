@@ -282,3 +282,29 @@ func TestApplyParsedChain(t *testing.T) {
 		m = got
 	}
 }
+
+// TestSignAfter: signing the next manifest after the one before gives
+// the bytes Sign gives, and refuses what Sign refuses.
+func TestSignAfter(t *testing.T) {
+	base, cases := patchFastCases(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mg, err := c.q.merge(base)
+			if err != nil {
+				return
+			}
+			whole := manClone(mg.m)
+			after, errAfter := mg.m.signAfter(base, manTestKey)
+			want, err := whole.Sign(manTestKey)
+			if (errAfter == nil) != (err == nil) {
+				t.Fatalf("signAfter: %v; Sign: %v", errAfter, err)
+			}
+			if !bytes.Equal(after, want) {
+				t.Fatalf("signAfter signed other bytes than Sign")
+			}
+			if err == nil && !slices.Equal(mg.m.idx.packs, whole.idx.packs) {
+				t.Fatalf("signAfter's body index differs from Sign's")
+			}
+		})
+	}
+}

@@ -390,7 +390,7 @@ func (o *Origin) publish(now time.Time, b *budget) (PublishResult, error) {
 			}
 		}
 	}
-	signed, err := next.Sign(o.priv)
+	signed, err := next.signAfter(o.cur, o.priv)
 	if err != nil {
 		return res, err
 	}
