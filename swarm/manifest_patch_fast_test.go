@@ -308,3 +308,17 @@ func TestSignAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestSignSeedOfAnotherKey: a private key whose public half is the list's
+// key but whose seed is another key's signs nothing (Sign checks the key
+// from its seed, not by verifying what it signed).
+func TestSignSeedOfAnotherKey(t *testing.T) {
+	m := manTestManifest()
+	bad := ed25519.PrivateKey(append(slices.Clone(manOtherKey.Seed()), manTestPub()...))
+	if _, err := m.Sign(bad); err == nil || !strings.Contains(err.Error(), "private key is not the key") {
+		t.Fatalf("Sign with another key's seed: %v", err)
+	}
+	if _, err := m.Sign(manTestKey); err != nil {
+		t.Fatal(err)
+	}
+}
