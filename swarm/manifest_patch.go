@@ -199,7 +199,7 @@ func (p *ManifestPatch) merge(base *Manifest) (*merged, error) {
 // kept. The Follows rules on packs and bundles are checked on what the
 // patch dropped (what it kept is base's own), so Follows(base) checks
 // no more than the sequence, chain and epochs. A 7,300-day list's slice
-// took 148 ms this way before, 17 ms now (BenchmarkFollowSliceCPU);
+// took 143 ms the long way, 21 ms this one (BenchmarkFollowSliceCPU);
 // FuzzApplyParsed holds it to the long way.
 func (p *ManifestPatch) applyParsed(base *Manifest, key ed25519.PublicKey) (*Manifest, error) {
 	if key != nil && len(key) != ed25519.PublicKeySize {

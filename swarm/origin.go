@@ -824,7 +824,7 @@ func removeStale(dir string, m *Manifest, log *slog.Logger) {
 // failure since may have left files): only what prev named and m does
 // not goes, the slices of a day m seals (a day pack or bundle is never
 // dropped: Follows). Listing packs/ and torrents/
-// was 41 ms of each slice of a 7,300-day list (BenchmarkFollowSliceCPU);
+// was 23–41 ms of each slice of a 7,300-day list (BenchmarkFollowSliceCPU);
 // this is a pass over prev's entries.
 func removeStaleSince(dir string, prev, m *Manifest, log *slog.Logger) {
 	switch {
