@@ -211,6 +211,16 @@ type follower struct {
 
 	applyMu     sync.Mutex // one apply at a time (Run's loop, SyncOnce)
 	swapChecked bool       // adoptDays passed every epoch (under applyMu)
+	// What this process found in place, not looked for again at each
+	// slice (under applyMu, or before Run): by name, the infohash of
+	// each torrent file torrentFiles checked or wrote; by file, the
+	// sha256 of each held pack seedable found in packs/; the day packs
+	// adoptDays found or made git packs; the manifest removeStale last
+	// ran for.
+	torrentsOK  map[string][20]byte
+	packsOK     map[string][32]byte
+	installedOK map[epochTrailer]bool
+	staleFrom   *Manifest
 
 	mu      sync.Mutex
 	cur     *Manifest // verified and applied: served and seeded
@@ -564,16 +574,19 @@ func (f *follower) takeManifest(from string, b []byte, patch bool, base *Manifes
 	f.mu.Lock()
 	f.st.ManifestBytes += int64(len(b))
 	f.mu.Unlock()
+	var m *Manifest
+	var err error
 	if patch {
-		p, err := DecodePatch(b)
-		if err != nil {
+		var p *ManifestPatch
+		if p, err = DecodePatch(b); err != nil {
 			return nil, fmt.Errorf("from %s: %w", from, err)
 		}
-		if b, err = p.Apply(base); err != nil {
-			return nil, fmt.Errorf("from %s: %w", from, err)
-		}
+		// Applied to the parsed manifest held, as ParseManifest would
+		// take the file Apply rebuilds, at the cost of what changed.
+		m, err = p.applyParsed(base, f.spec.Key)
+	} else {
+		m, err = ParseManifest(b, f.spec.Key)
 	}
-	m, err := ParseManifest(b, f.spec.Key)
 	if err != nil {
 		if patch {
 			return nil, fmt.Errorf("from %s: patch from seq %d: %w", from, base.Seq, err)

@@ -19,7 +19,10 @@ import (
 //
 // A day pack downloaded and installed whole is already one of the epoch's
 // git packs under its own trailer (List.Installed): nothing to do, and
-// its file is not verified again. The first call in a process also
+// its file is not verified again. Nor is the
+// check made again in a process once a day pack was found or made a
+// git pack: two stats for each of a 7,300-day list's day packs were
+// 30 ms of every slice. The first call in a process also
 // passes every epoch with day packs, with no file, so that a swap a kill
 // cut short ends (a stat of the swapped mark when none did).
 
@@ -35,6 +38,9 @@ func (f *follower) adoptDays(m *Manifest) {
 		}
 	}
 	every := !f.swapChecked
+	if f.installedOK == nil {
+		f.installedOK = map[epochTrailer]bool{}
+	}
 	for _, p := range m.Packs {
 		if p.Kind != KindDay {
 			continue
@@ -42,7 +48,11 @@ func (f *follower) adoptDays(m *Manifest) {
 		if every {
 			add(p.Epoch)
 		}
+		if f.installedOK[epochTrailer{p.Epoch, p.Trailer}] {
+			continue
+		}
 		if f.list.Installed(p.Epoch, p.Trailer) {
+			f.installedOK[epochTrailer{p.Epoch, p.Trailer}] = true
 			continue
 		}
 		add(p.Epoch)
@@ -66,4 +76,19 @@ func (f *follower) adoptDays(m *Manifest) {
 		f.mu.Unlock()
 	}
 	f.swapChecked = !failed
+	if failed {
+		return
+	}
+	// Adopted: git packs from now on.
+	for _, p := range m.Packs {
+		if p.Kind == KindDay {
+			f.installedOK[epochTrailer{p.Epoch, p.Trailer}] = true
+		}
+	}
+}
+
+// epochTrailer names a git pack: its epoch and its SHA-1 trailer.
+type epochTrailer struct {
+	epoch   int
+	trailer [20]byte
 }

@@ -175,9 +175,16 @@ func (f *follower) tip(epoch int) (archive.Hash, error) {
 // apply brings the list to m: downloads what it lacks (a few torrents
 // ahead), installs each pack in chain order, makes the files m names to
 // seed, then writes m, serves and seeds it.
-func (f *follower) apply(ctx context.Context, m *Manifest) error {
+func (f *follower) apply(ctx context.Context, m *Manifest) (err error) {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	defer func() {
+		if err != nil {
+			// What a failed apply placed, the next commit's removeStale
+			// finds by listing the directories.
+			f.staleFrom = nil
+		}
+	}()
 	if cur := f.current(); cur != nil && cur.Seq >= m.Seq {
 		return nil // applied meanwhile
 	}
@@ -407,10 +414,21 @@ func (f *follower) place(p *PackEntry, path string) error {
 // file in packs/ (found in the quarantine after a crash, else rebuilt
 // from git, else downloaded: a day close costs no download when the
 // mirror held the day's slices), and every torrent file written.
+//
+// A held pack found in packs/ by this process before (f.packsOK) is not
+// looked for again: the stat of each of a 7,300-day list's files was
+// 19 ms of every slice (BenchmarkFollowSliceCPU, "seedable/first").
 func (f *follower) seedable(ctx context.Context, m *Manifest, held []*PackEntry) error {
+	if f.packsOK == nil {
+		f.packsOK = map[string][32]byte{}
+	}
 	for _, p := range held {
+		if sum, ok := f.packsOK[p.File]; ok && sum == p.SHA256 {
+			continue
+		}
 		dst := filepath.Join(f.dir, packsDir, p.File)
 		if fi, err := os.Stat(dst); err == nil && fi.Size() == p.Size {
+			f.packsOK[p.File] = p.SHA256
 			continue
 		}
 		inc := filepath.Join(f.dir, incomingDir, p.File)
@@ -447,18 +465,34 @@ func (f *follower) seedable(ctx context.Context, m *Manifest, held []*PackEntry)
 }
 
 // torrentFiles writes the torrent file of every pack and bundle of m
-// that has none (or a damaged one), from the files in packs/.
+// that has none (or a damaged one), from the files in packs/. A torrent
+// file checked here before (f.torrentsOK: the first call in a process
+// checks them all) is not read again: reading and hashing every one of
+// a 7,300-day list's 7,559 torrent files was 287 ms of each slice's
+// apply; now 0.2 ms (BenchmarkFollowSliceCPU).
 func (f *follower) torrentFiles(m *Manifest) error {
+	if f.torrentsOK == nil {
+		f.torrentsOK = map[string][20]byte{}
+	}
+	checked := 0
 	for i := range m.Packs {
 		p := &m.Packs[i]
+		if ih, ok := f.torrentsOK[p.File]; ok && ih == p.InfoHash {
+			continue
+		}
 		if err := f.torrentFile(p.File, p.InfoHash, func() (*metainfo.MetaInfo, error) {
 			return TorrentFor(filepath.Join(f.dir, packsDir, p.File))
 		}); err != nil {
 			return err
 		}
+		f.torrentsOK[p.File] = p.InfoHash
+		checked++
 	}
 	for i := range m.Bundles {
 		b := &m.Bundles[i]
+		if ih, ok := f.torrentsOK[b.Name]; ok && ih == b.InfoHash {
+			continue
+		}
 		if err := f.torrentFile(b.Name, b.InfoHash, func() (*metainfo.MetaInfo, error) {
 			paths := make([]string, len(b.Files))
 			for k, file := range b.Files {
@@ -468,6 +502,23 @@ func (f *follower) torrentFiles(m *Manifest) error {
 		}); err != nil {
 			return err
 		}
+		f.torrentsOK[b.Name] = b.InfoHash
+		checked++
+	}
+	if n := len(m.Packs) + len(m.Bundles); len(f.torrentsOK) > n {
+		// Names m no longer has (a sealed day's slices): their torrent
+		// files are removed (removeStale), so they are forgotten here.
+		keep := make(map[string][20]byte, n)
+		for i := range m.Packs {
+			keep[m.Packs[i].File] = m.Packs[i].InfoHash
+		}
+		for i := range m.Bundles {
+			keep[m.Bundles[i].Name] = m.Bundles[i].InfoHash
+		}
+		f.torrentsOK = keep
+	}
+	if checked == 0 {
+		return nil
 	}
 	// One directory fsync for them all: a torrent file is checked when
 	// read and remade when damaged, so each needs no fsync of its own
@@ -542,7 +593,8 @@ func (f *follower) commit(m *Manifest) error {
 	f.applied = make(chan struct{})
 	f.mu.Unlock()
 	err := f.n.sync(f.nl, m)
-	removeStale(f.dir, m, f.log)
+	removeStaleSince(f.dir, f.staleFrom, m, f.log)
+	f.staleFrom = m
 	f.saveState()
 	f.log.Info("swarm: follow: synced", "seq", m.Seq, "lag", f.n.opts.Now().Sub(time.Unix(m.Time, 0)).Round(time.Millisecond))
 	return err

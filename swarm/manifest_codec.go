@@ -63,17 +63,48 @@ func encodeFile(body, sig []byte) []byte {
 }
 
 func encodeBody(m *Manifest) []byte {
+	b, _ := encodeBodyFrom(m, nil)
+	return b
+}
+
+// bodyIndex is where a body's entries start: packs[i] is the offset of
+// pack i's encoding in the body, packs[len(Packs)] the end of the last;
+// bundles the same for the bundles.
+type bodyIndex struct{ packs, bundles []int32 }
+
+// splice is what encodeBodyFrom copies instead of encoding: the first
+// packs and bundles of body, base's body, which are also m's first.
+type splice struct {
+	body           []byte
+	idx            *bodyIndex
+	packs, bundles int
+}
+
+// encodeBodyFrom encodes m's body, copying from's entries, and returns
+// where its entries start. Encoding a 7,300-day list's entries took
+// 5 ms; copying them is a memmove.
+func encodeBodyFrom(m *Manifest, from *splice) ([]byte, bodyIndex) {
+	var idx bodyIndex
+	var old splice
+	if from != nil {
+		old = *from
+	} else {
+		old.idx = &bodyIndex{}
+	}
 	// Sized ahead: growing the buffer was a fifth of a 2,000-day
 	// manifest's encode.
 	size := 256 + 340*len(m.Packs) + 48*len(m.Epochs)
 	for i := range m.Bundles {
 		size += 128 + 40*len(m.Bundles[i].Files)
 	}
+	if from != nil {
+		size = len(from.body) + 340*(len(m.Packs)-from.packs) + 48*len(m.Epochs) + 4096
+	}
 	e := encoder{b: make([]byte, 0, size)}
 	e.dict(bodyKeys, func(k string) {
 		switch k {
 		case "bundles":
-			e.list(len(m.Bundles), func(i int) { m.Bundles[i].encode(&e) })
+			idx.bundles = e.entries(len(m.Bundles), old.body, old.idx.bundles, old.bundles, func(i int) { m.Bundles[i].encode(&e) })
 		case "epochs":
 			e.epochs(m.Epochs)
 		case "key":
@@ -81,7 +112,7 @@ func encodeBody(m *Manifest) []byte {
 		case "list":
 			e.str(m.List)
 		case "packs":
-			e.list(len(m.Packs), func(i int) { m.Packs[i].encode(&e) })
+			idx.packs = e.entries(len(m.Packs), old.body, old.idx.packs, old.packs, func(i int) { m.Packs[i].encode(&e) })
 		case "prev":
 			e.bytes(m.Prev[:])
 		case "seq":
@@ -92,7 +123,37 @@ func encodeBody(m *Manifest) []byte {
 			e.int(m.version())
 		}
 	})
-	return e.b
+	return e.b, idx
+}
+
+// entries writes a list of n entries: the first same copied from body
+// (whose entries start at off), the others by item. It returns where
+// each starts, and the end of the last.
+func (e *encoder) entries(n int, body []byte, off []int32, same int, item func(i int)) []int32 {
+	at := make([]int32, n+1)
+	e.b = append(e.b, 'l')
+	if same > 0 {
+		delta := int32(len(e.b)) - off[0]
+		e.b = append(e.b, body[off[0]:off[same]]...)
+		for i := range same {
+			at[i] = off[i] + delta
+		}
+	}
+	for i := same; i < n; i++ {
+		at[i] = int32(len(e.b))
+		item(i)
+	}
+	at[n] = int32(len(e.b))
+	e.b = append(e.b, 'e')
+	return at
+}
+
+// fileBody returns the body of a manifest file this package encoded or
+// checked canonical.
+func fileBody(raw []byte) []byte {
+	d := decoder{b: raw, i: len("d4:body")}
+	b, _ := d.bytes()
+	return b
 }
 
 func (e *encoder) epochs(ts []EpochTip) {
@@ -450,9 +511,11 @@ func decodeBody(b []byte) (*Manifest, error) {
 	if want := m.version(); version != want {
 		return nil, fmt.Errorf("version %d, but its bundles make it version %d", version, want)
 	}
-	if !bytes.Equal(encodeBody(m), b) {
+	enc, idx := encodeBodyFrom(m, nil)
+	if !bytes.Equal(enc, b) {
 		return nil, errors.New("not canonical bencode")
 	}
+	m.idx = idx
 	return m, nil
 }
 

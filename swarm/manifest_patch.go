@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -129,6 +130,24 @@ func DiffManifest(base, next *Manifest) (*ManifestPatch, error) {
 // patch of another base, or dropping what base does not hold, is refused
 // (ErrManifest).
 func (p *ManifestPatch) Apply(base *Manifest) ([]byte, error) {
+	mg, err := p.merge(base)
+	if err != nil {
+		return nil, err
+	}
+	return encodeFile(encodeBody(mg.m), p.Sig[:]), nil
+}
+
+// merged is a patch applied to its base: the new manifest's entries
+// (not its file), how many of its first packs and bundles are the base's
+// unchanged, and the base's entries the patch dropped.
+type merged struct {
+	m                      *Manifest
+	samePacks, sameBundles int
+	dropPacks              []PackEntry
+	dropBundles            []BundleEntry
+}
+
+func (p *ManifestPatch) merge(base *Manifest) (*merged, error) {
 	if h := base.Hash(); h != p.Base || base.Seq != p.BaseSeq {
 		return nil, refused(fmt.Errorf("patch from seq %d %x, but the manifest held is seq %d %x", p.BaseSeq, p.Base[:8], base.Seq, h[:8]))
 	}
@@ -139,29 +158,120 @@ func (p *ManifestPatch) Apply(base *Manifest) ([]byte, error) {
 	m := &Manifest{List: base.List, Key: base.Key, Seq: p.Seq, Prev: p.Prev, Time: p.Time, Epochs: p.Epochs,
 		Packs:   make([]PackEntry, 0, len(base.Packs)+len(p.Packs)),
 		Bundles: make([]BundleEntry, 0, len(base.Bundles)+len(p.Bundles))}
-	dropped := 0
+	mg := &merged{m: m}
 	for _, q := range base.Packs {
 		if drop[q.File] {
-			dropped++
+			mg.dropPacks = append(mg.dropPacks, q)
 			continue
 		}
 		m.Packs = append(m.Packs, q)
 	}
 	for _, b := range base.Bundles {
 		if drop[b.Name] {
-			dropped++
+			mg.dropBundles = append(mg.dropBundles, b)
 			continue
 		}
 		m.Bundles = append(m.Bundles, b)
 	}
-	if dropped != len(p.Drop) {
+	if dropped := len(mg.dropPacks) + len(mg.dropBundles); dropped != len(p.Drop) {
 		return nil, refused(fmt.Errorf("patch to seq %d drops %d names the base (seq %d) does not hold", p.Seq, len(p.Drop)-dropped, base.Seq))
 	}
 	m.Packs = append(m.Packs, p.Packs...)
 	sortPacks(m.Packs)
 	m.Bundles = append(m.Bundles, p.Bundles...)
 	sortBundles(m.Bundles)
-	return encodeFile(encodeBody(m), p.Sig[:]), nil
+	for mg.samePacks < min(len(m.Packs), len(base.Packs)) && m.Packs[mg.samePacks] == base.Packs[mg.samePacks] {
+		mg.samePacks++
+	}
+	for mg.sameBundles < min(len(m.Bundles), len(base.Bundles)) && m.Bundles[mg.sameBundles].equal(&base.Bundles[mg.sameBundles]) {
+		mg.sameBundles++
+	}
+	return mg, nil
+}
+
+// applyParsed is ParseManifest(p.Apply(base), key) without the work that
+// grows with the history and proves nothing new. base was parsed or
+// signed here, so its entries passed every rule; the body is encoded
+// from the entries (the kept ones copied from base's body, which is
+// their encoding: encodeBodyFrom), so it is canonical by construction
+// and is not decoded again; the signature is verified over it (one SHA-512 pass);
+// the rules run on what the patch added and where it joins what was
+// kept. The Follows rules on packs and bundles are checked on what the
+// patch dropped (what it kept is base's own), so Follows(base) checks
+// no more than the sequence, chain and epochs. A 7,300-day list's slice
+// took 143 ms the long way, 21 ms this one (BenchmarkFollowSliceCPU);
+// FuzzApplyParsed holds it to the long way.
+func (p *ManifestPatch) applyParsed(base *Manifest, key ed25519.PublicKey) (*Manifest, error) {
+	if key != nil && len(key) != ed25519.PublicKeySize {
+		return nil, refused(fmt.Errorf("expected key has %d bytes, want %d", len(key), ed25519.PublicKeySize))
+	}
+	mg, err := p.merge(base)
+	if err != nil {
+		return nil, err
+	}
+	m := mg.m
+	if key != nil && !bytes.Equal(m.Key, key) {
+		return nil, refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
+	}
+	body, idx := encodeBodyFrom(m, base.splice(mg.samePacks, mg.sameBundles))
+	raw := encodeFile(body, p.Sig[:])
+	if len(raw) > maxManifestSize {
+		return nil, refused(fmt.Errorf("%d bytes, more than the %d allowed", len(raw), maxManifestSize))
+	}
+	if !ed25519.Verify(m.Key, body, p.Sig[:]) {
+		return nil, refused(fmt.Errorf("bad signature for key %x", []byte(m.Key)))
+	}
+	if err := m.checkFrom(mg.samePacks, mg.sameBundles); err != nil {
+		return nil, refused(err)
+	}
+	if err := m.followsDropped(base, p, mg); err != nil {
+		return nil, err
+	}
+	m.raw, m.idx = raw, idx
+	m.hash = sha256.Sum256(raw)
+	m.follows = base.Hash()
+	return m, nil
+}
+
+// followsDropped checks the Follows rules on the entries of base that
+// the patch p dropped: each is in m unchanged (dropped and added again),
+// or a slice whose day m seals. Only the patch's additions can carry a
+// dropped name (base's names are unique).
+func (m *Manifest) followsDropped(base *Manifest, p *ManifestPatch, mg *merged) error {
+	if len(mg.dropPacks)+len(mg.dropBundles) == 0 {
+		return nil
+	}
+	added := make(map[string]int, len(p.Packs)+len(p.Bundles)) // index in p.Packs, or -1-index in p.Bundles
+	for i := range p.Packs {
+		added[p.Packs[i].File] = i
+	}
+	for i := range p.Bundles {
+		added[p.Bundles[i].Name] = -1 - i
+	}
+	for i := range mg.dropPacks {
+		d := &mg.dropPacks[i]
+		k, ok := added[d.File]
+		switch {
+		case ok && (k < 0 || p.Packs[k] != *d):
+			return refused(fmt.Errorf("list %s seq %d: %s pack %q changed since seq %d", m.List, m.Seq, d.Kind, d.File, base.Seq))
+		case ok:
+		case d.Kind == KindDay:
+			return refused(fmt.Errorf("list %s seq %d: day pack %q of seq %d dropped", m.List, m.Seq, d.File, base.Seq))
+		case !m.seals(d.Epoch, d.Day):
+			return refused(fmt.Errorf("list %s seq %d: slice %q of seq %d dropped without a day pack for epoch %d day %s", m.List, m.Seq, d.File, base.Seq, d.Epoch, d.Day))
+		}
+	}
+	for i := range mg.dropBundles {
+		d := &mg.dropBundles[i]
+		k, ok := added[d.Name]
+		switch {
+		case !ok:
+			return refused(fmt.Errorf("list %s seq %d: bundle %q of seq %d dropped", m.List, m.Seq, d.Name, base.Seq))
+		case k >= 0 || !p.Bundles[-1-k].equal(d):
+			return refused(fmt.Errorf("list %s seq %d: bundle %q changed since seq %d", m.List, m.Seq, d.Name, base.Seq))
+		}
+	}
+	return nil
 }
 
 // Encode returns the patch's canonical encoding.
@@ -277,7 +387,7 @@ func DecodePatch(b []byte) (*ManifestPatch, error) {
 // makePatch returns the encoded patch from base to next when it is worth
 // sending (at most half of next's file and maxPatchSize) and rebuilds
 // next exactly; nil otherwise (the full manifest is sent). The check
-// costs a re-encode; it keeps a manifest whose order this code does not
+// costs a merge and a copy of base's kept bytes; it keeps a manifest whose order this code does not
 // rebuild (another implementation's) from ever reaching a follower as a
 // patch it would refuse.
 func makePatch(base, next *Manifest) []byte {
@@ -289,8 +399,12 @@ func makePatch(base, next *Manifest) []byte {
 	if len(b) > maxPatchSize || len(b) > len(next.raw)/2 {
 		return nil
 	}
-	file, err := p.Apply(base)
-	if err != nil || !bytes.Equal(file, next.raw) {
+	mg, err := p.merge(base)
+	if err != nil {
+		return nil
+	}
+	body, _ := encodeBodyFrom(mg.m, base.splice(mg.samePacks, mg.sameBundles))
+	if !bytes.Equal(encodeFile(body, p.Sig[:]), next.raw) {
 		return nil
 	}
 	return b
