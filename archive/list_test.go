@@ -64,10 +64,14 @@ func exportAll(t testing.TB, l *List) [][]byte {
 // TestCorpusRoundTrip imports every corpus, exports it, and checks that the
 // export is exactly the input minus duplicates, byte for byte, in order;
 // that verify passes, reindex keeps every article number, and git fsck
-// --strict accepts every epoch.
+// --strict accepts every epoch. Under -race each large corpus is sampled
+// (raceCorpus: the ends, the duplicates and every odd message); .ci/run
+// runs it whole without -race. The corpora run in parallel.
 func TestCorpusRoundTrip(t *testing.T) {
 	for _, path := range peertest.Corpora(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			path := raceCorpus(t, path)
 			ctx := context.Background()
 			a := newTestArchive(t)
 			l, err := a.Create("test", "test@example.org")
