@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,4 +188,41 @@ func mimeFeatures(m []byte) []string {
 		}
 	}
 	return out
+}
+
+// TestCorpusSample picks from a synthetic corpus of 300 messages: the
+// ends, and in the middle exactly the odd ones, one per MIME value.
+func TestCorpusSample(t *testing.T) {
+	// Every message has four header lines but 110 (five) and 180 (53): the
+	// 1% (three) with the most are 180, 110 and the first; the largest 1%
+	// are 170, 180 and 110.
+	msg := func(i int, header, body string) []byte {
+		if header == "" {
+			header = "Subject: plain\n"
+		}
+		return fmt.Appendf(nil, "From: a@example.org\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <%03d@example.org>\n%s\n%sbody\n", i, header, body)
+	}
+	var msgs [][]byte
+	for i := range 300 {
+		msgs = append(msgs, msg(i, "", ""))
+	}
+	msgs[110] = msg(110, "Content-Type: text/plain;\n\tcharset=ISO-8859-1; format=flowed\n", "")
+	msgs[111] = msg(111, "Content-Type: TEXT/PLAIN; charset=\"iso-8859-1\"\n", "") // seen at 110
+	msgs[115] = msg(115, "Content-Transfer-Encoding: base64\n", "")
+	msgs[120] = msg(121, "", "") // the same Message-ID as 121
+	msgs[130] = []byte("From: a@example.org\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: no id\n\nbody\n")
+	msgs[140] = msg(140, "Subject: caf\xe9\n", "")
+	msgs[150] = bytes.ReplaceAll(msg(150, "", ""), []byte("\n"), []byte("\r\n"))
+	msgs[160] = msg(160, "", "From here on\n")
+	msgs[170] = msg(170, "", strings.Repeat("long body line\n", 1000))
+	msgs[180] = msg(180, strings.Repeat("X-Many: header\n", 50), "")
+	msgs[190] = []byte("From: a@example.org\nMessage-ID: <190@example.org>\nSubject: no date\n\nbody\n")
+	want := []int{110, 115, 120, 121, 130, 140, 150, 160, 170, 180, 190}
+	for i := range sampleEdge {
+		want = append(want, i, 300-sampleEdge+i)
+	}
+	slices.Sort(want)
+	if got := corpusSample(msgs); !slices.Equal(got, want) {
+		t.Errorf("corpusSample = %v,\nwant %v", got, want)
+	}
 }
