@@ -34,9 +34,9 @@ const sampleEdge = 100
 //   - the first message of each Content-Type, charset and
 //     Content-Transfer-Encoding value the corpus has, in any part.
 //
-// On the spamassassin corpora it keeps 13-27% of the messages
-// (easy-ham-1: 344 of 2,500); a corpus of at most 2*sampleEdge messages is
-// kept whole.
+// Of the six shared corpora over 2*sampleEdge messages it keeps 1,393 of
+// 6,254 (easy-ham-1 262 of 2,500, spam-2 285 of 1,394, spam-1 226 of 500);
+// a smaller corpus is kept whole.
 func corpusSample(msgs [][]byte) []int {
 	n := len(msgs)
 	keep := make([]bool, n)
