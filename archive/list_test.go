@@ -64,10 +64,14 @@ func exportAll(t testing.TB, l *List) [][]byte {
 // TestCorpusRoundTrip imports every corpus, exports it, and checks that the
 // export is exactly the input minus duplicates, byte for byte, in order;
 // that verify passes, reindex keeps every article number, and git fsck
-// --strict accepts every epoch.
+// --strict accepts every epoch. Under -race each large corpus is sampled
+// (raceCorpus: the ends, the duplicates and every odd message); .ci/run
+// runs it whole without -race. The corpora run in parallel.
 func TestCorpusRoundTrip(t *testing.T) {
 	for _, path := range peertest.Corpora(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			path := raceCorpus(t, path)
 			ctx := context.Background()
 			a := newTestArchive(t)
 			l, err := a.Create("test", "test@example.org")
@@ -160,10 +164,15 @@ func gitFsck(t testing.TB, l *List) {
 
 // TestKeptLikePublicInbox imports each corpus (the odd mbox edge cases
 // too) with public-inbox and with us: both keep the same number of messages.
+// Under -race both import raceCorpus's sample (636 s whole under -race on
+// a loaded 2-core machine, nearly all of it the five spamassassin
+// corpora); .ci/run runs it whole without -race.
 func TestKeptLikePublicInbox(t *testing.T) {
 	peertest.Need(t, "public-inbox-init")
 	for _, path := range peertest.Corpora(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel() // public-inbox's import runs beside ours
+			path := raceCorpus(t, path)
 			_, theirs := peertest.PIImportMbox(t, path)
 			a := newTestArchive(t)
 			l, err := a.Create("test", "")
