@@ -79,6 +79,10 @@ type source struct {
 	mu   sync.Mutex
 	SourceStatus
 	bannedUntil time.Time
+	// ask serialises the reads of its status for its BitTorrent
+	// address (askPeer), askedAt is when the last one failed.
+	ask     sync.Mutex
+	askedAt time.Time
 }
 
 // SourceStatus is what the follower knows of one source.
