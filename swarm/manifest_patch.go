@@ -241,18 +241,22 @@ func (m *Manifest) followsDropped(base *Manifest, p *ManifestPatch, mg *merged) 
 	if len(mg.dropPacks)+len(mg.dropBundles) == 0 {
 		return nil
 	}
-	added := make(map[string]int, len(p.Packs)+len(p.Bundles)) // index in p.Packs, or -1-index in p.Bundles
+	// Packs and bundles have names of their own: a bundle added under a
+	// dropped slice's name is not that slice added again (the long way,
+	// Follows, compares packs with packs and bundles with bundles).
+	addedPacks := make(map[string]int, len(p.Packs))
 	for i := range p.Packs {
-		added[p.Packs[i].File] = i
+		addedPacks[p.Packs[i].File] = i
 	}
+	addedBundles := make(map[string]int, len(p.Bundles))
 	for i := range p.Bundles {
-		added[p.Bundles[i].Name] = -1 - i
+		addedBundles[p.Bundles[i].Name] = i
 	}
 	for i := range mg.dropPacks {
 		d := &mg.dropPacks[i]
-		k, ok := added[d.File]
+		k, ok := addedPacks[d.File]
 		switch {
-		case ok && (k < 0 || p.Packs[k] != *d):
+		case ok && p.Packs[k] != *d:
 			return refused(fmt.Errorf("list %s seq %d: %s pack %q changed since seq %d", m.List, m.Seq, d.Kind, d.File, base.Seq))
 		case ok:
 		case d.Kind == KindDay:
@@ -263,11 +267,11 @@ func (m *Manifest) followsDropped(base *Manifest, p *ManifestPatch, mg *merged) 
 	}
 	for i := range mg.dropBundles {
 		d := &mg.dropBundles[i]
-		k, ok := added[d.Name]
+		k, ok := addedBundles[d.Name]
 		switch {
 		case !ok:
 			return refused(fmt.Errorf("list %s seq %d: bundle %q of seq %d dropped", m.List, m.Seq, d.Name, base.Seq))
-		case k >= 0 || !p.Bundles[-1-k].equal(d):
+		case !p.Bundles[k].equal(d):
 			return refused(fmt.Errorf("list %s seq %d: bundle %q changed since seq %d", m.List, m.Seq, d.Name, base.Seq))
 		}
 	}

@@ -82,6 +82,8 @@ func patchFastCases(t testing.TB) (base *Manifest, cases []patchFastCase) {
 	late := manSlicePack(0, "2026-01-31", 9)
 	bundle := manBundle(0, "2026-02", sealed)
 	ofSlice := manBundle(0, "2026-02", s1)
+	namedAsSlice := bundle
+	namedAsSlice.Name = s1.File
 	otherBundle := base.Bundles[0]
 	otherBundle.InfoHash = manH20("other")
 	mk := func(f func(q *ManifestPatch)) *ManifestPatch {
@@ -96,6 +98,14 @@ func patchFastCases(t testing.TB) (base *Manifest, cases []patchFastCase) {
 		{"a day sealed", true, mk(func(q *ManifestPatch) { q.Drop, q.Packs = []string{s1.File, s2.File}, []PackEntry{sealed} })},
 		{"a day sealed and bundled", true, mk(func(q *ManifestPatch) {
 			q.Drop, q.Packs, q.Bundles = []string{s1.File, s2.File}, []PackEntry{sealed}, []BundleEntry{bundle}
+		})},
+		{"a day sealed and a bundle named as a dropped slice", true, mk(func(q *ManifestPatch) {
+			q.Drop, q.Packs, q.Bundles = []string{s1.File, s2.File}, []PackEntry{sealed}, []BundleEntry{namedAsSlice}
+		})},
+		{"a day pack dropped and a bundle of its name added", false, mk(func(q *ManifestPatch) {
+			b := bundle
+			b.Name = d1.File
+			q.Drop, q.Bundles = []string{d1.File}, []BundleEntry{b}
 		})},
 		{"a day pack dropped and added again", true, mk(func(q *ManifestPatch) { q.Drop, q.Packs = []string{d1.File}, []PackEntry{d1} })},
 		{"a bundle dropped and added again", true, mk(func(q *ManifestPatch) {
