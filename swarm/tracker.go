@@ -328,7 +328,7 @@ func (n *Node) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 			self = sp
 		}
 	}
-	ans := n.tracker.announce(time.Now(), req.infoHash, peer, seed, req.event == "stopped", req.event == "completed", want, self, 0)
+	ans := n.tracker.announce(time.Now(), req.infoHash, peer, seed, req.event == "stopped", want, self, 0)
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(ans.encode(n.opts.Tracker))
@@ -406,9 +406,11 @@ type peerStore struct {
 	mu       sync.Mutex
 	torrents map[metainfo.Hash]*trackerSwarm
 	total    int
-	// done counts the "completed" announces per infohash (scrape's
-	// "downloaded"), kept while the infohash is known to the node
-	// (forget): bounded by the manifests it verified.
+	// done counts, per infohash, the stored leechers that announced as
+	// seeders (scrape's "downloaded"), kept while the infohash is known
+	// to the node (forget): bounded by the manifests it verified. Not
+	// the "completed" events themselves: a peer repeating one would
+	// count each time.
 	done  map[metainfo.Hash]int64
 	swept time.Time // the whole store, last
 }
@@ -437,13 +439,11 @@ var errStoreFull = errors.New("swarm: tracker: peer store full")
 // only leechers (seeders have nothing to give each other). fam 4 or 6
 // gives only peers of that address family (a UDP answer has one size of
 // peer, BEP 15), 0 both. The counts are of the torrent's live peers,
-// self included. completed counts a download (scrape's "downloaded").
-func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPort, seed, stopped, completed bool, want int, self netip.AddrPort, fam int) announceAnswer {
+// self included. A stored leecher announcing as a seeder counts a
+// download (scrape's "downloaded").
+func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPort, seed, stopped bool, want int, self netip.AddrPort, fam int) announceAnswer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if completed {
-		s.done[ih]++
-	}
 	family := func(a netip.AddrPort) bool {
 		return fam == 0 || (fam == 4) == a.Addr().Is4()
 	}
@@ -451,6 +451,11 @@ func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPor
 	if sw != nil && now.Sub(sw.swept) >= time.Second {
 		s.sweep(ih, sw, now)
 		sw = s.torrents[ih]
+	}
+	if sw != nil && seed && !stopped {
+		if p, ok := sw.peers[peer]; ok && !p.seed && now.Sub(p.seen) <= s.ttl {
+			s.done[ih]++
+		}
 	}
 	if stopped {
 		if sw != nil {

@@ -12,8 +12,9 @@ import (
 
 // Scrape, over HTTP (GET /scrape, BEP 48) and UDP (BEP 15): for each
 // infohash asked, its seeders ("complete", the node included when it
-// seeds it), leechers ("incomplete") and the "completed" announces it
-// had ("downloaded"). Only for infohashes of manifests this node
+// seeds it), leechers ("incomplete") and the stored leechers that
+// announced as seeders ("downloaded"; a peer repeating "completed"
+// counts once). Only for infohashes of manifests this node
 // verified, as announce: a request naming any other is refused whole
 // ("unknown infohash"), and one naming none (BEP 48's scrape of every
 // torrent) is refused too: the tracker lists nothing to strangers.

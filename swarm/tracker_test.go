@@ -217,38 +217,38 @@ func TestPeerStore(t *testing.T) {
 		return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(40000+i))
 	}
 	for i := range 5 {
-		s.announce(now, ih1, peer(i), false, false, false, 50, netip.AddrPort{}, 0)
+		s.announce(now, ih1, peer(i), false, false, 50, netip.AddrPort{}, 0)
 	}
 	if n := s.count(); n != 3 {
 		t.Fatalf("%d peers stored for one torrent, want the cap 3", n)
 	}
 	for i := range 5 {
-		s.announce(now, ih2, peer(10+i), i == 0, false, false, 50, netip.AddrPort{}, 0)
+		s.announce(now, ih2, peer(10+i), i == 0, false, 50, netip.AddrPort{}, 0)
 	}
 	if n := s.count(); n != 5 {
 		t.Fatalf("%d peers stored, want the cap 5", n)
 	}
-	a := s.announce(now, ih2, peer(20), false, false, false, 1, netip.AddrPort{}, 0)
+	a := s.announce(now, ih2, peer(20), false, false, 1, netip.AddrPort{}, 0)
 	if len(a.peers) != 1 || a.seeders != 1 || a.leechers != 1 {
 		t.Errorf("numwant 1: %d peers, %d seeders, %d leechers; want 1, 1, 1", len(a.peers), a.seeders, a.leechers)
 	}
 	// A seeder is given no seeder; the node itself (self) is counted.
 	self := netip.MustParseAddrPort("127.0.0.2:6881")
-	a = s.announce(now, ih2, peer(10), true, false, false, 50, self, 0)
+	a = s.announce(now, ih2, peer(10), true, false, 50, self, 0)
 	if len(a.peers) != 1 || a.peers[0] != peer(11) || a.seeders != 2 {
 		t.Errorf("seeder: peers %v, %d seeders; want [%v], 2", a.peers, a.seeders, peer(11))
 	}
-	a = s.announce(now, ih2, peer(11), false, false, false, 50, self, 0)
+	a = s.announce(now, ih2, peer(11), false, false, 50, self, 0)
 	if len(a.peers) == 0 || a.peers[0] != self {
 		t.Errorf("leecher: peers %v, want the node %v first", a.peers, self)
 	}
 	// 2×interval later every peer has expired: room again.
 	later := now.Add(2*o.Interval + time.Second)
-	a = s.announce(later, ih1, peer(30), false, false, false, 50, netip.AddrPort{}, 0)
+	a = s.announce(later, ih1, peer(30), false, false, 50, netip.AddrPort{}, 0)
 	if len(a.peers) != 0 || a.leechers != 1 {
 		t.Errorf("after expiry: peers %v, %d leechers", a.peers, a.leechers)
 	}
-	if later = later.Add(time.Minute); s.announce(later, ih2, peer(31), false, false, false, 50, netip.AddrPort{}, 0).leechers != 1 {
+	if later = later.Add(time.Minute); s.announce(later, ih2, peer(31), false, false, 50, netip.AddrPort{}, 0).leechers != 1 {
 		t.Error("a new peer was not stored after the others expired")
 	}
 	if n := s.count(); n > 2 {
@@ -330,8 +330,8 @@ func FuzzParseAnnounce(f *testing.F) {
 		if req.ip.IsValid() {
 			peer = netip.AddrPortFrom(req.ip, req.port)
 		}
-		s.announce(time.Now(), req.infoHash, peer, req.left == 0, req.event == "stopped", false, 50, netip.AddrPort{}, 0)
-		a := s.announce(time.Now(), req.infoHash, netip.MustParseAddrPort("127.0.0.1:1"), false, false, false, 50, netip.AddrPort{}, 0)
+		s.announce(time.Now(), req.infoHash, peer, req.left == 0, req.event == "stopped", 50, netip.AddrPort{}, 0)
+		a := s.announce(time.Now(), req.infoHash, netip.MustParseAddrPort("127.0.0.1:1"), false, false, 50, netip.AddrPort{}, 0)
 		var got trackerAnswer
 		if err := bencode.Unmarshal(a.encode(TrackerOptions{}.withDefaults()), &got); err != nil {
 			t.Fatalf("answer: %v", err)
@@ -360,7 +360,7 @@ func BenchmarkTrackerAnnounce(b *testing.B) {
 	now := time.Now()
 	for i := range o.MaxPeersPerTorrent {
 		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
-		s.announce(now, ih, ap, i%4 == 0, false, false, 0, netip.AddrPort{}, 0)
+		s.announce(now, ih, ap, i%4 == 0, false, 0, netip.AddrPort{}, 0)
 	}
 	q := "info_hash=" + url.QueryEscape(string(ih[:])) + "&peer_id=-MS0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=10&compact=1&numwant=200"
 	self := netip.MustParseAddrPort("127.0.0.1:6881")
@@ -371,7 +371,7 @@ func BenchmarkTrackerAnnounce(b *testing.B) {
 			b.Fatal(err)
 		}
 		a := s.announce(now, req.infoHash, netip.AddrPortFrom(netip.MustParseAddr("127.2.0.1"), req.port),
-			false, false, false, o.MaxNumWant, self, 0)
+			false, false, o.MaxNumWant, self, 0)
 		a.encode(o)
 	}
 }

@@ -370,7 +370,7 @@ func (t *udpTracker) announce(r udpRequest, from netip.AddrPort, v6 bool, now ti
 		fam = 6
 	}
 	ans := n.tracker.announce(now, req.infoHash, peer, req.left == 0 || req.event == "completed",
-		req.event == "stopped", req.event == "completed", want, self, fam)
+		req.event == "stopped", want, self, fam)
 	out := make([]byte, 20, 20+len(ans.peers)*18)
 	binary.BigEndian.PutUint32(out[0:4], uint32(udp.ActionAnnounce))
 	binary.BigEndian.PutUint32(out[4:8], uint32(r.txID))

@@ -140,15 +140,19 @@ func TestUDPTracker(t *testing.T) {
 	if a := announceTo(t, tn.url+"/announce", day.InfoHash, 40003, day.Size, ""); !slices.Contains(a.peers(t), first) || a.Incomplete != 3 {
 		t.Errorf("HTTP announce after UDP: %+v, peers %v: want %v and 3 leechers", a, a.peers(t), first)
 	}
-	// The first completes: a seeder, one download.
-	if _, _, err = udpAnnounce(t, cc, day.InfoHash, 40001, 0, udp.AnnounceEvent(1)); err != nil {
-		t.Fatal(err)
+	// The first completes: a seeder, one download. Its "completed"
+	// again, and one from a peer that never leeched here, count none
+	// (scrape's downloaded is leechers seen to become seeders).
+	for _, port := range []uint16{40001, 40001, 40009} {
+		if _, _, err = udpAnnounce(t, cc, day.InfoHash, port, 0, udp.AnnounceEvent(1)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Scrape over UDP and HTTP: the node and the first seed, two leech.
+	// Scrape over UDP and HTTP: the node and two seeds, two leech.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	sc, err := cc.Client.Scrape(ctx, []udp.InfoHash{day.InfoHash, m.Packs[1].InfoHash})
-	want := udp.ScrapeInfohashResult{Seeders: 2, Completed: 1, Leechers: 2}
+	want := udp.ScrapeInfohashResult{Seeders: 3, Completed: 1, Leechers: 2}
 	if err != nil || len(sc) != 2 || sc[0] != want || sc[1] != (udp.ScrapeInfohashResult{Seeders: 1}) {
 		t.Errorf("UDP scrape: %v, %+v: want [%+v {1 0 0}]", err, sc, want)
 	}
@@ -230,7 +234,7 @@ func TestUDPTracker(t *testing.T) {
 	if e := s1.Errors - s0.Errors; e != int64(len(refusals)) {
 		t.Errorf("%d packets counted refused, want %d", e, len(refusals))
 	}
-	if s1.Connects < 2 || s1.Announces != 4 || s1.Scrapes != 1 {
+	if s1.Connects < 2 || s1.Announces != 6 || s1.Scrapes != 1 {
 		t.Errorf("counts %+v", s1)
 	}
 }
@@ -452,7 +456,7 @@ func BenchmarkUDPTrackerAnnounce(b *testing.B) {
 	now := time.Now()
 	for i := range n.opts.Tracker.MaxPeersPerTorrent {
 		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
-		n.tracker.announce(now, ih, ap, i%4 == 0, false, false, 0, netip.AddrPort{}, 0)
+		n.tracker.announce(now, ih, ap, i%4 == 0, false, 0, netip.AddrPort{}, 0)
 	}
 	// Announces from 1,000 addresses in turn: the per-address rate is
 	// not what is measured.
