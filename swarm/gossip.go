@@ -83,8 +83,9 @@ type gossiper struct {
 	dropped int64                    // messages dropped: queue full
 	// out is what was written to each connection answering requests
 	// (gossipUnread); unread counts the requests dropped over it.
-	out    map[*torrent.PeerConn]*gossipOut
-	unread int64
+	out     map[*torrent.PeerConn]*gossipOut
+	outTick int64
+	unread  int64
 }
 
 // gossipOut is the data written to a connection: queued bytes of data
@@ -95,6 +96,7 @@ type gossiper struct {
 type gossipOut struct {
 	first, queued int64
 	warned        bool
+	used          int64 // gossiper.outTick at its last write
 }
 
 // gossipList is one list's rendezvous torrent and gossip state, guarded
@@ -612,14 +614,16 @@ func (g *gossiper) mayWrite(in gossipIn, n int) bool {
 	written := st.BytesWritten.Int64()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.outTick++
 	o := g.out[in.pc]
 	if o == nil {
 		if len(g.out) >= gossipKnown {
-			clear(g.out) // closed ones are deleted: 256 open ones, forgotten
+			g.evictOut()
 		}
 		o = &gossipOut{first: written}
 		g.out[in.pc] = o
 	}
+	o.used = g.outTick
 	if o.queued-(written-o.first)+int64(n) > gossipUnread {
 		g.unread++
 		if !o.warned {
@@ -631,6 +635,23 @@ func (g *gossiper) mayWrite(in gossipIn, n int) bool {
 	}
 	o.queued += int64(n)
 	return true
+}
+
+// evictOut forgets the connection written to least recently. Closed
+// connections are deleted when they close, but a request served after
+// its connection closed adds one again: such entries, never written to
+// after, go first. Forgetting the least recent one rather than all
+// (as before) keeps a hostile peer that goes on requesting from
+// resetting its own count by opening 256 others. Called with g.mu held.
+func (g *gossiper) evictOut() {
+	var oldest *torrent.PeerConn
+	var at int64
+	for pc, o := range g.out {
+		if oldest == nil || o.used < at {
+			oldest, at = pc, o.used
+		}
+	}
+	delete(g.out, oldest)
 }
 
 // onceGossipWait bounds how long SyncOnce waits for the peers of a

@@ -278,3 +278,33 @@ func TestGossipUnreadBound(t *testing.T) {
 		t.Errorf("%d of 200 more requests answered to a peer that reads nothing, want at most %d (gossipUnread)", a2-a1, gossipUnread/answer+1)
 	}
 }
+
+// TestGossipOutEvictsOldest: the unread bound's table, full, forgets the
+// connection written to least recently (a closed one served late, never
+// written to again), not all of them: a peer that goes on requesting
+// keeps its count however many others come and go.
+func TestGossipOutEvictsOldest(t *testing.T) {
+	g := &gossiper{out: map[*torrent.PeerConn]*gossipOut{}}
+	hostile := new(torrent.PeerConn)
+	g.out[hostile] = &gossipOut{queued: gossipUnread}
+	stale := new(torrent.PeerConn)
+	g.out[stale] = &gossipOut{}
+	for range 5 * gossipKnown {
+		if len(g.out) >= gossipKnown {
+			g.evictOut()
+			if _, ok := g.out[stale]; ok {
+				t.Fatalf("the stale entry outlived an eviction")
+			}
+		}
+		g.outTick++
+		g.out[hostile].used = g.outTick // it keeps requesting
+		g.outTick++
+		g.out[new(torrent.PeerConn)] = &gossipOut{used: g.outTick}
+	}
+	if len(g.out) > gossipKnown {
+		t.Errorf("%d entries, want at most %d", len(g.out), gossipKnown)
+	}
+	if o := g.out[hostile]; o == nil || o.queued != gossipUnread {
+		t.Errorf("the requesting peer's count was forgotten: %+v", o)
+	}
+}
