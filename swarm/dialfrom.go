@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -46,14 +47,8 @@ func (fd *fromDialer) DialContext(ctx context.Context, network, addr string) (ne
 		return fd.d.DialContext(ctx, network, addr)
 	}
 	v4 := fd.ip.To4() != nil
-	dst := net.ParseIP(host)
-	switch {
-	case dst != nil && (dst.To4() != nil) != v4:
-		return fd.d.DialContext(ctx, network, addr) // the other family
-	case dst != nil && fd.ip.IsLoopback() != dst.IsLoopback():
-		return fd.d.DialContext(ctx, network, addr) // loopback and not
-	case dst == nil && fd.ip.IsLoopback():
-		return fd.d.DialContext(ctx, network, addr) // a name, from loopback
+	if !fd.binds(net.ParseIP(host)) {
+		return fd.d.DialContext(ctx, network, addr)
 	}
 	if network == "tcp" {
 		network = "tcp6"
@@ -64,4 +59,146 @@ func (fd *fromDialer) DialContext(ctx context.Context, network, addr string) (ne
 	d := fd.d
 	d.LocalAddr = &net.TCPAddr{IP: fd.ip}
 	return d.DialContext(ctx, network, addr)
+}
+
+// binds reports whether a connection to dst (nil: a host name) leaves
+// from the listen address, by the rule above.
+func (fd *fromDialer) binds(dst net.IP) bool {
+	switch {
+	case fd.ip == nil:
+		return false
+	case dst != nil && (dst.To4() != nil) != (fd.ip.To4() != nil):
+		return false // the other family
+	case dst != nil && fd.ip.IsLoopback() != dst.IsLoopback():
+		return false // loopback and not
+	case dst == nil && fd.ip.IsLoopback():
+		return false // a name, from loopback
+	}
+	return true
+}
+
+// ListenPacket is the UDP side (the client's UDP tracker announces:
+// anacrolix opens a socket per tracker with addr ":0" and no word of
+// the destination). The socket is opened at its first write, from the
+// listen address when the rule above allows for that destination: a
+// UDP tracker, ours included, lists a peer under the address its
+// packet came from, as an HTTP one does.
+func (fd *fromDialer) ListenPacket(network, addr string) (net.PacketConn, error) {
+	if fd.ip == nil {
+		return net.ListenPacket(network, addr)
+	}
+	return &fromPacketConn{fd: fd, network: network, addr: addr, ready: make(chan struct{})}, nil
+}
+
+// fromPacketConn is a UDP socket opened at its first WriteTo. Reads
+// wait for it (or for Close); deadlines set before are applied to it.
+type fromPacketConn struct {
+	fd            *fromDialer
+	network, addr string
+	ready         chan struct{} // closed when pc or err is set, or on Close
+
+	mu       sync.Mutex
+	pc       net.PacketConn
+	err      error
+	closed   bool
+	deadline [2]time.Time // read, write: set before the socket opened
+}
+
+// open opens the socket for a first write to dst, once.
+func (c *fromPacketConn) open(dst net.Addr) (net.PacketConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pc != nil || c.err != nil {
+		return c.pc, c.err
+	}
+	if c.closed {
+		return nil, net.ErrClosed
+	}
+	network, laddr := c.network, c.addr
+	if ua, ok := dst.(*net.UDPAddr); ok && c.fd.binds(ua.IP) {
+		network = "udp6"
+		if c.fd.ip.To4() != nil {
+			network = "udp4"
+		}
+		laddr = net.JoinHostPort(c.fd.ip.String(), "0")
+	}
+	c.pc, c.err = net.ListenPacket(network, laddr)
+	if c.err == nil {
+		c.pc.SetReadDeadline(c.deadline[0])
+		c.pc.SetWriteDeadline(c.deadline[1])
+	}
+	close(c.ready)
+	return c.pc, c.err
+}
+
+func (c *fromPacketConn) WriteTo(b []byte, dst net.Addr) (int, error) {
+	pc, err := c.open(dst)
+	if err != nil {
+		return 0, err
+	}
+	return pc.WriteTo(b, dst)
+}
+
+// ReadFrom waits for the socket to open (a read deadline set before
+// then applies only once it is open).
+func (c *fromPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	<-c.ready
+	c.mu.Lock()
+	pc, err, closed := c.pc, c.err, c.closed
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return 0, nil, net.ErrClosed
+	case err != nil:
+		return 0, nil, err
+	}
+	return pc.ReadFrom(b)
+}
+
+func (c *fromPacketConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	c.closed = true
+	if c.pc != nil {
+		return c.pc.Close()
+	}
+	if c.err == nil {
+		close(c.ready) // reads waiting for a first write end
+	}
+	return nil
+}
+
+// LocalAddr is the socket's, or the listen address with port 0 before
+// it opened.
+func (c *fromPacketConn) LocalAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pc != nil {
+		return c.pc.LocalAddr()
+	}
+	return &net.UDPAddr{IP: c.fd.ip}
+}
+
+func (c *fromPacketConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+func (c *fromPacketConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(0, t) }
+func (c *fromPacketConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(1, t) }
+
+func (c *fromPacketConn) setDeadline(i int, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pc == nil {
+		c.deadline[i] = t
+		return nil
+	}
+	if i == 0 {
+		return c.pc.SetReadDeadline(t)
+	}
+	return c.pc.SetWriteDeadline(t)
 }

@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -108,5 +109,88 @@ func TestFromDialerRule(t *testing.T) {
 			t.Errorf("dialed [::1] from %s", got)
 		}
 		c.Close()
+	}
+}
+
+// TestFromPacketConn: a UDP tracker announce's socket opens at its first
+// write, from the listen address for a destination the rule binds (the
+// tracker sees 127.0.0.4, not the system's 127.0.0.1) and unbound for
+// one it does not; answers come back through it; Close before any write
+// ends a waiting read.
+func TestFromPacketConn(t *testing.T) {
+	srv, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	echo := func() string { // answers one packet, returns its source IP
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 64)
+		n, from, err := srv.ReadFrom(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.WriteTo(b[:n], from)
+		return from.(*net.UDPAddr).IP.String()
+	}
+	for _, tc := range []struct{ listen, want string }{
+		{"127.0.0.4", "127.0.0.4"},
+		{"0.0.0.0", "127.0.0.1"},
+	} {
+		pc, err := newFromDialer(tc.listen, 5*time.Second).ListenPacket("udp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		go func() {
+			b := make([]byte, 64)
+			n, _, err := pc.ReadFrom(b)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- string(b[:n])
+		}()
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second)) // before the socket opens
+		if _, err := pc.WriteTo([]byte("hello"), srv.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		if from := echo(); from != tc.want {
+			t.Errorf("listen %s: the packet came from %s, want %s", tc.listen, from, tc.want)
+		}
+		if g := <-got; g != "hello" {
+			t.Errorf("listen %s: read %q, want the echo", tc.listen, g)
+		}
+		pc.Close()
+	}
+	// Another family (IPv6 loopback) from an IPv4 listen address: the
+	// system's choice, so the write does not fail.
+	if srv6, err := net.ListenPacket("udp", "[::1]:0"); err == nil {
+		defer srv6.Close()
+		pc, _ := newFromDialer("127.0.0.4", 5*time.Second).ListenPacket("udp", ":0")
+		if _, err := pc.WriteTo([]byte("x"), srv6.LocalAddr()); err != nil {
+			t.Errorf("127.0.0.4 to [::1]: %v", err)
+		}
+		pc.Close()
+	}
+	// Closed before any write: a waiting read ends.
+	pc, _ := newFromDialer("127.0.0.4", 5*time.Second).ListenPacket("udp", ":0")
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := pc.ReadFrom(make([]byte, 8))
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	pc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read after close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read waiting for the first write outlived Close")
+	}
+	if _, err := pc.WriteTo([]byte("x"), srv.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write after close: %v, want net.ErrClosed", err)
 	}
 }

@@ -318,13 +318,14 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	// first connection (bench mirror -years 5).
 	cfg.DialRateLimiter = rate.NewLimiter(rate.Limit(cfg.TotalHalfOpenConns), cfg.TotalHalfOpenConns)
 	cfg.MaxAllocPeerRequestDataPerConn = peerRequestBuffer
-	// Announces, web seeds and metainfo fetches leave from the
+	// Announces (HTTP and UDP), web seeds and metainfo fetches leave from the
 	// BitTorrent listen address (dialfrom.go): a tracker stores a peer
 	// under the address its announce came from, and a node on 127.0.0.3
 	// announcing from the system's choice (127.0.0.1) was listed where
 	// nobody listens.
 	n.dialFrom = newFromDialer(host, 30*time.Second)
 	cfg.TrackerDialContext = n.dialFrom.DialContext
+	cfg.TrackerListenPacket = n.dialFrom.ListenPacket
 	cfg.HTTPDialContext = n.dialFrom.DialContext
 	cfg.Seed = true
 	cfg.NoDefaultPortForwarding = true
