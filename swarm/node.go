@@ -279,7 +279,10 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 	}
 	// The UDP tracker shares the port number (tracker_udp.go): with the
 	// DHT off it opens it itself, and a port picked free for TCP may be
-	// taken for UDP; a few other ports are tried then.
+	// taken for UDP; a few other ports are tried then. A port given and
+	// taken for UDP alone (by another program) leaves the node without
+	// its UDP tracker, said in a WARN and by the status's empty
+	// tracker_udp: the HTTP tracker and everything else still work.
 	for attempt := 1; ; attempt++ {
 		n.ln, err = net.Listen("tcp", n.opts.Listen)
 		if err != nil {
@@ -292,8 +295,13 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 		if err == nil {
 			break
 		}
+		if p != 0 {
+			n.log.Warn("swarm: the UDP tracker is off: its port is taken", "addr", n.ln.Addr().String(), "err", err)
+			n.udpTracker = nil
+			break
+		}
 		n.ln.Close()
-		if p != 0 || attempt == 10 {
+		if attempt == 10 {
 			return nil, fmt.Errorf("swarm: listen (udp tracker): %w", err)
 		}
 	}

@@ -511,3 +511,52 @@ func TestUDPTrackerIPv6(t *testing.T) {
 		t.Errorf("IPv6 announce: %v, %+v, peers %v: want %v", err, hdr, got, self)
 	}
 }
+
+// TestUDPTrackerPortTaken: a node given a fixed port whose UDP side
+// another program holds (the DHT off, so the tracker would open it)
+// starts without its UDP tracker, says so in the status (no tracker_udp)
+// and the torrents (no udp:// tier), and its HTTP tracker answers.
+func TestUDPTrackerPortTaken(t *testing.T) {
+	var taken net.PacketConn
+	var addr string
+	for range 20 { // a port free for TCP and UDP, then UDP taken
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		if taken, err = net.ListenPacket("udp", addr); err == nil {
+			break
+		}
+	}
+	if taken == nil {
+		t.Fatal("no port free for both TCP and UDP")
+	}
+	defer taken.Close()
+	tn := startTestNodeOpts(t, 2, Options{Listen: addr}, nil)
+	if got := tn.node.Addr().String(); got != addr {
+		t.Fatalf("listening on %s, want %s", got, addr)
+	}
+	if u := tn.node.UDPTrackerURL(); u != "" {
+		t.Errorf("UDPTrackerURL %q with its port taken, want none", u)
+	}
+	resp, b := httpGet(t, tn.url+"/lists/demo/status")
+	var st Status
+	if resp.StatusCode != 200 || json.Unmarshal(b, &st) != nil || st.TrackerUDP != "" || st.Tracker == "" {
+		t.Errorf("status: %s, tracker %q, tracker_udp %q: want the HTTP tracker alone", resp.Status, st.Tracker, st.TrackerUDP)
+	}
+	m := tn.manifest(t)
+	day := m.Packs[0]
+	mi := fetchTorrent(t, tn, day.File)
+	for _, tier := range mi.AnnounceList {
+		for _, u := range tier {
+			if strings.HasPrefix(u, "udp://") {
+				t.Errorf("torrent announces to %s", u)
+			}
+		}
+	}
+	if a := announceTo(t, tn.url+"/announce", day.InfoHash, 40001, day.Size, ""); !slices.Contains(a.peers(t), addrPort(t, tn.node.Addr())) {
+		t.Errorf("HTTP announce: %+v: want the node among the peers", a)
+	}
+}
