@@ -369,6 +369,15 @@ func (t *udpTracker) announce(r udpRequest, from netip.AddrPort, v6 bool, now ti
 	if v6 {
 		fam = 6
 	}
+	// An answer in one unfragmented datagram on a 1,500-byte link:
+	// 1,500 less the IP and UDP headers (28 bytes over IPv4, 48 over
+	// IPv6) and the answer's own 20, in 6- or 18-byte peers (a
+	// configured max_numwant over that is cut: 242 and 79).
+	if limit := (1500 - 28 - 20) / 6; !v6 && want > limit {
+		want = limit
+	} else if limit := (1500 - 48 - 20) / 18; v6 && want > limit {
+		want = limit
+	}
 	ans := n.tracker.announce(now, req.infoHash, peer, req.left == 0 || req.event == "completed",
 		req.event == "stopped", want, self, fam)
 	out := make([]byte, 20, 20+len(ans.peers)*18)

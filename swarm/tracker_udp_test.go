@@ -560,3 +560,41 @@ func TestUDPTrackerPortTaken(t *testing.T) {
 		t.Errorf("HTTP announce: %+v: want the node among the peers", a)
 	}
 }
+
+// TestUDPTrackerAnswerFits: with max_numwant set far over it, a UDP
+// answer still fits one 1,500-byte datagram with its IP and UDP headers
+// (242 IPv4 peers, 79 IPv6 ones), however many peers are stored.
+func TestUDPTrackerAnswerFits(t *testing.T) {
+	ih := metainfo.Hash{9}
+	n := &Node{opts: Options{Tracker: TrackerOptions{MaxNumWant: 1000, MaxPeersPerTorrent: 1000}.withDefaults()}, dirs: map[metainfo.Hash]string{ih: "/x/" + packsDir}}
+	n.tracker = newPeerStore(n.opts.Tracker)
+	n.ln = fakeListener{addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6881}}
+	ut := newUDPTracker(n)
+	n.udpTracker = ut
+	now := time.Now()
+	for i := range 500 {
+		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 6881)
+		n.tracker.announce(now, ih, ap, false, false, 0, netip.AddrPort{}, 0)
+		ap6 := netip.AddrPortFrom(netip.AddrFrom16([16]byte{0xfd, 14: byte(i >> 8), 15: byte(i)}), 6881)
+		n.tracker.announce(now, ih, ap6, false, false, 0, netip.AddrPort{}, 0)
+	}
+	for _, tc := range []struct {
+		from   netip.AddrPort
+		v6     bool
+		header int
+		peers  int
+	}{
+		{netip.MustParseAddrPort("127.0.0.9:1"), false, 28, 242},
+		{netip.MustParseAddrPort("[::1]:1"), true, 48, 79},
+	} {
+		pkt := append(udpHeader(ut.connID(tc.from, now.Unix()/60), udp.ActionAnnounce, 1), udpAnnounceBody(ih, 0, 6881)...)
+		ans := ut.handle(pkt, tc.from, tc.v6)
+		size := 6
+		if tc.v6 {
+			size = 18
+		}
+		if got := (len(ans) - 20) / size; len(ans)+tc.header > 1500 || got != tc.peers {
+			t.Errorf("v6 %v: answer of %d bytes, %d peers: want %d peers within 1,500 bytes", tc.v6, len(ans), got, tc.peers)
+		}
+	}
+}
