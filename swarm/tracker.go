@@ -171,12 +171,10 @@ func (n *Node) trackerTorrent(ih metainfo.Hash) (known, seeding bool) {
 // ::), the address r reached the HTTP listener on with the BitTorrent
 // port.
 func (n *Node) selfPeer(r *http.Request) (netip.AddrPort, bool) {
-	ta, ok := n.ln.Addr().(*net.TCPAddr)
+	ip, port, ok := n.listenAddr()
 	if !ok {
 		return netip.AddrPort{}, false
 	}
-	ip, _ := netip.AddrFromSlice(ta.IP)
-	ip = ip.Unmap()
 	if !ip.IsValid() || ip.IsUnspecified() {
 		la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		if la == nil {
@@ -188,7 +186,17 @@ func (n *Node) selfPeer(r *http.Request) (netip.AddrPort, bool) {
 		}
 		ip = ap.Addr().Unmap()
 	}
-	return netip.AddrPortFrom(ip, uint16(ta.Port)), ip.IsValid() && !ip.IsUnspecified()
+	return netip.AddrPortFrom(ip, port), ip.IsValid() && !ip.IsUnspecified()
+}
+
+// listenAddr is the BitTorrent listen address (IPv4 unmapped) and port.
+func (n *Node) listenAddr() (netip.Addr, uint16, bool) {
+	ta, ok := n.ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, 0, false
+	}
+	ip, _ := netip.AddrFromSlice(ta.IP)
+	return ip.Unmap(), uint16(ta.Port), true
 }
 
 // announceReq is an announce's query, parsed.

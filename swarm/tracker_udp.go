@@ -146,12 +146,10 @@ func (n *Node) UDPTrackerURL() string {
 // address (a UDP socket on every address does not say which one a packet
 // reached without IP_PKTINFO; docs/SWARM.md "Limits").
 func (n *Node) udpSelf() (netip.AddrPort, bool) {
-	ta, ok := n.ln.Addr().(*net.TCPAddr)
+	ip, port, ok := n.listenAddr()
 	if !ok {
 		return netip.AddrPort{}, false
 	}
-	ip, _ := netip.AddrFromSlice(ta.IP)
-	ip = ip.Unmap()
 	if !ip.IsValid() || ip.IsUnspecified() {
 		u, err := url.Parse(n.UDPTrackerURL())
 		if err != nil {
@@ -161,7 +159,7 @@ func (n *Node) udpSelf() (netip.AddrPort, bool) {
 			return netip.AddrPort{}, false
 		}
 	}
-	return netip.AddrPortFrom(ip, uint16(ta.Port)), !ip.IsUnspecified()
+	return netip.AddrPortFrom(ip, port), !ip.IsUnspecified()
 }
 
 // connID is the connection id for from in minute m (unix minutes): its
