@@ -108,11 +108,11 @@ type fromPacketConn struct {
 func (c *fromPacketConn) open(dst net.Addr) (net.PacketConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pc != nil || c.err != nil {
-		return c.pc, c.err
-	}
 	if c.closed {
 		return nil, net.ErrClosed
+	}
+	if c.pc != nil || c.err != nil {
+		return c.pc, c.err
 	}
 	network, laddr := c.network, c.addr
 	if ua, ok := dst.(*net.UDPAddr); ok && c.fd.binds(ua.IP) {

@@ -431,7 +431,7 @@ func (f *follower) askPeer(ctx context.Context, s *source) string {
 	s.mu.Lock()
 	if p != "" {
 		s.BTPeer = p
-	} else {
+	} else if ctx.Err() == nil { // a read cut short by its caller is no answer
 		s.askedAt = time.Now()
 	}
 	s.mu.Unlock()

@@ -86,6 +86,13 @@ type gossiper struct {
 	out     map[*torrent.PeerConn]*gossipOut
 	outTick int64
 	unread  int64
+	// closed holds the connections closed last (closedRing, in order):
+	// a request queued before its connection closed is served after,
+	// and must neither write nor add an entry to out that nothing would
+	// delete.
+	closed     map[*torrent.PeerConn]struct{}
+	closedRing [gossipKnown]*torrent.PeerConn
+	closedNext int
 }
 
 // gossipOut is the data written to a connection: queued bytes of data
@@ -134,7 +141,8 @@ type gossipIn struct {
 
 func newGossiper(n *Node) *gossiper {
 	return &gossiper{n: n, in: make(chan gossipIn, gossipQueue), lists: map[metainfo.Hash]*gossipList{},
-		byNL: map[*nodeList]*gossipList{}, limits: map[string]*rate.Limiter{}, out: map[*torrent.PeerConn]*gossipOut{}}
+		byNL: map[*nodeList]*gossipList{}, limits: map[string]*rate.Limiter{}, out: map[*torrent.PeerConn]*gossipOut{},
+		closed: map[*torrent.PeerConn]struct{}{}}
 }
 
 // callbacks hooks ms_manifest into the client's connections. They run
@@ -154,6 +162,7 @@ func (g *gossiper) callbacks(cfg *torrent.ClientConfig) {
 		}
 		g.mu.Lock()
 		delete(g.out, pc)
+		g.closedPC(pc)
 		g.mu.Unlock()
 	}
 	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
@@ -610,6 +619,12 @@ func (g *gossiper) serve(gl *gossipList, in gossipIn, req *gossipMsg) {
 // mayWrite reports whether n more bytes of data may be written to in's
 // connection (gossipUnread), and counts them when so.
 func (g *gossiper) mayWrite(in gossipIn, n int) bool {
+	g.mu.Lock()
+	_, closed := g.closed[in.pc]
+	g.mu.Unlock()
+	if closed {
+		return false
+	}
 	st := in.pc.Stats()
 	written := st.BytesWritten.Int64()
 	g.mu.Lock()
@@ -637,12 +652,25 @@ func (g *gossiper) mayWrite(in gossipIn, n int) bool {
 	return true
 }
 
-// evictOut forgets the connection written to least recently. Closed
-// connections are deleted when they close, but a request served after
-// its connection closed adds one again: such entries, never written to
-// after, go first. Forgetting the least recent one rather than all
-// (as before) keeps a hostile peer that goes on requesting from
-// resetting its own count by opening 256 others. Called with g.mu held.
+// closedPC remembers pc as closed, forgetting the one closed
+// gossipKnown closes before. Called with g.mu held.
+func (g *gossiper) closedPC(pc *torrent.PeerConn) {
+	if old := g.closedRing[g.closedNext]; old != nil {
+		delete(g.closed, old)
+	}
+	g.closedRing[g.closedNext] = pc
+	g.closedNext = (g.closedNext + 1) % len(g.closedRing)
+	g.closed[pc] = struct{}{}
+}
+
+// evictOut forgets the connection written to least recently: with more
+// than 256 open connections answered, one of them (closed ones are
+// deleted when they close, and a request served after its connection
+// closed writes nothing: closedPC). Forgetting the least recent one
+// rather than all (as before) keeps a hostile peer that goes on
+// requesting from resetting its own count by opening 256 others, and
+// one that pauses needs 256 connections answered meanwhile, each open.
+// Called with g.mu held.
 func (g *gossiper) evictOut() {
 	var oldest *torrent.PeerConn
 	var at int64

@@ -308,3 +308,21 @@ func TestGossipOutEvictsOldest(t *testing.T) {
 		t.Errorf("the requesting peer's count was forgotten: %+v", o)
 	}
 }
+
+// TestGossipClosedNotServed: a request served after its connection
+// closed writes nothing and adds no entry to the unread table (nothing
+// would delete it); the closed set keeps the last 256 closes.
+func TestGossipClosedNotServed(t *testing.T) {
+	g := &gossiper{out: map[*torrent.PeerConn]*gossipOut{}, closed: map[*torrent.PeerConn]struct{}{}}
+	first := new(torrent.PeerConn)
+	g.closedPC(first)
+	if g.mayWrite(gossipIn{pc: first}, 100) || len(g.out) != 0 {
+		t.Fatalf("a closed connection was written to (%d entries)", len(g.out))
+	}
+	for range gossipKnown {
+		g.closedPC(new(torrent.PeerConn))
+	}
+	if _, ok := g.closed[first]; ok || len(g.closed) != gossipKnown {
+		t.Errorf("closed set of %d, the first still in it %v: want %d, not", len(g.closed), ok, gossipKnown)
+	}
+}

@@ -415,10 +415,10 @@ type peerStore struct {
 	torrents map[metainfo.Hash]*trackerSwarm
 	total    int
 	// done counts, per infohash, the stored leechers that announced as
-	// seeders (scrape's "downloaded"), kept while the infohash is known
-	// to the node (forget): bounded by the manifests it verified. Not
-	// the "completed" events themselves: a peer repeating one would
-	// count each time.
+	// seeders (scrape's "downloaded"), each peer once while stored,
+	// kept while the infohash is known to the node (forget): bounded by
+	// the manifests it verified. Not the "completed" events themselves:
+	// a peer repeating one would count each time.
 	done  map[metainfo.Hash]int64
 	swept time.Time // the whole store, last
 }
@@ -431,6 +431,9 @@ type trackerSwarm struct {
 type trackerPeer struct {
 	seen time.Time
 	seed bool
+	// counted: this peer's download was counted (done); a peer going
+	// back and forth between leecher and seeder counts once.
+	counted bool
 }
 
 func newPeerStore(o TrackerOptions) *peerStore {
@@ -460,9 +463,14 @@ func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPor
 		s.sweep(ih, sw, now)
 		sw = s.torrents[ih]
 	}
-	if sw != nil && seed && !stopped {
-		if p, ok := sw.peers[peer]; ok && !p.seed && now.Sub(p.seen) <= s.ttl {
-			s.done[ih]++
+	counted := false
+	if sw != nil && !stopped {
+		if p, ok := sw.peers[peer]; ok && now.Sub(p.seen) <= s.ttl {
+			counted = p.counted
+			if seed && !p.seed && !counted {
+				s.done[ih]++
+				counted = true
+			}
 		}
 	}
 	if stopped {
@@ -472,7 +480,7 @@ func (s *peerStore) announce(now time.Time, ih metainfo.Hash, peer netip.AddrPor
 				s.total--
 			}
 		}
-	} else if err := s.put(ih, peer, trackerPeer{seen: now, seed: seed}, now); err == nil {
+	} else if err := s.put(ih, peer, trackerPeer{seen: now, seed: seed, counted: counted}, now); err == nil {
 		sw = s.torrents[ih]
 	}
 	var a announceAnswer

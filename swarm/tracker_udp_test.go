@@ -141,10 +141,18 @@ func TestUDPTracker(t *testing.T) {
 		t.Errorf("HTTP announce after UDP: %+v, peers %v: want %v and 3 leechers", a, a.peers(t), first)
 	}
 	// The first completes: a seeder, one download. Its "completed"
-	// again, and one from a peer that never leeched here, count none
-	// (scrape's downloaded is leechers seen to become seeders).
-	for _, port := range []uint16{40001, 40001, 40009} {
-		if _, _, err = udpAnnounce(t, cc, day.InfoHash, port, 0, udp.AnnounceEvent(1)); err != nil {
+	// again, a leecher again and a seeder again, and a "completed" from
+	// a peer that never leeched here count none (scrape's downloaded is
+	// leechers seen to become seeders, each once).
+	for _, a := range []struct {
+		port uint16
+		left int64
+	}{{40001, 0}, {40001, 0}, {40009, 0}, {40001, day.Size}, {40001, 0}} {
+		ev := udp.AnnounceEvent(1)
+		if a.left > 0 {
+			ev = 0
+		}
+		if _, _, err = udpAnnounce(t, cc, day.InfoHash, a.port, a.left, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,7 +242,7 @@ func TestUDPTracker(t *testing.T) {
 	if e := s1.Errors - s0.Errors; e != int64(len(refusals)) {
 		t.Errorf("%d packets counted refused, want %d", e, len(refusals))
 	}
-	if s1.Connects < 2 || s1.Announces != 6 || s1.Scrapes != 1 {
+	if s1.Connects < 2 || s1.Announces != 8 || s1.Scrapes != 1 {
 		t.Errorf("counts %+v", s1)
 	}
 }
