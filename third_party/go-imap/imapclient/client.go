@@ -502,6 +502,36 @@ func findPendingCmdByType[T command](c *Client) T {
 }
 
 func (c *Client) completeCommand(cmd command, err error) {
+	// mailswarm: the connection state moves before the command's waiter
+	// is woken: a caller of Login or Authenticate that read State() next
+	// could still see "not authenticated" (TestClient_Authenticate failed
+	// so under -race). The channels below stay closed after done, as
+	// before: a waiter may read them only after Wait.
+	if err == nil {
+		switch cmd := cmd.(type) {
+		case *authenticateCommand, *loginCommand, *unselectCommand:
+			c.setState(imap.ConnStateAuthenticated)
+		case *unauthenticateCommand:
+			c.mutex.Lock()
+			c.state = imap.ConnStateNotAuthenticated
+			c.mailbox = nil
+			c.enabled = make(imap.CapSet)
+			c.mutex.Unlock()
+		case *SelectCommand:
+			c.mutex.Lock()
+			c.state = imap.ConnStateSelected
+			c.mailbox = &SelectedMailbox{
+				Name:           cmd.mailbox,
+				NumMessages:    cmd.data.NumMessages,
+				Flags:          cmd.data.Flags,
+				PermanentFlags: cmd.data.PermanentFlags,
+			}
+			c.mutex.Unlock()
+		case *logoutCommand:
+			c.setState(imap.ConnStateLogout)
+		}
+	}
+
 	done := cmd.base().done
 	done <- err
 	close(done)
@@ -520,38 +550,6 @@ func (c *Client) completeCommand(cmd command, err error) {
 	c.mutex.Unlock()
 
 	switch cmd := cmd.(type) {
-	case *authenticateCommand, *loginCommand:
-		if err == nil {
-			c.setState(imap.ConnStateAuthenticated)
-		}
-	case *unauthenticateCommand:
-		if err == nil {
-			c.mutex.Lock()
-			c.state = imap.ConnStateNotAuthenticated
-			c.mailbox = nil
-			c.enabled = make(imap.CapSet)
-			c.mutex.Unlock()
-		}
-	case *SelectCommand:
-		if err == nil {
-			c.mutex.Lock()
-			c.state = imap.ConnStateSelected
-			c.mailbox = &SelectedMailbox{
-				Name:           cmd.mailbox,
-				NumMessages:    cmd.data.NumMessages,
-				Flags:          cmd.data.Flags,
-				PermanentFlags: cmd.data.PermanentFlags,
-			}
-			c.mutex.Unlock()
-		}
-	case *unselectCommand:
-		if err == nil {
-			c.setState(imap.ConnStateAuthenticated)
-		}
-	case *logoutCommand:
-		if err == nil {
-			c.setState(imap.ConnStateLogout)
-		}
 	case *ListCommand:
 		if cmd.pendingData != nil {
 			cmd.mailboxes <- cmd.pendingData
