@@ -121,19 +121,9 @@ func TestInteropLibtorrentUDPTrackerOnly(t *testing.T) {
 	tn, tm, m := interopMirror(t)
 	p, tracker := udpTrackerOnlyDay(t, tm, m, 1)
 	magnet := "magnet:?xt=urn:btih:" + metainfo.Hash(p.InfoHash).HexString() + "&tr=" + url.QueryEscape(tracker)
-	out := t.TempDir()
-	up0 := mirrorUploaded(t, tm)
-	s0 := tm.node.UDPTrackerStats()
-	start := time.Now()
-	peertest.LTGetMagnet(t, magnet, "", out, interopLimit)
-	logRate(t, "libtorrent (UDP tracker only)", p.File, p.Size, time.Since(start))
-	checkSHA256(t, tn, m, p, filepath.Join(out, p.File))
-	if up := mirrorUploaded(t, tm) - up0; up < p.Size {
-		t.Errorf("mirror sent %d bytes to peers, want at least %d", up, p.Size)
-	}
-	if s := tm.node.UDPTrackerStats(); s.Announces <= s0.Announces {
-		t.Errorf("UDP tracker counts %+v: libtorrent announced nothing", s)
-	}
+	udpTrackerFetch(t, "libtorrent", tn, tm, m, p, func(out string) {
+		peertest.LTGetMagnet(t, magnet, "", out, interopLimit)
+	})
 }
 
 func TestInteropAria2UDPTrackerOnly(t *testing.T) {
@@ -141,17 +131,27 @@ func TestInteropAria2UDPTrackerOnly(t *testing.T) {
 	tn, tm, m := interopMirror(t)
 	p, tracker := udpTrackerOnlyDay(t, tm, m, 2)
 	path := mirrorPeerTorrent(t, tm, m, p.File, tracker)
+	udpTrackerFetch(t, "aria2", tn, tm, m, p, func(out string) {
+		peertest.Aria2GetUDP(t, path, out, interopLimit)
+	})
+}
+
+// udpTrackerFetch runs client's fetch of p into a new directory and
+// checks it: the origin's bytes, sent by the mirror, which the client
+// announced to over UDP.
+func udpTrackerFetch(t *testing.T, client string, tn *testNode, tm *testMirror, m *Manifest, p PackEntry, fetch func(out string)) {
+	t.Helper()
 	out := t.TempDir()
 	up0 := mirrorUploaded(t, tm)
 	s0 := tm.node.UDPTrackerStats()
 	start := time.Now()
-	peertest.Aria2GetUDP(t, path, out, interopLimit)
-	logRate(t, "aria2 (UDP tracker only)", p.File, p.Size, time.Since(start))
+	fetch(out)
+	logRate(t, client+" (UDP tracker only)", p.File, p.Size, time.Since(start))
 	checkSHA256(t, tn, m, p, filepath.Join(out, p.File))
 	if up := mirrorUploaded(t, tm) - up0; up < p.Size {
 		t.Errorf("mirror sent %d bytes to peers, want at least %d", up, p.Size)
 	}
 	if s := tm.node.UDPTrackerStats(); s.Announces <= s0.Announces {
-		t.Errorf("UDP tracker counts %+v: aria2 announced nothing", s)
+		t.Errorf("UDP tracker counts %+v: %s announced nothing", s, client)
 	}
 }

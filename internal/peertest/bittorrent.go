@@ -279,18 +279,7 @@ func StaticTracker(t testing.TB, peers ...string) (announce string) {
 // peer: the torrent must announce to a tracker (see [StaticTracker]).
 func Aria2Get(t testing.TB, torrentPath, outDir string, limit time.Duration) {
 	t.Helper()
-	Need(t, "aria2c")
-	dir := t.TempDir()
-	secs := strconv.Itoa(int(limit.Seconds()))
-	err := runBounded(t.Context(), limit, filepath.Join(dir, "aria2.log"), "aria2c",
-		"--no-conf=true", "--dir="+outDir, "--seed-time=0",
-		"--listen-port="+strconv.Itoa(FreePort(t)), "--interface=127.0.0.1", "--disable-ipv6=true",
-		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
-		"--file-allocation=none", "--console-log-level=warn", "--summary-interval=0",
-		"--bt-save-metadata=false", "--auto-save-interval=0", "--bt-stop-timeout="+secs, torrentPath)
-	if err != nil {
-		t.Fatalf("peertest: aria2c: %v", err)
-	}
+	aria2Get(t, torrentPath, outDir, limit, func(string) []string { return []string{"--enable-dht=false"} })
 }
 
 // Aria2GetUDP is Aria2Get for a torrent whose tracker is a udp:// one:
@@ -300,17 +289,26 @@ func Aria2Get(t testing.TB, torrentPath, outDir string, limit time.Duration) {
 // temporary directory.
 func Aria2GetUDP(t testing.TB, torrentPath, outDir string, limit time.Duration) {
 	t.Helper()
+	aria2Get(t, torrentPath, outDir, limit, func(dir string) []string {
+		return []string{"--enable-dht=true", "--dht-listen-port=" + strconv.Itoa(FreePort(t)), "--dht-file-path=" + filepath.Join(dir, "dht.dat")}
+	})
+}
+
+// aria2Get runs aria2c on loopback only, with dht's options (given the
+// run's temporary directory), and fails t with its log unless it
+// finishes within limit.
+func aria2Get(t testing.TB, torrentPath, outDir string, limit time.Duration, dht func(dir string) []string) {
+	t.Helper()
 	Need(t, "aria2c")
 	dir := t.TempDir()
 	secs := strconv.Itoa(int(limit.Seconds()))
-	err := runBounded(t.Context(), limit, filepath.Join(dir, "aria2.log"), "aria2c",
-		"--no-conf=true", "--dir="+outDir, "--seed-time=0",
-		"--listen-port="+strconv.Itoa(FreePort(t)), "--interface=127.0.0.1", "--disable-ipv6=true",
-		"--enable-dht=true", "--dht-listen-port="+strconv.Itoa(FreePort(t)), "--dht-file-path="+filepath.Join(dir, "dht.dat"),
-		"--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+	args := append([]string{"--no-conf=true", "--dir=" + outDir, "--seed-time=0",
+		"--listen-port=" + strconv.Itoa(FreePort(t)), "--interface=127.0.0.1", "--disable-ipv6=true"},
+		dht(dir)...)
+	args = append(args, "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
 		"--file-allocation=none", "--console-log-level=warn", "--summary-interval=0",
 		"--bt-save-metadata=false", "--auto-save-interval=0", "--bt-stop-timeout="+secs, torrentPath)
-	if err != nil {
+	if err := runBounded(t.Context(), limit, filepath.Join(dir, "aria2.log"), "aria2c", args...); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "aria2.log"))
 		t.Fatalf("peertest: aria2c: %v\n%s", err, b)
 	}
