@@ -81,18 +81,13 @@ type gossiper struct {
 	byNL    map[*nodeList]*gossipList
 	limits  map[string]*rate.Limiter // per peer address
 	dropped int64                    // messages dropped: queue full
-	// out is what was written to each connection answering requests
-	// (gossipUnread); unread counts the requests dropped over it.
-	out     map[*torrent.PeerConn]*gossipOut
-	outTick int64
-	unread  int64
-	// closed holds the connections closed last (closedRing, in order):
-	// a request queued before its connection closed is served after,
-	// and must neither write nor add an entry to out that nothing would
-	// delete.
-	closed     map[*torrent.PeerConn]struct{}
-	closedRing [gossipKnown]*torrent.PeerConn
-	closedNext int
+	// out is what was written to each open connection answering
+	// requests (gossipUnread): an entry from the connection's
+	// PeerConnAdded to its PeerConnClosed, so bounded by the open
+	// connections, and a request served after its connection closed
+	// finds none and writes nothing. unread counts the requests dropped.
+	out    map[*torrent.PeerConn]*gossipOut
+	unread int64
 }
 
 // gossipOut is the data written to a connection: queued bytes of data
@@ -103,7 +98,6 @@ type gossiper struct {
 type gossipOut struct {
 	first, queued int64
 	warned        bool
-	used          int64 // gossiper.outTick at its last write
 }
 
 // gossipList is one list's rendezvous torrent and gossip state, guarded
@@ -141,8 +135,7 @@ type gossipIn struct {
 
 func newGossiper(n *Node) *gossiper {
 	return &gossiper{n: n, in: make(chan gossipIn, gossipQueue), lists: map[metainfo.Hash]*gossipList{},
-		byNL: map[*nodeList]*gossipList{}, limits: map[string]*rate.Limiter{}, out: map[*torrent.PeerConn]*gossipOut{},
-		closed: map[*torrent.PeerConn]struct{}{}}
+		byNL: map[*nodeList]*gossipList{}, limits: map[string]*rate.Limiter{}, out: map[*torrent.PeerConn]*gossipOut{}}
 }
 
 // callbacks hooks ms_manifest into the client's connections. They run
@@ -154,16 +147,14 @@ func (g *gossiper) callbacks(cfg *torrent.ClientConfig) {
 			g.ltep.AddUserProtocol(gossipExt)
 		})
 		pc.LocalLtepProtocolMap = &g.ltep
+		g.connAdded(pc)
 	})
 	prevClosed := cfg.Callbacks.PeerConnClosed
 	cfg.Callbacks.PeerConnClosed = func(pc *torrent.PeerConn) {
 		if prevClosed != nil {
 			prevClosed(pc)
 		}
-		g.mu.Lock()
-		delete(g.out, pc)
-		g.closedPC(pc)
-		g.mu.Unlock()
+		g.connClosed(pc)
 	}
 	cfg.Callbacks.ReadExtendedHandshake = func(pc *torrent.PeerConn, d *pp.ExtendedHandshakeMessage) {
 		if _, ok := d.M[gossipExt]; !ok {
@@ -616,29 +607,40 @@ func (g *gossiper) serve(gl *gossipList, in gossipIn, req *gossipMsg) {
 	in.pc.WriteExtendedMessage(gossipExt, msg)
 }
 
+// connAdded and connClosed keep out's entry of pc (callbacks).
+func (g *gossiper) connAdded(pc *torrent.PeerConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.out[pc] = &gossipOut{}
+}
+
+func (g *gossiper) connClosed(pc *torrent.PeerConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.out, pc)
+}
+
 // mayWrite reports whether n more bytes of data may be written to in's
-// connection (gossipUnread), and counts them when so.
+// connection (gossipUnread), and counts them when so; never for a
+// closed connection.
 func (g *gossiper) mayWrite(in gossipIn, n int) bool {
 	g.mu.Lock()
-	_, closed := g.closed[in.pc]
+	_, open := g.out[in.pc]
 	g.mu.Unlock()
-	if closed {
+	if !open {
 		return false
 	}
 	st := in.pc.Stats()
 	written := st.BytesWritten.Int64()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.outTick++
 	o := g.out[in.pc]
 	if o == nil {
-		if len(g.out) >= gossipKnown {
-			g.evictOut()
-		}
-		o = &gossipOut{first: written}
-		g.out[in.pc] = o
+		return false // closed meanwhile
 	}
-	o.used = g.outTick
+	if o.queued == 0 {
+		o.first = written
+	}
 	if o.queued-(written-o.first)+int64(n) > gossipUnread {
 		g.unread++
 		if !o.warned {
@@ -650,36 +652,6 @@ func (g *gossiper) mayWrite(in gossipIn, n int) bool {
 	}
 	o.queued += int64(n)
 	return true
-}
-
-// closedPC remembers pc as closed, forgetting the one closed
-// gossipKnown closes before. Called with g.mu held.
-func (g *gossiper) closedPC(pc *torrent.PeerConn) {
-	if old := g.closedRing[g.closedNext]; old != nil {
-		delete(g.closed, old)
-	}
-	g.closedRing[g.closedNext] = pc
-	g.closedNext = (g.closedNext + 1) % len(g.closedRing)
-	g.closed[pc] = struct{}{}
-}
-
-// evictOut forgets the connection written to least recently: with more
-// than 256 open connections answered, one of them (closed ones are
-// deleted when they close, and a request served after its connection
-// closed writes nothing: closedPC). Forgetting the least recent one
-// rather than all (as before) keeps a hostile peer that goes on
-// requesting from resetting its own count by opening 256 others, and
-// one that pauses needs 256 connections answered meanwhile, each open.
-// Called with g.mu held.
-func (g *gossiper) evictOut() {
-	var oldest *torrent.PeerConn
-	var at int64
-	for pc, o := range g.out {
-		if oldest == nil || o.used < at {
-			oldest, at = pc, o.used
-		}
-	}
-	delete(g.out, oldest)
 }
 
 // onceGossipWait bounds how long SyncOnce waits for the peers of a

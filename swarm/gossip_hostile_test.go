@@ -279,50 +279,31 @@ func TestGossipUnreadBound(t *testing.T) {
 	}
 }
 
-// TestGossipOutEvictsOldest: the unread bound's table, full, forgets the
-// connection written to least recently (a closed one served late, never
-// written to again), not all of them: a peer that goes on requesting
-// keeps its count however many others come and go.
-func TestGossipOutEvictsOldest(t *testing.T) {
+// TestGossipOutFollowsConns: the unread bound's table holds an entry
+// from a connection's opening to its close: a request served after its
+// connection closed (or on one never opened) writes nothing and adds
+// nothing, and a peer that goes on requesting keeps its count however
+// many other connections come and go.
+func TestGossipOutFollowsConns(t *testing.T) {
 	g := &gossiper{out: map[*torrent.PeerConn]*gossipOut{}}
 	hostile := new(torrent.PeerConn)
-	g.out[hostile] = &gossipOut{queued: gossipUnread}
-	stale := new(torrent.PeerConn)
-	g.out[stale] = &gossipOut{}
+	g.connAdded(hostile)
+	g.out[hostile].queued = gossipUnread
 	for range 5 * gossipKnown {
-		if len(g.out) >= gossipKnown {
-			g.evictOut()
-			if _, ok := g.out[stale]; ok {
-				t.Fatalf("the stale entry outlived an eviction")
-			}
+		pc := new(torrent.PeerConn)
+		g.connAdded(pc)
+		g.connClosed(pc)
+		if g.mayWrite(gossipIn{pc: pc}, 100) {
+			t.Fatal("a closed connection was written to")
 		}
-		g.outTick++
-		g.out[hostile].used = g.outTick // it keeps requesting
-		g.outTick++
-		g.out[new(torrent.PeerConn)] = &gossipOut{used: g.outTick}
 	}
-	if len(g.out) > gossipKnown {
-		t.Errorf("%d entries, want at most %d", len(g.out), gossipKnown)
+	if g.mayWrite(gossipIn{pc: new(torrent.PeerConn)}, 100) {
+		t.Error("a connection never opened was written to")
+	}
+	if len(g.out) != 1 {
+		t.Errorf("%d entries, want the open connection's alone", len(g.out))
 	}
 	if o := g.out[hostile]; o == nil || o.queued != gossipUnread {
 		t.Errorf("the requesting peer's count was forgotten: %+v", o)
-	}
-}
-
-// TestGossipClosedNotServed: a request served after its connection
-// closed writes nothing and adds no entry to the unread table (nothing
-// would delete it); the closed set keeps the last 256 closes.
-func TestGossipClosedNotServed(t *testing.T) {
-	g := &gossiper{out: map[*torrent.PeerConn]*gossipOut{}, closed: map[*torrent.PeerConn]struct{}{}}
-	first := new(torrent.PeerConn)
-	g.closedPC(first)
-	if g.mayWrite(gossipIn{pc: first}, 100) || len(g.out) != 0 {
-		t.Fatalf("a closed connection was written to (%d entries)", len(g.out))
-	}
-	for range gossipKnown {
-		g.closedPC(new(torrent.PeerConn))
-	}
-	if _, ok := g.closed[first]; ok || len(g.closed) != gossipKnown {
-		t.Errorf("closed set of %d, the first still in it %v: want %d, not", len(g.closed), ok, gossipKnown)
 	}
 }
