@@ -84,11 +84,9 @@ func (f *follower) fetch(ctx context.Context, m *Manifest, j *job) error {
 		f.logBanned()
 		f.n.mu.Lock()
 		if f.n.dirs[ih] == inc {
-			delete(f.n.dirs, ih)
-			f.n.tracker.forget(ih)
+			f.n.unserve(ih)
 		}
 		f.n.mu.Unlock()
-		f.n.comp.forget(ih)
 	}
 	defer drop()
 	f.mu.Lock()

@@ -700,9 +700,7 @@ func (n *Node) sync(nl *nodeList, m *Manifest) error {
 		if _, ok := want[name]; !ok {
 			drop = append(drop, t)
 			delete(nl.torrents, name)
-			delete(n.dirs, nl.entries[name])
-			n.tracker.forget(nl.entries[name])
-			n.comp.forget(nl.entries[name])
+			n.unserve(nl.entries[name])
 			delete(nl.entries, name)
 		}
 	}
@@ -862,4 +860,13 @@ func (n *Node) Dial(list, name string, addr string) error {
 	}
 	t.AddPeers([]torrent.PeerInfo{{Addr: ta, Trusted: true}})
 	return nil
+}
+
+// unserve forgets all the node keeps of ih when it no longer serves it:
+// where its files are, its tracker peers, its piece states. Called with
+// n.mu held.
+func (n *Node) unserve(ih metainfo.Hash) {
+	delete(n.dirs, ih)
+	n.tracker.forget(ih)
+	n.comp.forget(ih)
 }
