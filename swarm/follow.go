@@ -213,14 +213,13 @@ type follower struct {
 	srcs  []*source
 	peers []string // BitTorrent peers given as sources
 
-	applyMu     sync.Mutex // one apply at a time (Run's loop, SyncOnce)
-	swapChecked bool       // adoptDays passed every epoch (under applyMu)
+	applyMu sync.Mutex // one apply at a time (Run's loop, SyncOnce)
 	// What this process found in place, not looked for again at each
 	// slice (under applyMu, or before Run): by name, the infohash of
 	// each torrent file torrentFiles checked or wrote; by file, the
 	// sha256 of each held pack seedable found in packs/; the day packs
-	// adoptDays found or made git packs; the manifest removeStale last
-	// ran for.
+	// adoptDays found or made git packs (nil until an adoptDays passed
+	// every epoch); the manifest removeStale last ran for.
 	torrentsOK  map[string][20]byte
 	packsOK     map[string][32]byte
 	installedOK map[epochTrailer]bool

@@ -37,10 +37,11 @@ func (f *follower) adoptDays(m *Manifest) {
 			epochs = append(epochs, epoch)
 		}
 	}
-	every := !f.swapChecked
-	if f.installedOK == nil {
+	every := f.installedOK == nil
+	if every {
 		f.installedOK = map[epochTrailer]bool{}
 	}
+	var adopting []epochTrailer
 	for _, p := range m.Packs {
 		if p.Kind != KindDay {
 			continue
@@ -57,6 +58,7 @@ func (f *follower) adoptDays(m *Manifest) {
 		}
 		add(p.Epoch)
 		byEpoch[p.Epoch] = append(byEpoch[p.Epoch], filepath.Join(f.dir, packsDir, p.File))
+		adopting = append(adopting, epochTrailer{p.Epoch, p.Trailer})
 	}
 	failed := false
 	for _, epoch := range epochs {
@@ -75,15 +77,13 @@ func (f *follower) adoptDays(m *Manifest) {
 		f.st.DaysAdopted += len(byEpoch[epoch])
 		f.mu.Unlock()
 	}
-	f.swapChecked = !failed
 	if failed {
+		f.installedOK = nil // every epoch again next time
 		return
 	}
 	// Adopted: git packs from now on.
-	for _, p := range m.Packs {
-		if p.Kind == KindDay {
-			f.installedOK[epochTrailer{p.Epoch, p.Trailer}] = true
-		}
+	for _, et := range adopting {
+		f.installedOK[et] = true
 	}
 }
 
