@@ -161,6 +161,18 @@ type BundleEntry struct {
 // again gives the same bytes (ed25519 signatures are deterministic).
 func (m *Manifest) Sign(priv ed25519.PrivateKey) ([]byte, error) { return m.signAfter(nil, priv) }
 
+// samePrefix returns how many leading packs and bundles m has the same
+// as base: the entries whose encoding m can copy from base's body.
+func samePrefix(m, base *Manifest) (packs, bundles int) {
+	for packs < min(len(m.Packs), len(base.Packs)) && m.Packs[packs] == base.Packs[packs] {
+		packs++
+	}
+	for bundles < min(len(m.Bundles), len(base.Bundles)) && m.Bundles[bundles].equal(&base.Bundles[bundles]) {
+		bundles++
+	}
+	return packs, bundles
+}
+
 // signAfter is Sign for a manifest whose first entries may be those of
 // prev, a manifest parsed or signed here (the origin's next manifest):
 // their own rules are not checked again and their bytes are copied from
@@ -171,12 +183,7 @@ func (m *Manifest) signAfter(prev *Manifest, priv ed25519.PrivateKey) ([]byte, e
 	var samePacks, sameBundles int
 	var from *splice
 	if prev != nil && prev.raw != nil {
-		for samePacks < min(len(m.Packs), len(prev.Packs)) && m.Packs[samePacks] == prev.Packs[samePacks] {
-			samePacks++
-		}
-		for sameBundles < min(len(m.Bundles), len(prev.Bundles)) && m.Bundles[sameBundles].equal(&prev.Bundles[sameBundles]) {
-			sameBundles++
-		}
+		samePacks, sameBundles = samePrefix(m, prev)
 		// A kept bundle's files are checked again unless every day pack
 		// of prev is kept (checkFrom).
 		for i := samePacks; i < len(prev.Packs); i++ {

@@ -180,12 +180,7 @@ func (p *ManifestPatch) merge(base *Manifest) (*merged, error) {
 	sortPacks(m.Packs)
 	m.Bundles = append(m.Bundles, p.Bundles...)
 	sortBundles(m.Bundles)
-	for mg.samePacks < min(len(m.Packs), len(base.Packs)) && m.Packs[mg.samePacks] == base.Packs[mg.samePacks] {
-		mg.samePacks++
-	}
-	for mg.sameBundles < min(len(m.Bundles), len(base.Bundles)) && m.Bundles[mg.sameBundles].equal(&base.Bundles[mg.sameBundles]) {
-		mg.sameBundles++
-	}
+	mg.samePacks, mg.sameBundles = samePrefix(m, base)
 	return mg, nil
 }
 
