@@ -310,36 +310,49 @@ func (n *Node) serveAnnounce(w http.ResponseWriter, r *http.Request) {
 		trackerFailure(w, err.Error())
 		return
 	}
-	known, seeding := n.trackerTorrent(req.infoHash)
-	if !known {
-		trackerFailure(w, "unknown infohash")
-		return
-	}
 	remote, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		trackerFailure(w, "no client address")
 		return
+	}
+	ans, known := n.trackerAnnounce(time.Now(), req, remote, func() (netip.AddrPort, bool) { return n.selfPeer(r) }, 0, n.opts.Tracker.MaxNumWant)
+	if !known {
+		trackerFailure(w, "unknown infohash")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(ans.encode(n.opts.Tracker))
+}
+
+// trackerAnnounce answers an announce over HTTP or UDP: the peer store's
+// answer to req from remote, false when no manifest this node verified
+// names req's infohash. A loopback client may name its address (ip=);
+// the node itself is among the peers when it seeds (self, called only
+// then); fam 4 or 6 gives peers of that family alone, 0 both; at most
+// maxWant peers, and never more than max_numwant.
+func (n *Node) trackerAnnounce(now time.Time, req announceReq, remote netip.AddrPort, self func() (netip.AddrPort, bool), fam, maxWant int) (announceAnswer, bool) {
+	known, seeding := n.trackerTorrent(req.infoHash)
+	if !known {
+		return announceAnswer{}, false
 	}
 	ip := remote.Addr().Unmap()
 	if req.ip.IsValid() && ip.IsLoopback() {
 		ip = req.ip
 	}
 	peer := netip.AddrPortFrom(ip, req.port)
-	seed := req.left == 0 || req.event == "completed"
-	want := req.numWant
-	if want < 0 || want > n.opts.Tracker.MaxNumWant {
-		want = n.opts.Tracker.MaxNumWant
+	want := min(n.opts.Tracker.MaxNumWant, maxWant)
+	if req.numWant >= 0 && req.numWant < want {
+		want = req.numWant
 	}
-	var self netip.AddrPort
+	var sp netip.AddrPort
 	if seeding {
-		if sp, ok := n.selfPeer(r); ok && sp != peer {
-			self = sp
+		if a, ok := self(); ok && a != peer {
+			sp = a
 		}
 	}
-	ans := n.tracker.announce(time.Now(), req.infoHash, peer, seed, req.event == "stopped", want, self, 0)
-	w.Header().Set("Content-Type", "text/plain")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Write(ans.encode(n.opts.Tracker))
+	seed := req.left == 0 || req.event == "completed"
+	return n.tracker.announce(now, req.infoHash, peer, seed, req.event == "stopped", want, sp, fam), true
 }
 
 // trackerFailure writes a BEP 3 failure.

@@ -343,26 +343,6 @@ func (t *udpTracker) errorPacket(txID int32, msg string) []byte {
 func (t *udpTracker) announce(r udpRequest, from netip.AddrPort, v6 bool, now time.Time) []byte {
 	n := t.n
 	req := r.announce
-	known, seeding := n.trackerTorrent(req.infoHash)
-	if !known {
-		return t.errorPacket(r.txID, "unknown infohash")
-	}
-	t.announces.Add(1)
-	ip := from.Addr().Unmap()
-	if req.ip.IsValid() && ip.IsLoopback() {
-		ip = req.ip // as over HTTP: only from a loopback client
-	}
-	peer := netip.AddrPortFrom(ip, req.port)
-	want := req.numWant
-	if want < 0 || want > n.opts.Tracker.MaxNumWant {
-		want = n.opts.Tracker.MaxNumWant
-	}
-	var self netip.AddrPort
-	if seeding {
-		if sp, ok := n.udpSelf(); ok && sp != peer {
-			self = sp
-		}
-	}
 	fam := 4
 	if v6 {
 		fam = 6
@@ -371,13 +351,15 @@ func (t *udpTracker) announce(r udpRequest, from netip.AddrPort, v6 bool, now ti
 	// 1,500 less the IP and UDP headers (28 bytes over IPv4, 48 over
 	// IPv6) and the answer's own 20, in 6- or 18-byte peers (a
 	// configured max_numwant over that is cut: 242 and 79).
-	if limit := (1500 - 28 - 20) / 6; !v6 && want > limit {
-		want = limit
-	} else if limit := (1500 - 48 - 20) / 18; v6 && want > limit {
-		want = limit
+	maxWant := (1500 - 28 - 20) / 6
+	if v6 {
+		maxWant = (1500 - 48 - 20) / 18
 	}
-	ans := n.tracker.announce(now, req.infoHash, peer, req.left == 0 || req.event == "completed",
-		req.event == "stopped", want, self, fam)
+	ans, known := n.trackerAnnounce(now, req, from, n.udpSelf, fam, maxWant)
+	if !known {
+		return t.errorPacket(r.txID, "unknown infohash")
+	}
+	t.announces.Add(1)
 	out := make([]byte, 20, 20+len(ans.peers)*18)
 	binary.BigEndian.PutUint32(out[0:4], uint32(udp.ActionAnnounce))
 	binary.BigEndian.PutUint32(out[4:8], uint32(r.txID))
