@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,10 @@ type Node struct {
 	tracker    *peerStore
 	udpTracker *udpTracker
 	udpConn    net.PacketConn
+	// udpURL and udpSelfAddr are UDPTrackerURL and udpSelf, set once
+	// the listener is open (udpAddrs).
+	udpURL      string
+	udpSelfAddr netip.AddrPort
 	// dhtStore holds the BEP 44 items of the node's DHT servers: others'
 	// and, put there first, the node's own (dhtput.go).
 	dhtStore *dhtItems
@@ -305,6 +310,7 @@ func (n *Node) clientConfig() (*torrent.ClientConfig, error) {
 			return nil, fmt.Errorf("swarm: listen (udp tracker): %w", err)
 		}
 	}
+	n.udpURL, n.udpSelfAddr = n.udpAddrs()
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.DisableTCP = true
 	cfg.DisableUTP = true // TCP only: see third_party/go-utp

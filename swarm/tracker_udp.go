@@ -121,45 +121,36 @@ func (n *Node) UDPTrackerStats() UDPTrackerStats {
 // UDPTrackerURL returns this node's UDP announce URL: udp://HOST:PORT/announce,
 // HOST the BitTorrent listen address, or when that is every address the
 // host of the HTTP base ("" when the tracker is off or there is neither).
-func (n *Node) UDPTrackerURL() string {
-	if n.udpTracker == nil {
-		return ""
-	}
-	ta, ok := n.ln.Addr().(*net.TCPAddr)
-	if !ok {
-		return ""
-	}
-	host := ""
-	if ip, ok := netip.AddrFromSlice(ta.IP); ok && !ip.Unmap().IsUnspecified() {
-		host = ip.Unmap().String()
-	} else if u, err := url.Parse(n.opts.WebSeedBase); err == nil && u.Hostname() != "" {
-		host = u.Hostname()
-	}
-	if host == "" {
-		return ""
-	}
-	return "udp://" + net.JoinHostPort(host, strconv.Itoa(ta.Port)) + "/announce"
-}
+func (n *Node) UDPTrackerURL() string { return n.udpURL }
 
 // udpSelf is the node's own peer address for a UDP announce: the listen
 // address, or when that is every address the UDP URL's host if it is an
 // address (a UDP socket on every address does not say which one a packet
 // reached without IP_PKTINFO; docs/SWARM.md "Limits").
-func (n *Node) udpSelf() (netip.AddrPort, bool) {
+func (n *Node) udpSelf() (netip.AddrPort, bool) { return n.udpSelfAddr, n.udpSelfAddr.IsValid() }
+
+// udpAddrs works out UDPTrackerURL and udpSelf once the listener is
+// open (they do not change after: NewNode).
+func (n *Node) udpAddrs() (string, netip.AddrPort) {
 	ip, port, ok := n.listenAddr()
-	if !ok {
-		return netip.AddrPort{}, false
+	if n.udpTracker == nil || !ok {
+		return "", netip.AddrPort{}
 	}
-	if !ip.IsValid() || ip.IsUnspecified() {
-		u, err := url.Parse(n.UDPTrackerURL())
-		if err != nil {
-			return netip.AddrPort{}, false
-		}
-		if ip, err = netip.ParseAddr(u.Hostname()); err != nil {
-			return netip.AddrPort{}, false
-		}
+	host := ""
+	if ip.IsValid() && !ip.IsUnspecified() {
+		host = ip.String()
+	} else if u, err := url.Parse(n.opts.WebSeedBase); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
 	}
-	return netip.AddrPortFrom(ip, port), !ip.IsUnspecified()
+	if host == "" {
+		return "", netip.AddrPort{}
+	}
+	u := "udp://" + net.JoinHostPort(host, strconv.Itoa(int(port))) + "/announce"
+	self, err := netip.ParseAddr(host)
+	if err != nil || self.IsUnspecified() {
+		return u, netip.AddrPort{}
+	}
+	return u, netip.AddrPortFrom(self.Unmap(), port)
 }
 
 // connID is the connection id for from in minute m (unix minutes): its

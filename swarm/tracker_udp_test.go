@@ -606,3 +606,37 @@ func TestUDPTrackerAnswerFits(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPAddrs: the UDP URL and the node's own peer address, worked out
+// once: the listen address, or on every address the HTTP base's host
+// (the peer address only when that host is an address); none with the
+// tracker off.
+func TestUDPAddrs(t *testing.T) {
+	for _, tc := range []struct {
+		listen net.IP
+		base   string
+		off    bool
+		url    string
+		self   string
+	}{
+		{net.IPv4(127, 0, 0, 3), "http://127.0.0.5:8080/", false, "udp://127.0.0.3:6881/announce", "127.0.0.3:6881"},
+		{net.IPv4zero, "http://127.0.0.5:8080/", false, "udp://127.0.0.5:6881/announce", "127.0.0.5:6881"},
+		{net.IPv4zero, "http://mirror.example:8080/", false, "udp://mirror.example:6881/announce", ""},
+		{net.IPv4zero, "", false, "", ""},
+		{net.IPv6loopback, "", false, "udp://[::1]:6881/announce", "[::1]:6881"},
+		{net.IPv4(127, 0, 0, 3), "", true, "", ""},
+	} {
+		n := &Node{opts: Options{WebSeedBase: tc.base}, ln: fakeListener{addr: &net.TCPAddr{IP: tc.listen, Port: 6881}}}
+		if !tc.off {
+			n.udpTracker = newUDPTracker(n)
+		}
+		u, self := n.udpAddrs()
+		s := ""
+		if self.IsValid() {
+			s = self.String()
+		}
+		if u != tc.url || s != tc.self {
+			t.Errorf("listen %v, base %q: %q, self %q; want %q, %q", tc.listen, tc.base, u, s, tc.url, tc.self)
+		}
+	}
+}
