@@ -410,6 +410,28 @@ func (f *follower) place(p *PackEntry, path string) error {
 	return os.Rename(path, filepath.Join(f.dir, packsDir, p.File))
 }
 
+// forgetDropped deletes from seen, a follower's record of what it found
+// in place, the names m no longer has (a sealed day's slices, whose
+// files removeStale removes), once it holds more names than m: after a
+// day's seal, not at every slice.
+func forgetDropped[V any](seen map[string]V, m *Manifest) {
+	if len(seen) <= len(m.Packs)+len(m.Bundles) {
+		return
+	}
+	names := make(map[string]bool, len(m.Packs)+len(m.Bundles))
+	for i := range m.Packs {
+		names[m.Packs[i].File] = true
+	}
+	for i := range m.Bundles {
+		names[m.Bundles[i].Name] = true
+	}
+	for k := range seen {
+		if !names[k] {
+			delete(seen, k)
+		}
+	}
+}
+
 // seedable makes every pack and bundle of m seedable: each held pack's
 // file in packs/ (found in the quarantine after a crash, else rebuilt
 // from git, else downloaded: a day close costs no download when the
@@ -461,6 +483,7 @@ func (f *follower) seedable(ctx context.Context, m *Manifest, held []*PackEntry)
 		}
 		f.mu.Unlock()
 	}
+	forgetDropped(f.packsOK, m) // it kept every slice of the process's life
 	return f.torrentFiles(m)
 }
 
@@ -505,18 +528,7 @@ func (f *follower) torrentFiles(m *Manifest) error {
 		f.torrentsOK[b.Name] = b.InfoHash
 		checked++
 	}
-	if n := len(m.Packs) + len(m.Bundles); len(f.torrentsOK) > n {
-		// Names m no longer has (a sealed day's slices): their torrent
-		// files are removed (removeStale), so they are forgotten here.
-		keep := make(map[string][20]byte, n)
-		for i := range m.Packs {
-			keep[m.Packs[i].File] = m.Packs[i].InfoHash
-		}
-		for i := range m.Bundles {
-			keep[m.Bundles[i].Name] = m.Bundles[i].InfoHash
-		}
-		f.torrentsOK = keep
-	}
+	forgetDropped(f.torrentsOK, m)
 	if checked == 0 {
 		return nil
 	}

@@ -332,3 +332,33 @@ func TestSignSeedOfAnotherKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestForgetDropped: a follower's records of what it found in place lose
+// the names a day's seal dropped (its slices), once they hold more than
+// the manifest, and keep the rest; under that count nothing is looked at.
+func TestForgetDropped(t *testing.T) {
+	m := manTestManifest()
+	seen := map[string]int{}
+	for i, p := range m.Packs {
+		seen[p.File] = i
+	}
+	seen["e0-2026-01-01.7.pack"] = -1 // a slice of a sealed day
+	if len(seen) <= len(m.Packs)+len(m.Bundles) {
+		seen["e0-2026-01-01.8.pack"] = -1
+		seen["e0-2026-01-01.9.pack"] = -1
+	}
+	forgetDropped(seen, m)
+	if len(seen) != len(m.Packs) {
+		t.Fatalf("%d names kept, want the manifest's %d packs", len(seen), len(m.Packs))
+	}
+	for i, p := range m.Packs {
+		if v, ok := seen[p.File]; !ok || v != i {
+			t.Errorf("%s: %d, %v: kept wrong", p.File, v, ok)
+		}
+	}
+	few := map[string]int{"gone.pack": 1}
+	forgetDropped(few, m)
+	if len(few) != 1 {
+		t.Errorf("a record under the manifest's count was swept")
+	}
+}
