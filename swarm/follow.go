@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -277,14 +276,11 @@ func (n *Node) addFollow(spec FollowSpec) error {
 	f := &follower{n: n, spec: spec, list: l, dir: dir, log: n.log.With("list", local),
 		newer: make(chan struct{}, 1), applied: make(chan struct{}), btPeers: map[string]bool{},
 		urlSrcs: map[string]*source{}, gsrcs: map[string]*source{}}
+	dial := *n.dialFrom // from the node's listen address (dialfrom.go), in 10 s
+	dial.d.Timeout = 10 * time.Second
 	f.hc = &http.Client{Transport: &http.Transport{
-		Proxy: nil, // sources are named by the operator; no proxy from the environment
-		// From the node's listen address (dialfrom.go), in 10 s.
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return n.dialFrom.DialContext(ctx, network, addr)
-		},
+		Proxy:                 nil, // sources are named by the operator; no proxy from the environment
+		DialContext:           dial.DialContext,
 		ResponseHeaderTimeout: followWait + 30*time.Second,
 		MaxIdleConnsPerHost:   4,
 	}}

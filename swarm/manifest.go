@@ -257,11 +257,8 @@ func ParseManifest(b []byte, key ed25519.PublicKey) (*Manifest, error) {
 	if err != nil {
 		return nil, refused(fmt.Errorf("body: %w", err))
 	}
-	if key != nil && !bytes.Equal(m.Key, key) {
-		return nil, refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
-	}
-	if !ed25519.Verify(m.Key, body, sig) {
-		return nil, refused(fmt.Errorf("bad signature for key %x", []byte(m.Key)))
+	if err := m.checkSigned(key, body, sig); err != nil {
+		return nil, err
 	}
 	if err := m.check(); err != nil {
 		return nil, refused(err)
@@ -269,6 +266,18 @@ func ParseManifest(b []byte, key ed25519.PublicKey) (*Manifest, error) {
 	m.raw = bytes.Clone(b)
 	m.hash = sha256.Sum256(m.raw)
 	return m, nil
+}
+
+// checkSigned checks that m's key is key (when given) and that sig is
+// its signature of body, m's encoding.
+func (m *Manifest) checkSigned(key ed25519.PublicKey, body, sig []byte) error {
+	if key != nil && !bytes.Equal(m.Key, key) {
+		return refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
+	}
+	if !ed25519.Verify(m.Key, body, sig) {
+		return refused(fmt.Errorf("bad signature for key %x", []byte(m.Key)))
+	}
+	return nil
 }
 
 // Follows checks that m may replace prev: same list and key, a higher

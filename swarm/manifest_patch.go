@@ -205,16 +205,13 @@ func (p *ManifestPatch) applyParsed(base *Manifest, key ed25519.PublicKey) (*Man
 		return nil, err
 	}
 	m := mg.m
-	if key != nil && !bytes.Equal(m.Key, key) {
-		return nil, refused(fmt.Errorf("signed with key %x, not the expected key %x", []byte(m.Key), []byte(key)))
-	}
 	body, idx := encodeBodyFrom(m, base.splice(mg.samePacks, mg.sameBundles))
 	raw := encodeFile(body, p.Sig[:])
 	if len(raw) > maxManifestSize {
 		return nil, refused(fmt.Errorf("%d bytes, more than the %d allowed", len(raw), maxManifestSize))
 	}
-	if !ed25519.Verify(m.Key, body, p.Sig[:]) {
-		return nil, refused(fmt.Errorf("bad signature for key %x", []byte(m.Key)))
+	if err := m.checkSigned(key, body, p.Sig[:]); err != nil {
+		return nil, err
 	}
 	if err := m.checkFrom(mg.samePacks, mg.sameBundles); err != nil {
 		return nil, refused(err)
