@@ -8,6 +8,16 @@ import (
 	"testing"
 )
 
+// benchPackPath is the pack file MAILSWARM_BENCH_PACK names; the
+// benchmark is skipped when it names none.
+func benchPackPath(b *testing.B) string {
+	path := os.Getenv("MAILSWARM_BENCH_PACK")
+	if path == "" {
+		b.Skip("MAILSWARM_BENCH_PACK not set")
+	}
+	return path
+}
+
 // BenchmarkInstallPackGit is the git side of archive's
 // BenchmarkInstallPack, without the index: the canonical pack file
 // MAILSWARM_BENCH_PACK (skipped when unset; archive's benchmark makes one
@@ -15,10 +25,7 @@ import (
 // InstallPack (verified, linked in) and by PackCommits + AppendRaw (the
 // commits re-packed and written), in the same run.
 func BenchmarkInstallPackGit(b *testing.B) {
-	path := os.Getenv("MAILSWARM_BENCH_PACK")
-	if path == "" {
-		b.Skip("MAILSWARM_BENCH_PACK not set")
-	}
+	path := benchPackPath(b)
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)

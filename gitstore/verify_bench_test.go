@@ -9,11 +9,7 @@ import (
 // example the one archive's BenchmarkInstallPack keeps): every object
 // inflated and hashed, the trailer checked. Reports MiB of pack a second.
 func BenchmarkVerifyPack(b *testing.B) {
-	path := os.Getenv("MAILSWARM_BENCH_PACK")
-	if path == "" {
-		b.Skip("MAILSWARM_BENCH_PACK names no pack")
-	}
-	p, err := os.ReadFile(path)
+	p, err := os.ReadFile(benchPackPath(b))
 	if err != nil {
 		b.Fatal(err)
 	}
